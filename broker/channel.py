@@ -1,0 +1,407 @@
+"""A channel: content assembly, deliveries and their acks, confirms, tx.
+
+Method handlers live in :mod:`broker.methods`, one module per AMQP class;
+this module holds the channel's state and the per-message mechanics that
+the hot path calls directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pamqp import commands
+
+from protocol import codec, properties
+from protocol.codec import Publish
+from protocol.errors import (
+    AccessRefused,
+    NotFound,
+    NotImplemented_,
+    PreconditionFailed,
+    UnexpectedFrame,
+)
+
+from .consumer import Consumer
+from .message import Message
+from .queue import Queue
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+log = logging.getLogger(__name__)
+
+OPEN = 'open'
+CLOSING = 'closing'       # we sent channel.close and wait for close-ok
+CLOSED = 'closed'
+
+# An unacked delivery: the message, its queue, and the consumer (None for get).
+Unacked = tuple[Message, Queue, 'Consumer | None']
+
+
+class Channel:
+    def __init__(self, connection: 'Connection', channel_id: int) -> None:
+        self.conn = connection
+        self.id = channel_id
+        self.vhost = connection.vhost
+        self.state = OPEN
+        #: For methods that name no queue (the spec's "current queue").
+        self.last_queue_name: str | None = None
+        # --- content assembly (basic.publish -> header -> body frames) ---
+        self.publish: Publish | None = None
+        self.header: bytes = b''
+        self.body_size = 0
+        self.body_parts: list[bytes] = []
+        self.body_received = 0
+        # --- deliveries ---
+        self.next_tag = 0
+        self.unacked: dict[int, Unacked] = {}
+        self.unacked_count = 0
+        self.consumers: dict[str, Consumer] = {}
+        #: prefetch_count for new consumers (basic.qos global=false).
+        self.prefetch = 0
+        #: Channel-wide limit over all its consumers (basic.qos global=true).
+        self.global_prefetch = 0
+        self.flow_active = True
+        #: May deliveries go out now (flow on, socket writable)?
+        self.deliverable = connection.writable
+        # --- publisher confirms ---
+        self.confirm_mode = False
+        self.publish_seq = 0
+        self._confirmed = 0
+        #: [last seq, ack?, store position] runs waiting to be sent.
+        self._pending_confirms: list[list[Any]] = []
+        self._confirm_waiting_sync = False
+        # --- transactions ---
+        self.tx_mode = False
+        self._tx_publishes: list[tuple[Publish, bytes, bytes]] = []
+        self._tx_settles: list[tuple[str, list[tuple[int, Unacked]], bool]] = []
+
+    def __repr__(self) -> str:
+        return f'<Channel {self.id} of {self.conn!r}>'
+
+    # --- output -------------------------------------------------------------
+    def send_method(self, method: Any) -> None:
+        self.conn.send_method(self.id, method)
+
+    def update_deliverable(self) -> None:
+        was = self.deliverable
+        self.deliverable = self.flow_active and self.conn.writable
+        if self.deliverable and not was:
+            self.kick()
+
+    def kick(self) -> None:
+        """Let the queues this channel consumes from deliver again."""
+        for queue in {c.queue for c in self.consumers.values()}:
+            queue.drain()
+
+    # --- publishing ---------------------------------------------------------
+    def start_publish(self, publish: Publish) -> None:
+        if publish.immediate:
+            raise NotImplemented_('immediate=true')
+        self.publish = publish
+        self.header = b''
+
+    def content_header(self, payload: bytes) -> None:
+        class_id, weight, body_size = codec.decode_content_header(payload)
+        if class_id != 60:
+            raise UnexpectedFrame(
+                f'expected content header for class 60, got one for class {class_id} instead')
+        self.header = payload
+        self.body_size = body_size
+        self.body_received = 0
+        if body_size == 0:
+            self.publish_complete(b'')
+
+    def content_body(self, payload: bytes) -> None:
+        received = self.body_received + len(payload)
+        if received > self.body_size:
+            raise UnexpectedFrame(
+                f'received {received} body bytes, more than the content header '
+                f'announced ({self.body_size})')
+        if received == self.body_size and not self.body_parts:
+            self.publish_complete(payload)
+            return
+        self.body_parts.append(payload)
+        self.body_received = received
+        if received == self.body_size:
+            body = b''.join(self.body_parts)
+            self.body_parts = []
+            self.publish_complete(body)
+
+    def abort_content(self) -> None:
+        self.publish = None
+        self.header = b''
+        self.body_parts = []
+
+    def publish_complete(self, body: bytes) -> None:
+        publish = self.publish
+        assert publish is not None
+        self.publish = None
+        if self.confirm_mode:
+            self.publish_seq += 1
+        if self.tx_mode:
+            self._tx_publishes.append((publish, self.header, body))
+            return
+        self.route_publish(publish, self.header, body)
+
+    def route_publish(self, publish: Publish, header: bytes, body: bytes) -> None:
+        """Route one complete message and confirm it if in confirm mode."""
+        vhost = self.vhost
+        try:
+            delivery_mode, priority, expiration, user_id = properties.scan(header)
+        except (IndexError, ValueError, UnicodeDecodeError):
+            raise PreconditionFailed('invalid content header properties') from None
+        if user_id is not None and user_id != self.conn.username:
+            raise PreconditionFailed(
+                f"user_id property set to '{user_id}' but authenticated user was "
+                f"'{self.conn.username}'")
+        ttl = None
+        if expiration is not None:
+            ttl = _parse_expiration(expiration)
+        exchange_name = publish.exchange
+        message = Message(exchange_name, publish.routing_key, header, body, priority,
+                          delivery_mode == 2, ttl)
+        if exchange_name == '':
+            queue = vhost.queues.get(publish.routing_key)
+            queues: Any = (queue,) if queue is not None else ()
+        else:
+            exchange = vhost.exchanges.get(exchange_name)
+            if exchange is None:
+                raise NotFound(f"no exchange '{exchange_name}' in vhost '{vhost.name}'")
+            if exchange.internal:
+                raise AccessRefused(
+                    f"cannot publish to internal exchange '{exchange_name}' in vhost "
+                    f"'{vhost.name}'")
+            queues = vhost.route(exchange, publish.routing_key, message)
+        accepted = True
+        first = True
+        for queue in queues:
+            if not queue.publish(message if first else message.copy()):
+                accepted = False
+            first = False
+        if first and publish.mandatory:
+            self.conn.send_return(self.id, 312, 'NO_ROUTE', message)
+        if self.confirm_mode:
+            self.confirm(accepted, self.vhost.store.write_position()
+                         if message.persistent and not first else 0)
+
+    # --- publisher confirms -------------------------------------------------
+    def confirm(self, ok: bool, position: int) -> None:
+        """Record the outcome of publish ``publish_seq`` for confirmation."""
+        seq = self.publish_seq
+        pending = self._pending_confirms
+        if pending:
+            last = pending[-1]
+            if last[1] == ok:
+                last[0] = seq
+                if position > last[2]:
+                    last[2] = position
+                return
+        else:
+            self.conn.confirms_due(self)
+        pending.append([seq, ok, position])
+
+    def send_confirms(self) -> None:
+        """Send every confirm whose message is safe (synced when persistent)."""
+        pending = self._pending_confirms
+        if not pending:
+            return
+        store = self.vhost.store
+        synced = store.synced_position()
+        sent = 0
+        for seq, ok, position in pending:
+            if position > synced:
+                if not self._confirm_waiting_sync:
+                    self._confirm_waiting_sync = True
+                    store.when_synced(self._synced)
+                break
+            multiple = seq - self._confirmed > 1
+            if ok:
+                frame = codec.ack_frame(self.id, seq, multiple)
+            else:
+                frame = codec.nack_frame(self.id, seq, multiple)
+            self.conn.send_raw(frame)
+            self._confirmed = seq
+            sent += 1
+        if sent:
+            del pending[:sent]
+
+    def _synced(self) -> None:
+        self._confirm_waiting_sync = False
+        if self.state == OPEN:
+            self.send_confirms()
+            self.conn.flush_soon()
+
+    # --- deliveries and acks ------------------------------------------------
+    def deliver(self, consumer: Consumer, message: Message) -> None:
+        tag = self.next_tag + 1
+        self.next_tag = tag
+        if consumer.no_ack:
+            consumer.queue.settle(message)
+        else:
+            self.unacked[tag] = (message, consumer.queue, consumer)
+            consumer.unacked += 1
+            self.unacked_count += 1
+        self.conn.send_delivery(self.id, consumer.tag_bytes, tag, message)
+
+    def deliver_get(self, queue: Queue, message: Message, no_ack: bool) -> None:
+        tag = self.next_tag + 1
+        self.next_tag = tag
+        if no_ack:
+            queue.settle(message)
+        else:
+            self.unacked[tag] = (message, queue, None)
+            self.unacked_count += 1
+        self.conn.send_get_ok(self.id, tag, message, queue.message_count)
+
+    def _take(self, tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
+        """Remove and return the unacked deliveries an ack/nack refers to."""
+        unacked = self.unacked
+        if multiple:
+            if tag == 0:
+                taken = list(unacked.items())
+                unacked.clear()
+                return taken
+            taken = []
+            for key in unacked:
+                if key > tag:
+                    break
+                taken.append(key)
+            if not taken and tag not in unacked:
+                raise PreconditionFailed(f'unknown delivery tag {tag}')
+            return [(key, unacked.pop(key)) for key in taken]
+        entry = unacked.pop(tag, None)
+        if entry is None:
+            raise PreconditionFailed(f'unknown delivery tag {tag}')
+        return [(tag, entry)]
+
+    def _release(self, taken: list[tuple[int, Unacked]]) -> None:
+        """Give back the credit the deliveries held."""
+        self.unacked_count -= len(taken)
+        for _, (_message, _queue, consumer) in taken:
+            if consumer is not None:
+                consumer.unacked -= 1
+
+    def ack(self, tag: int, multiple: bool) -> None:
+        taken = self._take(tag, multiple)
+        if self.tx_mode:
+            self._tx_settles.append(('ack', taken, False))
+            return
+        self._settle(taken)
+
+    def _settle(self, taken: list[tuple[int, Unacked]]) -> None:
+        self._release(taken)
+        for _, (message, queue, _consumer) in taken:
+            queue.settle(message)
+        self.kick()
+
+    def nack(self, tag: int, multiple: bool, requeue: bool) -> None:
+        taken = self._take(tag, multiple)
+        if self.tx_mode:
+            self._tx_settles.append(('nack', taken, requeue))
+            return
+        self._reject(taken, requeue)
+
+    def _reject(self, taken: list[tuple[int, Unacked]], requeue: bool) -> None:
+        self._release(taken)
+        by_queue: dict[Queue, list[Message]] = {}
+        for _, (message, queue, _consumer) in taken:
+            by_queue.setdefault(queue, []).append(message)
+        for queue, messages in by_queue.items():
+            if requeue:
+                queue.requeue(messages)
+            else:
+                queue.reject(messages)
+        self.kick()
+
+    def recover(self, requeue: bool) -> None:
+        """basic.recover: requeue every unacked delivery of the channel."""
+        taken = list(self.unacked.items())
+        self.unacked.clear()
+        self._reject(taken, True)
+
+    # --- transactions -------------------------------------------------------
+    def tx_commit(self) -> None:
+        publishes, self._tx_publishes = self._tx_publishes, []
+        settles, self._tx_settles = self._tx_settles, []
+        for publish, header, body in publishes:
+            self.route_publish(publish, header, body)
+        for kind, taken, requeue in settles:
+            if kind == 'ack':
+                self._settle(taken)
+            else:
+                self._reject(taken, requeue)
+
+    def tx_rollback(self) -> None:
+        self._tx_publishes = []
+        settles, self._tx_settles = self._tx_settles, []
+        # Rolled-back acks leave the deliveries unacked, in tag order.
+        restored = dict(self.unacked)
+        for _kind, taken, _requeue in settles:
+            restored.update(taken)
+        self.unacked = dict(sorted(restored.items()))
+
+    # --- consumers ----------------------------------------------------------
+    def add_consumer(self, consumer: Consumer) -> None:
+        self.consumers[consumer.tag] = consumer
+        consumer.queue.add_consumer(consumer)
+
+    def cancel_consumer(self, tag: str) -> Consumer | None:
+        consumer = self.consumers.pop(tag, None)
+        if consumer is not None:
+            consumer.queue.remove_consumer(consumer)
+        return consumer
+
+    def consumer_cancelled_by_server(self, consumer: Consumer) -> None:
+        """The consumer's queue was deleted: tell the client if it listens."""
+        if self.consumers.pop(consumer.tag, None) is None:
+            return
+        if self.state == OPEN and self.conn.client_capability('consumer_cancel_notify'):
+            self.send_method(commands.Basic.Cancel(consumer_tag=consumer.tag, nowait=True))
+            self.conn.flush_soon()
+
+    def set_qos(self, prefetch_count: int, global_: bool) -> None:
+        if global_:
+            self.global_prefetch = prefetch_count
+        else:
+            # Unlike RabbitMQ, a new per-consumer prefetch also applies to
+            # the consumers already running: Celery changes it at run time.
+            self.prefetch = prefetch_count
+            for consumer in self.consumers.values():
+                consumer.prefetch = prefetch_count
+        self.kick()
+
+    # --- teardown -----------------------------------------------------------
+    def release_all(self) -> None:
+        """The channel is gone: drop consumers, requeue unacked deliveries."""
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        self.deliverable = False
+        self.abort_content()
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        for _kind, taken, _requeue in self._tx_settles:
+            self.unacked.update(taken)
+        self._tx_settles = []
+        self._tx_publishes = []
+        taken = sorted(self.unacked.items())
+        self.unacked.clear()
+        self.unacked_count = 0
+        by_queue: dict[Queue, list[Message]] = {}
+        for _, (message, queue, _consumer) in taken:
+            by_queue.setdefault(queue, []).append(message)
+        # Requeue before removing consumers: an auto-delete queue must not
+        # vanish with deliveries still out (RabbitMQ requeues first too);
+        # this channel is no longer deliverable, so nothing comes back here.
+        for queue, messages in by_queue.items():
+            queue.requeue(messages)
+        for consumer in consumers:
+            consumer.queue.remove_consumer(consumer)
+
+
+def _parse_expiration(value: str) -> int:
+    if not value.isdigit():
+        raise PreconditionFailed(f"invalid expiration '{value}': no_integer")
+    return int(value)

@@ -1,0 +1,71 @@
+"""Broker settings: defaults < TOML file < ``LEVERET_*`` environment < CLI flags.
+
+pydantic-settings reads and validates every source, so a bad value from
+any of them is a clear error naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get('XDG_DATA_HOME') or os.path.join(
+        os.path.expanduser('~'), '.local', 'share')
+    return Path(base) / 'leveret'
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix='LEVERET_', extra='forbid')
+
+    host: str = Field('127.0.0.1', description='address to listen on')
+    port: int = Field(5672, ge=0, le=65535, description='AMQP port (0: any free port)')
+    data_dir: Path = Field(default_factory=default_data_dir,
+                           description='directory for definitions and messages')
+    log_level: Literal['debug', 'info', 'warning', 'error'] = 'info'
+    heartbeat: int = Field(60, ge=0, le=65535, description='heartbeat offered, seconds')
+    frame_max: int = Field(131072, ge=4096, description='largest frame offered, bytes')
+    channel_max: int = Field(2047, ge=1, le=65535)
+    default_user: str = 'guest'
+    default_pass: str = 'guest'
+    default_vhost: str = '/'
+    #: Users that may log in from loopback addresses only (RabbitMQ's loopback_users).
+    loopback_users: list[str] = Field(default_factory=lambda: ['guest'])
+    fsync: bool = Field(True, description='fsync persistent messages before confirming')
+    #: Message bytes held in memory above which publishers are blocked.
+    memory_high_watermark: int = Field(1 << 30, ge=1 << 20)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (TOML), the environment and ``overrides``."""
+    config_file = config_file or os.environ.get('LEVERET_CONFIG')
+    if config_file is not None and not Path(config_file).is_file():
+        raise FileNotFoundError(f'config file not found: {config_file}')
+    toml_path = Path(config_file) if config_file else None
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if toml_path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            return tuple(sources)
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings.model_validate(_FromFile(**values).model_dump())

@@ -1,0 +1,64 @@
+"""A basic.consume subscription: one queue, one channel, its own credit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from protocol.codec import shortstr
+
+if TYPE_CHECKING:
+    from .channel import Channel
+    from .message import Message
+    from .queue import Queue
+
+
+class Consumer:
+    __slots__ = ('tag', 'tag_bytes', 'channel', 'queue', 'no_ack', 'exclusive',
+                 'prefetch', 'unacked', 'arguments')
+
+    def __init__(self, tag: str, channel: 'Channel', queue: 'Queue', no_ack: bool,
+                 exclusive: bool, prefetch: int, arguments: dict[str, Any]) -> None:
+        self.tag = tag
+        self.tag_bytes = shortstr(tag)
+        self.channel = channel
+        self.queue = queue
+        self.no_ack = no_ack
+        self.exclusive = exclusive
+        #: Per-consumer prefetch (0 = unlimited); basic.qos updates it live.
+        self.prefetch = prefetch
+        self.unacked = 0
+        self.arguments = arguments
+
+    def __repr__(self) -> str:
+        return f'<Consumer {self.tag!r} on {self.queue.name!r}>'
+
+    def has_credit(self) -> bool:
+        """May this consumer take one more message now?"""
+        channel = self.channel
+        if not channel.deliverable:
+            return False
+        if self.no_ack:
+            return True
+        prefetch = self.prefetch
+        if prefetch and self.unacked >= prefetch:
+            return False
+        limit = channel.global_prefetch
+        return not limit or channel.unacked_count < limit
+
+    def credit(self) -> int:
+        """How many messages this consumer may take now (-1: unlimited)."""
+        channel = self.channel
+        if not channel.deliverable:
+            return 0
+        if self.no_ack:
+            return -1
+        room = -1
+        if self.prefetch:
+            room = self.prefetch - self.unacked
+        if channel.global_prefetch:
+            shared = channel.global_prefetch - channel.unacked_count
+            room = shared if room < 0 else min(room, shared)
+        return max(room, 0) if room >= 0 else -1
+
+    def deliver(self, message: 'Message') -> None:
+        self.channel.deliver(self, message)

@@ -1,0 +1,73 @@
+"""A message as it sits in one queue.
+
+The content (routing info, the publisher's raw content-header payload and
+the body) is immutable and shared by reference when a message is routed to
+several queues; each queue gets its own :class:`Message` because position,
+redelivery and expiry are per queue.
+"""
+
+from __future__ import annotations
+
+from protocol.codec import shortstr
+
+
+class Message:
+    __slots__ = (
+        'exchange', 'routing_key', 'header', 'body', 'priority', 'persistent',
+        'expiration', 'seq', 'redelivered', 'delivery_count', 'expires_at',
+        'store_id', '_exchange_and_key',
+    )
+
+    def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes,
+                 priority: int = 0, persistent: bool = False,
+                 expiration: int | None = None) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        #: The content-header payload, relayed verbatim on delivery.
+        self.header = header
+        self.body = body
+        self.priority = priority
+        self.persistent = persistent
+        #: Per-message TTL in ms from the ``expiration`` property, or None.
+        self.expiration = expiration
+        #: Position in the queue; requeued messages go back by it.
+        self.seq = 0
+        self.redelivered = False
+        #: Deliveries that ended in a requeue (RabbitMQ's x-delivery-count).
+        self.delivery_count = 0
+        #: Monotonic deadline in seconds, 0.0 for never.
+        self.expires_at = 0.0
+        #: Identity in the persistent store, 0 when not stored.
+        self.store_id = 0
+        self._exchange_and_key: bytes | None = None
+
+    @property
+    def exchange_and_key(self) -> bytes:
+        """The exchange and routing key as encoded short strings."""
+        cached = self._exchange_and_key
+        if cached is None:
+            cached = self._exchange_and_key = (
+                shortstr(self.exchange) + shortstr(self.routing_key))
+        return cached
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+    def copy(self) -> 'Message':
+        """A new queue entry sharing this message's content."""
+        other = Message.__new__(Message)
+        other.exchange = self.exchange
+        other.routing_key = self.routing_key
+        other.header = self.header
+        other.body = self.body
+        other.priority = self.priority
+        other.persistent = self.persistent
+        other.expiration = self.expiration
+        other.seq = 0
+        other.redelivered = False
+        other.delivery_count = 0
+        other.expires_at = 0.0
+        other.store_id = 0
+        other._exchange_and_key = self._exchange_and_key
+        return other

@@ -1,0 +1,92 @@
+"""basic.* methods that are not on the per-message fast path.
+
+basic.publish, basic.ack, basic.nack and basic.reject are decoded by the
+connection's fast path and go straight to the channel; they are listed here
+too so that the table covers every method.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pamqp import commands
+
+from protocol.codec import Publish
+from protocol.errors import AccessRefused, NotAllowed, NotImplemented_
+
+from ..consumer import Consumer
+from ..vhost import generated_name
+from ._checks import check_name
+from .queue import _default_queue
+
+if TYPE_CHECKING:
+    from ..channel import Channel
+
+Basic = commands.Basic
+
+
+def qos(channel: 'Channel', method: Basic.Qos) -> None:
+    if method.prefetch_size:
+        raise NotImplemented_(f'prefetch_size!=0 ({method.prefetch_size})')
+    channel.set_qos(method.prefetch_count, method.global_)
+    channel.send_method(Basic.QosOk())
+
+
+def consume(channel: 'Channel', method: Basic.Consume) -> None:
+    vhost = channel.vhost
+    queue = vhost.queue(_default_queue(channel, check_name(method.queue, 'queue')),
+                        channel.conn)
+    tag = method.consumer_tag or generated_name('amq.ctag-')
+    if tag in channel.consumers:
+        raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+    if queue.has_exclusive_consumer() or (method.exclusive and queue.consumers):
+        raise AccessRefused(
+            f"queue '{queue.name}' in vhost '{vhost.name}' in exclusive use")
+    consumer = Consumer(tag, channel, queue, method.no_ack, method.exclusive,
+                        channel.prefetch, method.arguments or {})
+    channel.add_consumer(consumer)
+    if not method.nowait:
+        channel.send_method(Basic.ConsumeOk(tag))
+    queue.drain()
+
+
+def cancel(channel: 'Channel', method: Basic.Cancel) -> None:
+    channel.cancel_consumer(method.consumer_tag)
+    if not method.nowait:
+        channel.send_method(Basic.CancelOk(method.consumer_tag))
+
+
+def get(channel: 'Channel', method: Basic.Get) -> None:
+    queue = channel.vhost.queue(
+        _default_queue(channel, check_name(method.queue, 'queue')), channel.conn)
+    message = queue.get()
+    if message is None:
+        channel.send_method(Basic.GetEmpty())
+    else:
+        channel.deliver_get(queue, message, method.no_ack)
+
+
+def recover(channel: 'Channel', method: Basic.Recover) -> None:
+    channel.recover(method.requeue)
+    channel.send_method(Basic.RecoverOk())
+
+
+def recover_async(channel: 'Channel', method: Basic.RecoverAsync) -> None:
+    channel.recover(method.requeue)
+
+
+def publish(channel: 'Channel', method: Basic.Publish) -> None:
+    channel.start_publish(Publish(method.exchange, method.routing_key,
+                                  method.mandatory, method.immediate))
+
+
+def ack(channel: 'Channel', method: Basic.Ack) -> None:
+    channel.ack(method.delivery_tag, method.multiple)
+
+
+def nack(channel: 'Channel', method: Basic.Nack) -> None:
+    channel.nack(method.delivery_tag, method.multiple, method.requeue)
+
+
+def reject(channel: 'Channel', method: Basic.Reject) -> None:
+    channel.nack(method.delivery_tag, False, method.requeue)

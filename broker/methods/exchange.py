@@ -1,0 +1,49 @@
+"""exchange.declare / delete / bind / unbind."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pamqp import commands
+
+from ._checks import check_name
+
+if TYPE_CHECKING:
+    from ..channel import Channel
+
+Exchange = commands.Exchange
+
+
+def declare(channel: 'Channel', method: Exchange.Declare) -> None:
+    name = check_name(method.exchange, 'exchange')
+    channel.vhost.declare_exchange(
+        name, method.exchange_type, passive=method.passive, durable=method.durable,
+        auto_delete=method.auto_delete, internal=method.internal,
+        arguments=method.arguments)
+    if not method.nowait:
+        channel.send_method(Exchange.DeclareOk())
+
+
+def delete(channel: 'Channel', method: Exchange.Delete) -> None:
+    channel.vhost.delete_exchange(check_name(method.exchange, 'exchange'),
+                                  if_unused=method.if_unused)
+    if not method.nowait:
+        channel.send_method(Exchange.DeleteOk())
+
+
+def bind(channel: 'Channel', method: Exchange.Bind) -> None:
+    vhost = channel.vhost
+    destination = vhost.exchange(check_name(method.destination, 'exchange'))
+    source = vhost.exchange(check_name(method.source, 'exchange'))
+    vhost.bind(source, destination, method.routing_key, method.arguments)
+    if not method.nowait:
+        channel.send_method(Exchange.BindOk())
+
+
+def unbind(channel: 'Channel', method: Exchange.Unbind) -> None:
+    vhost = channel.vhost
+    destination = vhost.exchange(check_name(method.destination, 'exchange'))
+    source = vhost.exchange(check_name(method.source, 'exchange'))
+    vhost.unbind(source, destination, method.routing_key, method.arguments)
+    if not method.nowait:
+        channel.send_method(Exchange.UnbindOk())

@@ -1,0 +1,348 @@
+"""A queue: ready messages, consumers in round-robin, expiry and limits.
+
+Delivery is synchronous and has no per-message task: publishing into a
+queue with a consumer that has credit writes the delivery at once, and
+every event that can create credit (an ack, a new consumer, a qos change,
+a writable socket) calls :meth:`Queue.drain`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import queue_args
+from .consumer import Consumer
+from .message import Message
+from .ready import FifoReady, PriorityReady
+
+if TYPE_CHECKING:
+    from .channel import Channel
+    from .clock import TimerHandle
+    from .vhost import VirtualHost
+
+log = logging.getLogger(__name__)
+
+# Why a message leaves a queue without being acked (x-death reasons).
+EXPIRED = 'expired'
+REJECTED = 'rejected'
+MAXLEN = 'maxlen'
+DELIVERY_LIMIT = 'delivery_limit'
+
+
+class Queue:
+    def __init__(self, vhost: 'VirtualHost', name: str, durable: bool = False,
+                 exclusive_owner: Any = None, auto_delete: bool = False,
+                 arguments: dict[str, Any] | None = None) -> None:
+        self.vhost = vhost
+        self.name = name
+        self.durable = durable
+        #: The connection that owns an exclusive queue, else None.
+        self.exclusive_owner = exclusive_owner
+        self.auto_delete = auto_delete
+        self.arguments = dict(arguments or {})
+        self.args = queue_args.parse(name, vhost.name, self.arguments)
+        max_priority = self.args.max_priority
+        self.ready: FifoReady | PriorityReady = (
+            PriorityReady(max_priority) if max_priority else FifoReady())
+        self.ready_bytes = 0
+        self.consumers: list[Consumer] = []
+        self._rr = 0
+        self._next_seq = 1
+        self.had_consumer = False
+        self.deleted = False
+        self._draining = False
+        self._ttl_timer: TimerHandle | None = None
+        self._ttl_deadline = 0.0
+        self._expires_timer: TimerHandle | None = None
+        self._store = vhost.store
+        #: Persistent messages are written only in durable queues.
+        self.persists = durable and self._store.persistent
+        self._limited = (self.args.max_length is not None
+                         or self.args.max_length_bytes is not None)
+        self._ttl_ms = self.args.message_ttl
+        self.touch()
+
+    def __repr__(self) -> str:
+        return f'<Queue {self.name!r} ready={len(self.ready)} consumers={len(self.consumers)}>'
+
+    @property
+    def exclusive(self) -> bool:
+        return self.exclusive_owner is not None
+
+    @property
+    def message_count(self) -> int:
+        return len(self.ready)
+
+    @property
+    def consumer_count(self) -> int:
+        return len(self.consumers)
+
+    # --- publishing ---------------------------------------------------------
+    def publish(self, message: Message) -> bool:
+        """Enqueue ``message``; False when ``x-overflow`` rejected it."""
+        if self._limited and not self._make_room(message):
+            return False
+        message.seq = self._next_seq
+        self._next_seq += 1
+        ttl = self._ttl_ms
+        expiration = message.expiration
+        if expiration is not None and (ttl is None or expiration < ttl):
+            ttl = expiration
+        if ttl is not None:
+            if ttl == 0:
+                # TTL 0: deliverable only to a consumer that can take it now.
+                if not self._deliver_now(message):
+                    self._dead_letter([message], EXPIRED)
+                return True
+            message.expires_at = self.vhost.clock.now() + ttl / 1000.0
+        if self.persists and message.persistent:
+            self._store.add(self, message)
+        self.ready.append(message)
+        self.ready_bytes += len(message.body)
+        if self.consumers:
+            self.drain()
+        if ttl is not None and self.ready:
+            self._arm_ttl_timer()
+        return True
+
+    def _deliver_now(self, message: Message) -> bool:
+        for _ in range(len(self.consumers)):
+            consumer = self._next_consumer()
+            if consumer is None:
+                return False
+            consumer.deliver(message)
+            return True
+        return False
+
+    def _make_room(self, message: Message) -> bool:
+        """Apply x-max-length / x-max-length-bytes before enqueueing."""
+        args = self.args
+        max_len, max_bytes = args.max_length, args.max_length_bytes
+        size = len(message.body)
+
+        def over() -> bool:
+            return ((max_len is not None and len(self.ready) + 1 > max_len)
+                    or (max_bytes is not None and self.ready_bytes + size > max_bytes))
+
+        if not over():
+            return True
+        if args.overflow == 'drop-head':
+            dropped = []
+            while self.ready and over():
+                dropped.append(self._pop_head())
+            if dropped:
+                self._dead_letter(dropped, MAXLEN)
+            # A message larger than the whole limit is dropped as well.
+            if over():
+                self._dead_letter([message], MAXLEN)
+            return True
+        if args.overflow == 'reject-publish-dlx':
+            self._dead_letter([message], MAXLEN)
+        return False
+
+    def _pop_head(self) -> Message:
+        message = self.ready.drop_head()
+        self.ready_bytes -= len(message.body)
+        return message
+
+    # --- delivering ---------------------------------------------------------
+    def _next_consumer(self) -> Consumer | None:
+        consumers = self.consumers
+        n = len(consumers)
+        if n == 1:
+            consumer = consumers[0]
+            return consumer if consumer.has_credit() else None
+        start = self._rr
+        for i in range(n):
+            idx = (start + i) % n
+            consumer = consumers[idx]
+            if consumer.has_credit():
+                self._rr = idx + 1
+                return consumer
+        return None
+
+    def drain(self) -> None:
+        """Deliver ready messages to consumers while any has credit."""
+        if self._draining or self.deleted:
+            return
+        ready = self.ready
+        if not ready or not self.consumers:
+            return
+        self._draining = True
+        try:
+            now = 0.0
+            next_consumer = self._next_consumer
+            while ready:
+                consumer = next_consumer()
+                if consumer is None:
+                    break
+                message = ready.popleft()
+                self.ready_bytes -= len(message.body)
+                if message.expires_at:
+                    if not now:
+                        now = self.vhost.clock.now()
+                    if message.expires_at <= now:
+                        self._dead_letter([message], EXPIRED)
+                        continue
+                consumer.deliver(message)
+        finally:
+            self._draining = False
+
+    def get(self) -> Message | None:
+        """Take the next live message for basic.get."""
+        self.touch()
+        ready = self.ready
+        now = self.vhost.clock.now()
+        while ready:
+            message = ready.popleft()
+            self.ready_bytes -= len(message.body)
+            if message.expires_at and message.expires_at <= now:
+                self._dead_letter([message], EXPIRED)
+                continue
+            return message
+        return None
+
+    def settle(self, message: Message) -> None:
+        """A delivered message was acked (or delivered with no_ack)."""
+        if message.store_id:
+            self._store.remove(self, message)
+
+    def requeue(self, messages: list[Message]) -> None:
+        """Put unacked messages back at their original position."""
+        if self.deleted:
+            for message in messages:
+                self.settle(message)
+            return
+        limit = self.args.delivery_limit
+        back = []
+        over = []
+        for message in messages:
+            message.redelivered = True
+            message.delivery_count += 1
+            if limit is not None and message.delivery_count > limit:
+                over.append(message)
+            else:
+                back.append(message)
+        if over:
+            self._dead_letter(over, DELIVERY_LIMIT)
+        if not back:
+            return
+        back.sort(key=_seq)
+        self.ready.requeue(back)
+        self.ready_bytes += sum(len(m.body) for m in back)
+        if self._ttl_ms is not None or any(m.expires_at for m in back):
+            self._arm_ttl_timer()
+        self.drain()
+
+    def reject(self, messages: list[Message]) -> None:
+        """Messages rejected without requeue: dead-letter or drop them."""
+        self._dead_letter(messages, REJECTED)
+
+    def purge(self) -> int:
+        count = len(self.ready)
+        messages = list(self.ready)
+        self.ready.clear()
+        self.ready_bytes = 0
+        for message in messages:
+            self.settle(message)
+        return count
+
+    # --- expiry -------------------------------------------------------------
+    def _arm_ttl_timer(self) -> None:
+        head = self.ready.peek()
+        if head is None or not head.expires_at:
+            return
+        if self._ttl_timer is not None:
+            if self._ttl_deadline <= head.expires_at:
+                return
+            self._ttl_timer.cancel()
+        self._ttl_deadline = head.expires_at
+        self._ttl_timer = self.vhost.clock.call_at(head.expires_at, self._expire_head)
+
+    def _expire_head(self) -> None:
+        self._ttl_timer = None
+        if self.deleted:
+            return
+        now = self.vhost.clock.now()
+        expired = []
+        ready = self.ready
+        while ready:
+            head = ready.peek()
+            if head is None or not head.expires_at or head.expires_at > now:
+                break
+            expired.append(self._pop_head())
+        if expired:
+            self._dead_letter(expired, EXPIRED)
+        self._arm_ttl_timer()
+
+    def touch(self) -> None:
+        """Restart the x-expires countdown (the queue was used)."""
+        expires = self.args.expires
+        if expires is None or self.deleted:
+            return
+        if self._expires_timer is not None:
+            self._expires_timer.cancel()
+        self._expires_timer = self.vhost.clock.call_at(
+            self.vhost.clock.now() + expires / 1000.0, self._expire_queue)
+
+    def _expire_queue(self) -> None:
+        self._expires_timer = None
+        if self.deleted:
+            return
+        if self.consumers:
+            self.touch()
+            return
+        log.info('queue %r in vhost %r expired (x-expires)', self.name, self.vhost.name)
+        self.vhost.delete_queue(self)
+
+    # --- dead-lettering -----------------------------------------------------
+    def _dead_letter(self, messages: list[Message], reason: str) -> None:
+        """Messages leave without an ack: to the dead-letter exchange, or dropped."""
+        if self.args.dead_letter_exchange is not None:
+            self.vhost.dead_letter(self, messages, reason)
+        for message in messages:
+            self.settle(message)
+
+    # --- consumers ----------------------------------------------------------
+    def add_consumer(self, consumer: Consumer) -> None:
+        self.consumers.append(consumer)
+        self.had_consumer = True
+        self.touch()
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        try:
+            self.consumers.remove(consumer)
+        except ValueError:
+            return
+        if not self.consumers:
+            self.touch()
+            if self.auto_delete and self.had_consumer and not self.deleted:
+                self.vhost.delete_queue(self)
+
+    def has_exclusive_consumer(self) -> bool:
+        return any(c.exclusive for c in self.consumers)
+
+    def consumers_on(self, channel: 'Channel') -> Iterable[Consumer]:
+        return [c for c in self.consumers if c.channel is channel]
+
+    # --- deletion -----------------------------------------------------------
+    def on_deleted(self) -> None:
+        """Called by the vhost once the queue is gone: release everything."""
+        self.deleted = True
+        for timer in (self._ttl_timer, self._expires_timer):
+            if timer is not None:
+                timer.cancel()
+        self._ttl_timer = self._expires_timer = None
+        consumers, self.consumers = self.consumers, []
+        for consumer in consumers:
+            consumer.channel.consumer_cancelled_by_server(consumer)
+        for message in self.ready:
+            self.settle(message)
+        self.ready.clear()
+        self.ready_bytes = 0
+
+
+def _seq(message: Message) -> int:
+    return message.seq

@@ -1,0 +1,136 @@
+"""The broker process: listening socket, virtual hosts, users, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import signal
+import sys
+from typing import Any
+
+from . import __version__
+from .auth import Users
+from .clock import LoopClock
+from .config import Settings
+from .connection import Connection
+from .store import MemoryStore, Store
+from .vhost import VirtualHost
+
+log = logging.getLogger('leveret')
+
+#: Capabilities advertised in connection.start: only what is implemented.
+CAPABILITIES = {
+    'publisher_confirms': True,
+    'exchange_exchange_bindings': True,
+    'basic.nack': True,
+    'consumer_cancel_notify': True,
+    'connection.blocked': True,
+    'authentication_failure_close': True,
+    'per_consumer_qos': True,
+}
+
+#: Seconds connections get to finish closing on shutdown.
+SHUTDOWN_GRACE = 5.0
+
+
+class Broker:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store: Store = store if store is not None else MemoryStore()
+        self.clock = LoopClock()
+        self.vhosts: dict[str, VirtualHost] = {}
+        self.users = Users()
+        self.connections: set[Connection] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self.server_properties: dict[str, Any] = {
+            'product': 'Leveret',
+            'version': __version__,
+            'platform': f'Python {platform.python_version()}',
+            'copyright': 'Leveret contributors',
+            'information': 'Licensed under the MIT licence',
+            'cluster_name': f'leveret@{platform.node()}',
+            'capabilities': dict(CAPABILITIES),
+        }
+        self.add_vhost(settings.default_vhost)
+        self.users.add(settings.default_user, settings.default_pass,
+                       vhosts={settings.default_vhost},
+                       loopback_only=settings.default_user in settings.loopback_users,
+                       tags=['administrator'])
+
+    def add_vhost(self, name: str) -> VirtualHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock)
+        return vhost
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.clock = LoopClock(loop)
+        for vhost in self.vhosts.values():
+            vhost.clock = self.clock
+        self._server = await loop.create_server(
+            lambda: Connection(self), self.settings.host, self.settings.port,
+            backlog=1024, reuse_address=True)
+        log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting, close every connection with 320, release the store."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.shutdown()
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.connections):
+            connection.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+        self.store.close()
+        log.info('Leveret stopped')
+
+    def connection_opened(self, connection: Connection) -> None:
+        self.connections.add(connection)
+
+    def connection_closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr,
+        format='%(asctime)s %(levelname)-7s %(name)s: %(message)s')
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Run a broker until SIGTERM or SIGINT, then shut down cleanly."""
+    broker = Broker(settings)
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+        log.info('signal received, shutting down')
+    finally:
+        await broker.stop()
+
+
+def run(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))

@@ -1,0 +1,10 @@
+"""Where definitions and persistent messages are kept.
+
+The broker talks to a store only through :class:`~broker.store.base.Store`;
+:class:`~broker.store.memory.MemoryStore` keeps nothing across restarts.
+"""
+
+from .base import Definitions, Store
+from .memory import MemoryStore
+
+__all__ = ['Definitions', 'MemoryStore', 'Store']

@@ -1,0 +1,36 @@
+"""A store that keeps nothing: every message and definition is transient."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import Definitions
+
+
+class MemoryStore:
+    persistent = False
+
+    def add(self, queue: Any, message: Any) -> None:
+        pass
+
+    def remove(self, queue: Any, message: Any) -> None:
+        pass
+
+    def write_position(self) -> int:
+        return 0
+
+    def synced_position(self) -> int:
+        return 0
+
+    def when_synced(self, callback: Callable[[], None]) -> None:
+        callback()
+
+    def save_definitions(self, definitions: Definitions) -> None:
+        pass
+
+    def load_definitions(self) -> Definitions | None:
+        return None
+
+    def close(self) -> None:
+        pass

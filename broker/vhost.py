@@ -1,0 +1,350 @@
+"""A virtual host: its exchanges, queues and bindings, and routing.
+
+Everything here is synchronous and raises AMQP errors with RabbitMQ's
+reply texts; the channel handlers translate methods into these calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from protocol.errors import (
+    AccessRefused,
+    NotFound,
+    PreconditionFailed,
+    ResourceLocked,
+)
+
+from . import deadletter, queue_args
+from .clock import Clock
+from .exchanges import EXCHANGE_TYPES, Exchange
+from .message import Message
+from .queue import Queue
+
+if TYPE_CHECKING:
+    from .store import Store
+
+log = logging.getLogger(__name__)
+
+PREDECLARED = (
+    ('', 'direct'),
+    ('amq.direct', 'direct'),
+    ('amq.fanout', 'fanout'),
+    ('amq.topic', 'topic'),
+    ('amq.headers', 'headers'),
+    ('amq.match', 'headers'),
+)
+
+
+def generated_name(prefix: str) -> str:
+    """A name like RabbitMQ's ``amq.gen-<22 chars of base64url>``."""
+    return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip('=')
+
+
+class VirtualHost:
+    def __init__(self, name: str, store: 'Store', clock: Clock,
+                 on_definitions_changed: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self.store = store
+        self.clock = clock
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        #: destination (queue or exchange) -> {source exchange: bindings}
+        self._sources: dict[Any, dict[Exchange, int]] = {}
+        self._on_definitions_changed = on_definitions_changed or (lambda: None)
+        for exchange_name, kind in PREDECLARED:
+            self.exchanges[exchange_name] = EXCHANGE_TYPES[kind](
+                name, exchange_name, durable=True)
+
+    def __repr__(self) -> str:
+        return f'<VirtualHost {self.name!r}>'
+
+    def _definitions_changed(self, durable: bool) -> None:
+        if durable:
+            self._on_definitions_changed()
+
+    # --- lookups ------------------------------------------------------------
+    def exchange(self, name: str) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            raise NotFound(f"no exchange '{name}' in vhost '{self.name}'")
+        return exchange
+
+    def queue(self, name: str, connection: Any = None) -> Queue:
+        """The queue called ``name``; 405 if another connection owns it."""
+        queue = self.queues.get(name)
+        if queue is None:
+            raise NotFound(f"no queue '{name}' in vhost '{self.name}'")
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not connection:
+            raise self._locked(name)
+        return queue
+
+    def _locked(self, name: str) -> ResourceLocked:
+        return ResourceLocked(
+            f"cannot obtain exclusive access to locked queue '{name}' in vhost "
+            f"'{self.name}'. It could be originally declared on another connection "
+            f"or the exclusive property value does not match that of the original "
+            f"declaration.")
+
+    # --- exchanges ----------------------------------------------------------
+    def declare_exchange(self, name: str, kind: str, passive: bool = False,
+                         durable: bool = False, auto_delete: bool = False,
+                         internal: bool = False,
+                         arguments: dict[str, Any] | None = None) -> Exchange:
+        arguments = arguments or {}
+        if passive:
+            return self.exchange(name)
+        if name == '':
+            raise AccessRefused(
+                f"operation not permitted on the default exchange")
+        if name.startswith('amq.') and name not in self.exchanges:
+            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        cls = EXCHANGE_TYPES.get(kind)
+        existing = self.exchanges.get(name)
+        if existing is not None:
+            self._assert_exchange_equivalent(existing, kind, durable, auto_delete,
+                                             internal, arguments)
+            return existing
+        if cls is None:
+            # RabbitMQ 3.10 closes the connection (503); 4.x closes the
+            # channel with 406, which hurts fewer clients.
+            raise PreconditionFailed(f"invalid exchange type '{kind}'")
+        exchange = cls(self.name, name, durable=durable, auto_delete=auto_delete,
+                       internal=internal, arguments=arguments)
+        self.exchanges[name] = exchange
+        self._definitions_changed(durable)
+        return exchange
+
+    def _assert_exchange_equivalent(self, existing: Exchange, kind: str, durable: bool,
+                                    auto_delete: bool, internal: bool,
+                                    arguments: dict[str, Any]) -> None:
+        def differ(field: str, received: Any, current: Any) -> PreconditionFailed:
+            return PreconditionFailed(
+                f"inequivalent arg '{field}' for exchange '{existing.name}' in vhost "
+                f"'{self.name}': received '{_render(received)}' but current is "
+                f"'{_render(current)}'")
+
+        if existing.kind != kind:
+            raise differ('type', kind, existing.kind)
+        if existing.durable != durable:
+            raise differ('durable', durable, existing.durable)
+        if existing.auto_delete != auto_delete:
+            raise differ('auto_delete', auto_delete, existing.auto_delete)
+        if existing.internal != internal:
+            raise differ('internal', internal, existing.internal)
+        old_ae = existing.arguments.get('alternate-exchange')
+        new_ae = arguments.get('alternate-exchange')
+        if old_ae != new_ae:
+            raise PreconditionFailed(
+                f"inequivalent arg 'alternate-exchange' for exchange '{existing.name}' "
+                f"in vhost '{self.name}': received {_describe(new_ae)} but current is "
+                f"{_describe(old_ae)}")
+
+    def delete_exchange(self, name: str, if_unused: bool = False) -> None:
+        if name == '' or name.startswith('amq.'):
+            raise AccessRefused(
+                "operation not permitted on the default exchange" if name == ''
+                else f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return      # RabbitMQ answers delete-ok for a missing exchange
+        if if_unused and (exchange.bindings or self._sources.get(exchange)):
+            raise PreconditionFailed(f"exchange '{name}' in vhost '{self.name}' in use")
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        del self.exchanges[exchange.name]
+        exchange.deleted = True
+        for destination, routing_key, _ in list(exchange.bindings):
+            self._forget_source(destination, exchange)
+        exchange.bindings.clear()
+        # Bindings where this exchange is the destination go too.
+        for source in list(self._sources.pop(exchange, {})):
+            source.unbind_destination(exchange)
+            self._maybe_auto_delete(source)
+        self._definitions_changed(exchange.durable)
+
+    # --- queues -------------------------------------------------------------
+    def declare_queue(self, name: str, connection: Any, passive: bool = False,
+                      durable: bool = False, exclusive: bool = False,
+                      auto_delete: bool = False,
+                      arguments: dict[str, Any] | None = None) -> Queue:
+        arguments = arguments or {}
+        if passive:
+            queue = self.queue(name, connection)
+            queue.touch()
+            return queue
+        if name == '':
+            name = generated_name('amq.gen-')
+        elif name.startswith('amq.') and name not in self.queues:
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        existing = self.queues.get(name)
+        if existing is not None:
+            if existing.exclusive_owner is not None and existing.exclusive_owner is not connection:
+                raise self._locked(name)
+            self._assert_queue_equivalent(existing, durable, exclusive, auto_delete,
+                                          arguments)
+            existing.touch()
+            return existing
+        if arguments.get('x-queue-type') == 'quorum':
+            if exclusive:
+                raise PreconditionFailed(
+                    f"invalid property 'exclusive' for queue '{name}' in vhost "
+                    f"'{self.name}'")
+            durable = True     # quorum queues are always durable
+        queue = Queue(self, name, durable=durable,
+                      exclusive_owner=connection if exclusive else None,
+                      auto_delete=auto_delete, arguments=arguments)
+        self.queues[name] = queue
+        if exclusive and connection is not None:
+            connection.exclusive_queues.add(queue)
+        # Every queue is bound to the default exchange by its name; that
+        # binding is implicit (routing looks the queue up by name).
+        self._definitions_changed(durable and not exclusive)
+        return queue
+
+    def _assert_queue_equivalent(self, existing: Queue, durable: bool, exclusive: bool,
+                                 auto_delete: bool, arguments: dict[str, Any]) -> None:
+        def differ(field: str, received: bool, current: bool) -> PreconditionFailed:
+            return PreconditionFailed(
+                f"inequivalent arg '{field}' for queue '{existing.name}' in vhost "
+                f"'{self.name}': received '{_render(received)}' but current is "
+                f"'{_render(current)}'")
+
+        if existing.args.queue_type == 'quorum':
+            durable = True     # as at creation: quorum implies durable
+        if existing.durable != durable:
+            raise differ('durable', durable, existing.durable)
+        if existing.exclusive != exclusive:
+            raise differ('exclusive', exclusive, existing.exclusive)
+        if existing.auto_delete != auto_delete:
+            raise differ('auto_delete', auto_delete, existing.auto_delete)
+        queue_args.assert_equivalent(existing.name, self.name, existing.arguments, arguments)
+
+    def delete_queue(self, queue: Queue, if_unused: bool = False,
+                     if_empty: bool = False) -> int:
+        """Delete ``queue``; return how many ready messages it had."""
+        if queue.deleted:
+            return 0
+        if if_unused and queue.consumers:
+            raise PreconditionFailed(f"queue '{queue.name}' in vhost '{self.name}' in use")
+        if if_empty and queue.ready:
+            raise PreconditionFailed(
+                f"queue '{queue.name}' in vhost '{self.name}' is not empty")
+        count = queue.message_count
+        if self.queues.get(queue.name) is queue:
+            del self.queues[queue.name]
+        for source in list(self._sources.pop(queue, {})):
+            source.unbind_destination(queue)
+            self._maybe_auto_delete(source)
+        owner = queue.exclusive_owner
+        if owner is not None:
+            owner.exclusive_queues.discard(queue)
+        queue.on_deleted()
+        self._definitions_changed(queue.durable and not queue.exclusive)
+        return count
+
+    # --- bindings -----------------------------------------------------------
+    def bind(self, source: Exchange, destination: Queue | Exchange, routing_key: str,
+             arguments: dict[str, Any] | None = None) -> None:
+        arguments = arguments or {}
+        if source.name == '':
+            raise AccessRefused(
+                f"operation not permitted on the default exchange")
+        if source.kind == 'headers':
+            from .exchanges.headers import validate_binding
+            problem = validate_binding(arguments)
+            if problem:
+                raise PreconditionFailed(problem)
+        if source.bind(destination, routing_key, arguments):
+            sources = self._sources.setdefault(destination, {})
+            sources[source] = sources.get(source, 0) + 1
+            self._definitions_changed(source.durable and _is_durable(destination))
+
+    def unbind(self, source: Exchange, destination: Queue | Exchange, routing_key: str,
+               arguments: dict[str, Any] | None = None) -> None:
+        if source.name == '':
+            raise AccessRefused(
+                f"operation not permitted on the default exchange")
+        if source.unbind(destination, routing_key, arguments or {}):
+            self._forget_source(destination, source)
+            self._maybe_auto_delete(source)
+            self._definitions_changed(source.durable and _is_durable(destination))
+
+    def _forget_source(self, destination: Any, source: Exchange) -> None:
+        sources = self._sources.get(destination)
+        if not sources:
+            return
+        left = sources.get(source, 0) - 1
+        if left > 0:
+            sources[source] = left
+        else:
+            sources.pop(source, None)
+            if not sources:
+                del self._sources[destination]
+
+    def _maybe_auto_delete(self, exchange: Exchange) -> None:
+        if exchange.auto_delete and not exchange.bindings and not exchange.deleted:
+            self._remove_exchange(exchange)
+
+    def bindings_of(self, destination: Any) -> Iterable[tuple[Exchange, str, dict[str, Any]]]:
+        for source in self._sources.get(destination, ()):
+            for (dest, key, _), arguments in source.bindings.items():
+                if dest is destination:
+                    yield source, key, arguments
+
+    # --- routing ------------------------------------------------------------
+    def route(self, exchange: Exchange, routing_key: str, message: Message) -> Iterable[Queue]:
+        """The queues a message published to ``exchange`` goes to."""
+        found = exchange.route(routing_key, message)
+        if not exchange.exchange_destinations and found:
+            return found
+        queues: dict[Queue, None] = {}
+        self._route_into(exchange, routing_key, message, queues, set())
+        return queues
+
+    def _route_into(self, exchange: Exchange, routing_key: str, message: Message,
+                    queues: dict[Queue, None], seen: set[Exchange]) -> None:
+        seen.add(exchange)
+        matched = False
+        for destination in exchange.route(routing_key, message):
+            matched = True
+            if isinstance(destination, Queue):
+                queues[destination] = None
+            elif destination not in seen:
+                self._route_into(destination, routing_key, message, queues, seen)
+        if not matched:
+            alternate = exchange.alternate_exchange
+            if alternate is not None:
+                target = self.exchanges.get(alternate)
+                if target is not None and target not in seen:
+                    self._route_into(target, routing_key, message, queues, seen)
+
+    def dead_letter(self, queue: Queue, messages: list[Message], reason: str) -> None:
+        deadletter.dead_letter(self, queue, messages, reason)
+
+    # --- connections --------------------------------------------------------
+    def connection_closed(self, connection: Any) -> None:
+        """Drop the exclusive queues of a connection that went away."""
+        for queue in list(connection.exclusive_queues):
+            self.delete_queue(queue)
+
+
+def _is_durable(destination: Any) -> bool:
+    return bool(getattr(destination, 'durable', False))
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return 'none'
+    return f"the value '{value}' of type 'longstr'"

@@ -1,0 +1,123 @@
+"""Fixtures: a real Leveret broker in a subprocess on an ephemeral port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BrokerProcess:
+    """``leveret broker`` started with ``--port 0``; the port is read from its log."""
+
+    def __init__(self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f'amqp://guest:guest@127.0.0.1:{self.port}/'
+
+    def start(self, port: int = 0, timeout: float = 15.0) -> 'BrokerProcess':
+        env = dict(os.environ, PYTHONUNBUFFERED='1', **self.extra_env)
+        self._log = open(self.log_path, 'ab')
+        start_offset = self._log.tell()
+        self.proc = subprocess.Popen(
+            [sys.executable, '-m', 'broker', 'broker', '--port', str(port),
+             '--data-dir', str(self.data_dir), '--log-level', 'info', *self.args],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        pattern = re.compile(rb'listening on [^\s]+:(\d+)')
+        while time.monotonic() < deadline:
+            with open(self.log_path, 'rb') as f:
+                f.seek(start_offset)
+                found = pattern.search(f.read())
+            if found:
+                self.port = int(found.group(1))
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'broker exited with {self.proc.returncode}:\n{self.log()}')
+            time.sleep(0.05)
+        raise RuntimeError(f'broker did not start:\n{self.log()}')
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors='replace')
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope='session')
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """One broker shared by the whole session (tests use unique names)."""
+    base = tmp_path_factory.mktemp('broker')
+    proc = BrokerProcess(base / 'data', base / 'broker.log').start()
+    yield proc
+    code = proc.stop()
+    assert code == 0, proc.log()
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """A broker of the test's own (for restarts, signals, crash tests)."""
+    proc = BrokerProcess(tmp_path / 'data', tmp_path / 'broker.log')
+    yield proc
+    proc.kill()
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[object]:
+    started: list[BrokerProcess] = []
+
+    def make(**kwargs: object) -> BrokerProcess:
+        proc = BrokerProcess(tmp_path / 'data', tmp_path / f'broker{len(started)}.log',
+                             **kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def amqp_url(broker: BrokerProcess) -> str:
+    return broker.url
+
+
+@pytest.fixture
+def unique() -> str:
+    """A name unique to this test run, for queues and exchanges."""
+    import uuid
+    return f't-{uuid.uuid4().hex[:10]}'
