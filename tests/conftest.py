@@ -57,7 +57,7 @@ class BrokerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors='replace')
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
 

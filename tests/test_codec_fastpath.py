@@ -1,0 +1,130 @@
+"""The hand-written hot-path codec agrees byte for byte with pamqp."""
+
+from __future__ import annotations
+
+import datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pamqp import body as pbody
+from pamqp import commands as C
+from pamqp import frame as pframe
+from pamqp import header as pheader
+
+from protocol import codec, properties
+
+# pamqp validates names against the spec's domain regex; stay inside it.
+NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:'
+names = st.text(alphabet=NAME_CHARS, max_size=127)
+tags = st.integers(min_value=1, max_value=2**63 - 1)  # pamqp packs longlong signed
+channels = st.integers(min_value=1, max_value=65535)
+
+short_texts = st.text(max_size=20).filter(lambda s: len(s.encode()) <= 255)
+table_values = st.one_of(st.integers(min_value=-2**31, max_value=2**31 - 1), short_texts,
+                         st.booleans(), st.none())
+property_sets = st.fixed_dictionaries({}, optional={
+    'content_type': short_texts,
+    'content_encoding': short_texts,
+    'headers': st.dictionaries(st.text(min_size=1, max_size=10), table_values, max_size=4),
+    'delivery_mode': st.sampled_from([1, 2]),
+    'priority': st.integers(min_value=0, max_value=255),
+    'correlation_id': short_texts,
+    'reply_to': short_texts,
+    'expiration': st.integers(min_value=0, max_value=10**9).map(str),
+    'message_id': short_texts,
+    'timestamp': st.datetimes(min_value=datetime.datetime(1971, 1, 1),
+                              max_value=datetime.datetime(2100, 1, 1)).map(
+                                  lambda d: d.replace(microsecond=0)),
+    'message_type': short_texts,
+    'user_id': short_texts,
+    'app_id': short_texts,
+})
+
+
+def payload_of(frame: bytes) -> bytes:
+    return frame[7:-1]
+
+
+@given(exchange=names, routing_key=names, mandatory=st.booleans(), immediate=st.booleans())
+def test_decode_publish_matches_pamqp(exchange, routing_key, mandatory, immediate):
+    wire = pframe.marshal(C.Basic.Publish(exchange=exchange, routing_key=routing_key,
+                                          mandatory=mandatory, immediate=immediate), 1)
+    decoded = codec.decode_publish(payload_of(wire))
+    assert (decoded.exchange, decoded.routing_key, decoded.mandatory, decoded.immediate) == (
+        exchange, routing_key, mandatory, immediate)
+
+
+@given(channel=channels, consumer_tag=names, tag=tags, redelivered=st.booleans(),
+       exchange=names, routing_key=names)
+def test_deliver_frame_matches_pamqp(channel, consumer_tag, tag, redelivered, exchange,
+                                     routing_key):
+    expected = pframe.marshal(C.Basic.Deliver(consumer_tag=consumer_tag, delivery_tag=tag,
+                                              redelivered=redelivered, exchange=exchange,
+                                              routing_key=routing_key), channel)
+    got = codec.deliver_frame(channel, codec.shortstr(consumer_tag), tag, redelivered,
+                              codec.shortstr(exchange) + codec.shortstr(routing_key))
+    assert got == expected
+
+
+@given(channel=channels, tag=tags, redelivered=st.booleans(), exchange=names,
+       routing_key=names, count=st.integers(min_value=0, max_value=2**32 - 1))
+def test_get_ok_frame_matches_pamqp(channel, tag, redelivered, exchange, routing_key, count):
+    method = C.Basic.GetOk(delivery_tag=tag, redelivered=redelivered, exchange=exchange,
+                           routing_key=routing_key, message_count=count)
+    got = codec.get_ok_frame(channel, tag, redelivered,
+                             codec.shortstr(exchange) + codec.shortstr(routing_key), count)
+    assert got == pframe.marshal(method, channel)
+    _, _, decoded = pframe.unmarshal(got)
+    assert decoded.delivery_tag == tag and decoded.message_count == count
+
+
+@given(channel=channels, tag=tags, multiple=st.booleans())
+def test_confirm_frames_match_pamqp(channel, tag, multiple):
+    assert codec.ack_frame(channel, tag, multiple) == pframe.marshal(
+        C.Basic.Ack(delivery_tag=tag, multiple=multiple), channel)
+    assert codec.nack_frame(channel, tag, multiple) == pframe.marshal(
+        C.Basic.Nack(delivery_tag=tag, multiple=multiple, requeue=False), channel)
+
+
+@given(tag=tags, multiple=st.booleans(), requeue=st.booleans())
+def test_decode_ack_nack_reject_match_pamqp(tag, multiple, requeue):
+    ack = pframe.marshal(C.Basic.Ack(delivery_tag=tag, multiple=multiple), 1)
+    assert codec.decode_ack(payload_of(ack)) == (tag, multiple)
+    nack = pframe.marshal(C.Basic.Nack(delivery_tag=tag, multiple=multiple, requeue=requeue), 1)
+    assert codec.decode_nack(payload_of(nack)) == (tag, multiple, requeue)
+    reject = pframe.marshal(C.Basic.Reject(delivery_tag=tag, requeue=requeue), 1)
+    assert codec.decode_reject(payload_of(reject)) == (tag, requeue)
+
+
+@given(channel=channels, props=property_sets, body=st.binary(max_size=3000),
+       frame_max=st.integers(min_value=4096, max_value=8192))
+@settings(max_examples=200)
+def test_content_frames_match_pamqp(channel, props, body, frame_max):
+    header = pheader.ContentHeader(0, len(body), C.Basic.Properties(**props))
+    header_payload = payload_of(pframe.marshal(header, channel))
+    expected = [pframe.marshal(header, channel)]
+    step = frame_max - 8
+    for i in range(0, len(body), step):
+        expected.append(pframe.marshal(pbody.ContentBody(body[i:i + step]), channel))
+    got = b''.join(codec.content_frames(channel, header_payload, body, frame_max))
+    assert got == b''.join(expected)
+    assert codec.decode_content_header(header_payload) == (60, 0, len(body))
+
+
+@given(props=property_sets)
+@settings(max_examples=300)
+def test_property_scan_matches_pamqp(props):
+    header = pheader.ContentHeader(0, 5, C.Basic.Properties(**props))
+    payload = payload_of(pframe.marshal(header, 1))
+    delivery_mode, priority, expiration, user_id = properties.scan(payload)
+    decoded = properties.decode(payload)
+    assert delivery_mode == (decoded.delivery_mode or 0)
+    assert priority == (decoded.priority or 0)
+    assert expiration == decoded.expiration
+    assert user_id == decoded.user_id
+
+
+def test_return_frame_matches_pamqp():
+    method = C.Basic.Return(reply_code=312, reply_text='NO_ROUTE', exchange='x',
+                            routing_key='rk')
+    assert codec.return_frame(3, 312, 'NO_ROUTE', b'\x01x\x02rk') == pframe.marshal(method, 3)
