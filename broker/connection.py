@@ -550,8 +550,10 @@ class Connection(asyncio.Protocol):
             self.abort()
             self._release()
             return
-        if not self._sent_since_tick:
-            self.send_raw(HEARTBEAT_FRAME)
+        if not self._sent_since_tick and self.transport is not None:
+            # Written directly: a heartbeat must not count as traffic itself.
+            self._flush()
+            self.transport.write(HEARTBEAT_FRAME)
         self._sent_since_tick = False
         self._hb_timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
