@@ -176,8 +176,9 @@ class Channel:
             queues = vhost.route(exchange, publish.routing_key, message)
         accepted = True
         first = True
+        conn = self.conn
         for queue in queues:
-            if not queue.publish(message if first else message.copy()):
+            if not queue.publish(message if first else message.copy(), conn):
                 accepted = False
             first = False
         if first and publish.mandatory:

@@ -126,6 +126,9 @@ class Connection(asyncio.Protocol):
         self.writable = True
         self._transport_paused = False
         self._confirm_channels: list[Channel] = []
+        #: Queues whose flow control paused reading from this connection.
+        self._throttled_by: set[Any] = set()
+        self._reading = True
         # --- timers ---
         self._hb_timer: asyncio.TimerHandle | None = None
         self._silent_ticks = 0
@@ -180,6 +183,9 @@ class Connection(asyncio.Protocol):
             return
         if frames:
             self._handle_frames(frames)
+        if self._throttled_by and self._reading and self.transport is not None:
+            self._reading = False
+            self.transport.pause_reading()
         if self._confirm_channels:
             self._send_due_confirms()
         if self._out:
@@ -532,6 +538,9 @@ class Connection(asyncio.Protocol):
         for channel in channels:
             channel.release_all()
         self._confirm_channels.clear()
+        for queue in list(self._throttled_by):
+            queue.throttled.discard(self)
+        self._throttled_by.clear()
         if self.vhost is not None and self.exclusive_queues:
             self.vhost.connection_closed(self)
         if self.state is CLOSED_CONN:
@@ -649,6 +658,18 @@ class Connection(asyncio.Protocol):
         for channel in list(self.channels.values()):
             if channel.state is OPEN:
                 channel.update_deliverable()
+
+    # --- flow control -------------------------------------------------------
+    def throttle(self, queue: Any) -> None:
+        """``queue`` asks us to stop reading after the current batch."""
+        self._throttled_by.add(queue)
+
+    def unthrottle(self, queue: Any) -> None:
+        self._throttled_by.discard(queue)
+        if (not self._throttled_by and not self._reading and self.transport is not None
+                and self.state is not CLOSED_CONN):
+            self._reading = True
+            self.transport.resume_reading()
 
     # --- broker-initiated ---------------------------------------------------
     def send_blocked(self, reason: str) -> None:

@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Flow control: a queue whose consumers are taking messages but whose
+# backlog keeps growing pauses reading from its publishers (RabbitMQ's credit
+# flow plays this part), so the one CPU goes to delivering rather than to
+# piling up messages.  Consumers that take nothing for FLOW_STALL seconds
+# (a Celery worker holding ETA tasks) never hold publishers back.
+FLOW_HIGH = 4000
+FLOW_LOW = 1000
+FLOW_STALL = 0.5
+
 # Why a message leaves a queue without being acked (x-death reasons).
 EXPIRED = 'expired'
 REJECTED = 'rejected'
@@ -57,6 +66,12 @@ class Queue:
         self._ttl_deadline = 0.0
         self._expires_timer: TimerHandle | None = None
         self._store = vhost.store
+        #: Publishing connections paused by this queue's flow control.
+        self.throttled: set[Any] = set()
+        self.delivered_total = 0
+        self._flow_seen = 0
+        self._flow_timer: TimerHandle | None = None
+        self._stalled = False
         #: Persistent messages are written only in durable queues.
         self.persists = durable and self._store.persistent
         self._limited = (self.args.max_length is not None
@@ -80,8 +95,11 @@ class Queue:
         return len(self.consumers)
 
     # --- publishing ---------------------------------------------------------
-    def publish(self, message: Message) -> bool:
-        """Enqueue ``message``; False when ``x-overflow`` rejected it."""
+    def publish(self, message: Message, publisher: Any = None) -> bool:
+        """Enqueue ``message``; False when ``x-overflow`` rejected it.
+
+        ``publisher`` is the connection it came from, for flow control.
+        """
         if self._limited and not self._make_room(message):
             return False
         message.seq = self._next_seq
@@ -103,6 +121,9 @@ class Queue:
         self.ready_bytes += len(message.body)
         if self.consumers:
             self.drain()
+            if (publisher is not None and len(self.ready) > FLOW_HIGH
+                    and not self._stalled and publisher not in self.throttled):
+                self._throttle(publisher)
         if ttl is not None and self.ready:
             self._arm_ttl_timer()
         return True
@@ -187,8 +208,12 @@ class Queue:
                         self._dead_letter([message], EXPIRED)
                         continue
                 consumer.deliver(message)
+                self.delivered_total += 1
+                self._stalled = False
         finally:
             self._draining = False
+        if self.throttled and len(ready) < FLOW_LOW:
+            self._release_throttled()
 
     def get(self) -> Message | None:
         """Take the next live message for basic.get."""
@@ -248,6 +273,34 @@ class Queue:
         for message in messages:
             self.settle(message)
         return count
+
+    # --- flow control -------------------------------------------------------
+    def _throttle(self, publisher: Any) -> None:
+        self.throttled.add(publisher)
+        publisher.throttle(self)
+        if self._flow_timer is None:
+            self._flow_seen = self.delivered_total
+            self._flow_timer = self.vhost.clock.call_at(
+                self.vhost.clock.now() + FLOW_STALL, self._flow_watchdog)
+
+    def _flow_watchdog(self) -> None:
+        self._flow_timer = None
+        if not self.throttled:
+            return
+        if self.delivered_total == self._flow_seen:
+            # The consumers took nothing: they are not keeping up at all,
+            # so holding publishers back gains nothing.
+            self._stalled = True
+            self._release_throttled()
+            return
+        self._flow_seen = self.delivered_total
+        self._flow_timer = self.vhost.clock.call_at(
+            self.vhost.clock.now() + FLOW_STALL, self._flow_watchdog)
+
+    def _release_throttled(self) -> None:
+        publishers, self.throttled = self.throttled, set()
+        for publisher in publishers:
+            publisher.unthrottle(self)
 
     # --- expiry -------------------------------------------------------------
     def _arm_ttl_timer(self) -> None:
@@ -331,10 +384,11 @@ class Queue:
     def on_deleted(self) -> None:
         """Called by the vhost once the queue is gone: release everything."""
         self.deleted = True
-        for timer in (self._ttl_timer, self._expires_timer):
+        for timer in (self._ttl_timer, self._expires_timer, self._flow_timer):
             if timer is not None:
                 timer.cancel()
-        self._ttl_timer = self._expires_timer = None
+        self._ttl_timer = self._expires_timer = self._flow_timer = None
+        self._release_throttled()
         consumers, self.consumers = self.consumers, []
         for consumer in consumers:
             consumer.channel.consumer_cancelled_by_server(consumer)

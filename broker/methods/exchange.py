@@ -41,9 +41,11 @@ def bind(channel: 'Channel', method: Exchange.Bind) -> None:
 
 
 def unbind(channel: 'Channel', method: Exchange.Unbind) -> None:
+    # Idempotent, as queue.unbind: missing exchanges have no bindings left.
     vhost = channel.vhost
-    destination = vhost.exchange(check_name(method.destination, 'exchange'))
-    source = vhost.exchange(check_name(method.source, 'exchange'))
-    vhost.unbind(source, destination, method.routing_key, method.arguments)
+    destination = vhost.exchanges.get(check_name(method.destination, 'exchange'))
+    source = vhost.exchanges.get(check_name(method.source, 'exchange'))
+    if destination is not None and source is not None:
+        vhost.unbind(source, destination, method.routing_key, method.arguments)
     if not method.nowait:
         channel.send_method(Exchange.UnbindOk())

@@ -49,11 +49,14 @@ def bind(channel: 'Channel', method: Queue.Bind) -> None:
 
 
 def unbind(channel: 'Channel', method: Queue.Unbind) -> None:
+    # Like RabbitMQ, unbinding is idempotent: a queue or exchange that is
+    # already gone (auto-deleted, say) has no binding left to remove.
     vhost = channel.vhost
-    queue = vhost.queue(_default_queue(channel, check_name(method.queue, 'queue')),
-                        channel.conn)
-    exchange = vhost.exchange(check_name(method.exchange, 'exchange'))
-    vhost.unbind(exchange, queue, method.routing_key, method.arguments)
+    name = _default_queue(channel, check_name(method.queue, 'queue'))
+    exchange = vhost.exchanges.get(check_name(method.exchange, 'exchange'))
+    if name in vhost.queues and exchange is not None:
+        queue = vhost.queue(name, channel.conn)
+        vhost.unbind(exchange, queue, method.routing_key, method.arguments)
     channel.send_method(Queue.UnbindOk())
 
 
