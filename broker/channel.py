@@ -53,6 +53,7 @@ class Channel:
         self.body_size = 0
         self.body_parts: list[bytes] = []
         self.body_received = 0
+        self.max_message_size = connection.broker.settings.max_message_size
         # --- deliveries ---
         self.next_tag = 0
         self.unacked: dict[int, Unacked] = {}
@@ -107,6 +108,10 @@ class Channel:
         if class_id != 60:
             raise UnexpectedFrame(
                 f'expected content header for class 60, got one for class {class_id} instead')
+        if body_size > self.max_message_size:
+            raise PreconditionFailed(
+                f'message size {body_size} is larger than configured max size '
+                f'{self.max_message_size}')
         self.header = payload
         self.body_size = body_size
         self.body_received = 0
@@ -177,6 +182,8 @@ class Channel:
         accepted = True
         first = True
         conn = self.conn
+        if vhost.memory.alarm:
+            vhost.memory.block(conn)
         for queue in queues:
             if not queue.publish(message if first else message.copy(), conn):
                 accepted = False

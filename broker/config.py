@@ -42,8 +42,10 @@ class Settings(BaseSettings):
     #: Users that may log in from loopback addresses only (RabbitMQ's loopback_users).
     loopback_users: list[str] = Field(default_factory=lambda: ['guest'])
     fsync: bool = Field(True, description='fsync persistent messages before confirming')
-    #: Message bytes held in memory above which publishers are blocked.
-    memory_high_watermark: int = Field(1 << 30, ge=1 << 20)
+    #: Message bytes held above which publishers are blocked (0: 40% of RAM).
+    memory_high_watermark: int = Field(0, ge=0)
+    #: Largest message body accepted, bytes (RabbitMQ's max_message_size).
+    max_message_size: int = Field(128 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

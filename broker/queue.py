@@ -66,6 +66,7 @@ class Queue:
         self._ttl_deadline = 0.0
         self._expires_timer: TimerHandle | None = None
         self._store = vhost.store
+        self._memory = vhost.memory
         #: Publishing connections paused by this queue's flow control.
         self.throttled: set[Any] = set()
         self.delivered_total = 0
@@ -96,12 +97,18 @@ class Queue:
 
     # --- publishing ---------------------------------------------------------
     def publish(self, message: Message, publisher: Any = None) -> bool:
-        """Enqueue ``message``; False when ``x-overflow`` rejected it.
+        """Enqueue ``message``; False when overflow refused it.
 
         ``publisher`` is the connection it came from, for flow control.
         """
-        if self._limited and not self._make_room(message):
-            return False
+        if self._limited:
+            verdict = self._make_room(message)
+            if verdict is not None:
+                return verdict
+        memory = self._memory
+        memory.held += len(message.body)
+        if memory.held > memory.high:
+            memory.check()
         message.seq = self._next_seq
         self._next_seq += 1
         ttl = self._ttl_ms
@@ -137,8 +144,13 @@ class Queue:
             return True
         return False
 
-    def _make_room(self, message: Message) -> bool:
-        """Apply x-max-length / x-max-length-bytes before enqueueing."""
+    def _make_room(self, message: Message) -> bool | None:
+        """Apply x-max-length / x-max-length-bytes before enqueueing.
+
+        None: go on and enqueue.  True: the message was dropped but counts
+        as accepted (drop-head).  False: refused (reject-publish*), which a
+        publisher in confirm mode sees as basic.nack.
+        """
         args = self.args
         max_len, max_bytes = args.max_length, args.max_length_bytes
         size = len(message.body)
@@ -148,19 +160,20 @@ class Queue:
                     or (max_bytes is not None and self.ready_bytes + size > max_bytes))
 
         if not over():
-            return True
+            return None
         if args.overflow == 'drop-head':
             dropped = []
             while self.ready and over():
                 dropped.append(self._pop_head())
             if dropped:
                 self._dead_letter(dropped, MAXLEN)
-            # A message larger than the whole limit is dropped as well.
             if over():
-                self._dead_letter([message], MAXLEN)
-            return True
+                # Larger than the whole limit: dropped too, but never refused.
+                self._dead_letter([message], MAXLEN, settle=False)
+                return True
+            return None
         if args.overflow == 'reject-publish-dlx':
-            self._dead_letter([message], MAXLEN)
+            self._dead_letter([message], MAXLEN, settle=False)
         return False
 
     def _pop_head(self) -> Message:
@@ -230,7 +243,11 @@ class Queue:
         return None
 
     def settle(self, message: Message) -> None:
-        """A delivered message was acked (or delivered with no_ack)."""
+        """The message left this queue for good (acked, dropped, expired...)."""
+        memory = self._memory
+        memory.held -= len(message.body)
+        if memory.alarm:
+            memory.check()
         if message.store_id:
             self._store.remove(self, message)
 
@@ -351,12 +368,16 @@ class Queue:
         self.vhost.delete_queue(self)
 
     # --- dead-lettering -----------------------------------------------------
-    def _dead_letter(self, messages: list[Message], reason: str) -> None:
-        """Messages leave without an ack: to the dead-letter exchange, or dropped."""
+    def _dead_letter(self, messages: list[Message], reason: str, settle: bool = True) -> None:
+        """Messages leave without an ack: to the dead-letter exchange, or dropped.
+
+        ``settle`` is False for a message refused before it was enqueued.
+        """
         if self.args.dead_letter_exchange is not None:
             self.vhost.dead_letter(self, messages, reason)
-        for message in messages:
-            self.settle(message)
+        if settle:
+            for message in messages:
+                self.settle(message)
 
     # --- consumers ----------------------------------------------------------
     def add_consumer(self, consumer: Consumer) -> None:

@@ -14,6 +14,7 @@ from .auth import Users
 from .clock import LoopClock
 from .config import Settings
 from .connection import Connection
+from .memory import MemoryMonitor, default_high_watermark
 from .store import MemoryStore, Store
 from .vhost import VirtualHost
 
@@ -42,6 +43,7 @@ class Broker:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
         self.connections: set[Connection] = set()
+        self.memory = MemoryMonitor(settings.memory_high_watermark or default_high_watermark())
         self._server: asyncio.base_events.Server | None = None
         self.server_properties: dict[str, Any] = {
             'product': 'Leveret',
@@ -61,7 +63,7 @@ class Broker:
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock)
+            vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock, self.memory)
         return vhost
 
     @property

@@ -22,6 +22,7 @@ from protocol.errors import (
 from . import deadletter, queue_args
 from .clock import Clock
 from .exchanges import EXCHANGE_TYPES, Exchange
+from .memory import MemoryMonitor
 from .message import Message
 from .queue import Queue
 
@@ -47,10 +48,12 @@ def generated_name(prefix: str) -> str:
 
 class VirtualHost:
     def __init__(self, name: str, store: 'Store', clock: Clock,
+                 memory: MemoryMonitor | None = None,
                  on_definitions_changed: Callable[[], None] | None = None) -> None:
         self.name = name
         self.store = store
         self.clock = clock
+        self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         #: destination (queue or exchange) -> {source exchange: bindings}
