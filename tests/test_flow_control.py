@@ -8,6 +8,8 @@ import time
 
 import pika
 from pamqp import commands as C
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
 
 from .rawamqp import RawClient
 
@@ -69,8 +71,6 @@ def test_a_stuck_consumer_does_not_hold_publishers_back(broker, unique):
 
 def _publish_frames(queue: str, count: int) -> list[bytes]:
     from pamqp import frame as pframe
-    from pamqp.body import ContentBody
-    from pamqp.header import ContentHeader
     one = (pframe.marshal(C.Basic.Publish(exchange='', routing_key=queue), 1)
            + pframe.marshal(ContentHeader(0, 4, C.Basic.Properties()), 1)
            + pframe.marshal(ContentBody(b'data'), 1))
@@ -96,8 +96,10 @@ def test_memory_alarm_blocks_publishers_and_unblocks_them(broker_factory, unique
             _, frame = consumer.read_frame()
             if isinstance(frame, C.Basic.GetEmpty):
                 break
-            if isinstance(frame, C.Basic.GetOk):
-                taken += 1
+            assert isinstance(frame, C.Basic.GetOk)
+            consumer.expect(ContentHeader, 1)
+            consumer.expect(ContentBody, 1)
+            taken += 1
         publisher.expect(C.Connection.Unblocked, 0)
         assert taken == 20            # everything published before the alarm
         publisher.publish(1, '', unique, b'after')
