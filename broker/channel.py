@@ -108,6 +108,9 @@ class Channel:
         if class_id != 60:
             raise UnexpectedFrame(
                 f'expected content header for class 60, got one for class {class_id} instead')
+        if weight != 0:
+            raise UnexpectedFrame(
+                'expected content header for class 60, got non content header frame instead')
         if body_size > self.max_message_size:
             raise PreconditionFailed(
                 f'message size {body_size} is larger than configured max size '
@@ -161,6 +164,8 @@ class Channel:
             raise PreconditionFailed(
                 f"user_id property set to '{user_id}' but authenticated user was "
                 f"'{self.conn.username}'")
+        if delivery_mode > 2:
+            raise PreconditionFailed(f'invalid message: {{delivery_mode_unknown,{delivery_mode}}}')
         ttl = None
         if expiration is not None:
             ttl = _parse_expiration(expiration)
@@ -323,7 +328,7 @@ class Channel:
                 queue.reject(messages)
         self.kick()
 
-    def recover(self, requeue: bool) -> None:
+    def recover(self) -> None:
         """basic.recover: requeue every unacked delivery of the channel."""
         taken = list(self.unacked.items())
         self.unacked.clear()
@@ -410,6 +415,11 @@ class Channel:
 
 
 def _parse_expiration(value: str) -> int:
-    if not value.isdigit():
-        raise PreconditionFailed(f"invalid expiration '{value}': no_integer")
-    return int(value)
+    """The ``expiration`` property: milliseconds as a decimal string."""
+    try:
+        ttl = int(value)
+    except ValueError:
+        raise PreconditionFailed(f"invalid expiration '{value}': no_integer") from None
+    if ttl < 0:
+        raise PreconditionFailed(f"invalid expiration '{value}': {{value_negative,{ttl}}}")
+    return ttl

@@ -46,7 +46,6 @@ from protocol.errors import (
     FrameError,
     InternalError,
     NotAllowed,
-    SyntaxError_,
     UnexpectedFrame,
 )
 from protocol.frames import FrameReader
@@ -97,6 +96,16 @@ CLOSE_TIMEOUT = 3.0
 HANDSHAKE_TIMEOUT = 10.0
 
 _DECODE_ERRORS = (IndexError, ValueError, struct.error, UnicodeDecodeError)
+
+
+def _unexpected(channel: Channel) -> UnexpectedFrame:
+    """RabbitMQ's text for a frame out of the method/header/body order."""
+    if channel.publish is None:
+        return UnexpectedFrame('expected method frame, got non method frame instead')
+    if not channel.header:
+        return UnexpectedFrame(
+            'expected content header for class 60, got non content header frame instead')
+    return UnexpectedFrame('expected content body, got non content body frame instead')
 
 
 class Connection(asyncio.Protocol):
@@ -209,9 +218,8 @@ class Connection(asyncio.Protocol):
                         # The hot path: an open channel on a running connection.
                         if frame_type == FRAME_METHOD:
                             if channel.publish is not None:
-                                raise UnexpectedFrame(
-                                    'expected content header for class 60, got non '
-                                    'content header frame instead')
+                                index = BASIC_PUBLISH
+                                raise _unexpected(channel)
                             index = _U32.unpack_from(payload)[0]
                             if index == BASIC_PUBLISH:
                                 channel.start_publish(codec.decode_publish(payload))
@@ -227,18 +235,21 @@ class Connection(asyncio.Protocol):
                             else:
                                 self._channel_method(channel, payload)
                         elif frame_type == FRAME_BODY:
+                            if channel.publish is None:
+                                raise _unexpected(channel)
                             index = BASIC_PUBLISH   # content belongs to the publish
-                            if channel.publish is None or not channel.header:
-                                raise UnexpectedFrame('unexpected content body frame')
+                            if not channel.header:
+                                raise _unexpected(channel)
                             channel.content_body(payload)
                         elif frame_type == FRAME_HEADER:
+                            if channel.publish is None:
+                                raise _unexpected(channel)
                             index = BASIC_PUBLISH
-                            if channel.publish is None or channel.header:
-                                raise UnexpectedFrame('unexpected content header frame')
+                            if channel.header:
+                                raise _unexpected(channel)
                             channel.content_header(payload)
                         else:
-                            raise FrameError(
-                                f'heartbeat frame on channel {channel_id}')
+                            raise UnexpectedFrame(f'type {frame_type}, all octets = <<>>')
                     else:
                         self._slow_frame(frame_type, channel_id, channel, payload)
                     if self.state is CLOSED_CONN:
@@ -246,7 +257,8 @@ class Connection(asyncio.Protocol):
             except AMQPError as exc:
                 self._fail(channel_id, exc.with_method(index >> 16, index & 0xFFFF))
             except _DECODE_ERRORS as exc:
-                self._fail(channel_id, SyntaxError_(f'malformed frame: {exc}').with_method(
+                # RabbitMQ answers undecodable methods with 501 as well.
+                self._fail(channel_id, FrameError(f'cannot decode frame: {exc}').with_method(
                     index >> 16, index & 0xFFFF))
             except Exception as exc:  # a bug: never take the server down
                 log.exception('internal error on %r', self)
@@ -275,7 +287,7 @@ class Connection(asyncio.Protocol):
         if self.state is not RUNNING:
             raise ChannelErrorCode(f'channel {channel_id} used before connection.open')
         if frame_type == FRAME_HEARTBEAT:
-            raise FrameError(f'heartbeat frame on channel {channel_id}')
+            raise UnexpectedFrame(f'type {frame_type}, all octets = <<>>')
         if channel is None:
             if frame_type != FRAME_METHOD:
                 raise ChannelErrorCode(f"expected 'channel.open' on channel {channel_id}")

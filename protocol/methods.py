@@ -14,7 +14,7 @@ import struct
 from pamqp import base, commands, encode
 
 from .constants import FRAME_METHOD
-from .errors import CommandInvalid, FrameError, SyntaxError_
+from .errors import CommandInvalid, FrameError
 
 _FRAME_HEADER = struct.Struct('>BHI')
 _INDEX = struct.Struct('>I')
@@ -36,8 +36,8 @@ def decode_method(payload: bytes) -> Method:
     try:
         method.unmarshal(payload[4:])
     except (struct.error, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
-        raise SyntaxError_(f'cannot decode {cls.name}: {exc}',
-                           index >> 16, index & 0xFFFF) from None
+        raise FrameError(f'cannot decode {cls.name}: {exc}',
+                         index >> 16, index & 0xFFFF) from None
     return method
 
 

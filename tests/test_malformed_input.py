@@ -86,19 +86,19 @@ def test_truncated_frame_then_disconnect(broker, bystander):
     # The bystander fixture checks the server is still serving.
 
 
-def test_bad_field_table_is_a_syntax_error(broker, bystander):
+def test_bad_field_table_is_a_frame_error(broker, bystander):
     with opened(broker) as client:
         # queue.declare whose arguments table claims 1000 bytes but has 3.
         payload = (struct.pack('>HHH', 50, 10, 0) + b'\x01q' + b'\x00'
                    + struct.pack('>I', 1000) + b'abc')
         client.send(method_frame(1, payload))
-        expect_connection_close(client, 502)
+        expect_connection_close(client, 501)
 
 
-def test_truncated_method_payload_is_a_syntax_error(broker, bystander):
+def test_truncated_method_payload_is_a_frame_error(broker, bystander):
     with opened(broker) as client:
         client.send(method_frame(1, struct.pack('>HH', 60, 40) + b'\x00'))
-        expect_connection_close(client, 502)
+        expect_connection_close(client, 501)
 
 
 def test_unknown_method_is_refused(broker, bystander):
@@ -171,3 +171,48 @@ def test_immediate_publish_is_540_with_rabbitmqs_text(broker, bystander):
         close = expect_connection_close(client, 540)
         assert close.reply_text == 'NOT_IMPLEMENTED - immediate=true'
         assert (close.class_id, close.method_id) == (60, 40)
+
+
+def test_heartbeat_on_a_channel_is_505(broker, bystander):
+    with opened(broker) as client:
+        client.send(b'\x08\x00\x01\x00\x00\x00\x00\xce')
+        expect_connection_close(client, 505)
+
+
+def test_out_of_order_content_texts_match_rabbitmq(broker, bystander):
+    with opened(broker) as client:
+        client.send(struct.pack('>BHI', 3, 1, 3) + b'abc\xce')
+        close = expect_connection_close(client, 505)
+        assert close.reply_text == ('UNEXPECTED_FRAME - expected method frame, '
+                                    'got non method frame instead')
+    with opened(broker) as client:
+        client.send(pframe.marshal(C.Basic.Publish(exchange='', routing_key='q'), 1))
+        client.send(struct.pack('>BHI', 3, 1, 3) + b'abc\xce')
+        close = expect_connection_close(client, 505)
+        assert close.reply_text == ('UNEXPECTED_FRAME - expected content header for class 60, '
+                                    'got non content header frame instead')
+        assert (close.class_id, close.method_id) == (60, 40)
+
+
+@pytest.mark.parametrize('raw_properties,text', [
+    (b'\x10\x00\x03', 'invalid message: {delivery_mode_unknown,3}'),
+    (b'\x01\x00\x03abc', "invalid expiration 'abc': no_integer"),
+    (b'\x01\x00\x02-1', "invalid expiration '-1': {value_negative,-1}"),
+])
+def test_invalid_properties_close_the_channel_with_406(broker, bystander, raw_properties,
+                                                       text):
+    with opened(broker) as client:
+        header = struct.pack('>HHQ', 60, 0, 1) + raw_properties
+        client.send(pframe.marshal(C.Basic.Publish(exchange='', routing_key='q'), 1)
+                    + struct.pack('>BHI', 2, 1, len(header)) + header + b'\xce'
+                    + struct.pack('>BHI', 3, 1, 1) + b'x\xce')
+        close = client.expect(C.Channel.Close, 1)
+        assert close.reply_code == 406
+        assert close.reply_text == 'PRECONDITION_FAILED - ' + text
+
+
+def test_recover_without_requeue_is_not_implemented(broker, bystander):
+    with opened(broker) as client:
+        client.send_method(1, C.Basic.Recover(requeue=False))
+        close = expect_connection_close(client, 540)
+        assert close.reply_text == 'NOT_IMPLEMENTED - requeue=false'

@@ -67,12 +67,16 @@ def get(channel: 'Channel', method: Basic.Get) -> None:
 
 
 def recover(channel: 'Channel', method: Basic.Recover) -> None:
-    channel.recover(method.requeue)
+    if not method.requeue:
+        raise NotImplemented_('requeue=false')     # as RabbitMQ
+    channel.recover()
     channel.send_method(Basic.RecoverOk())
 
 
 def recover_async(channel: 'Channel', method: Basic.RecoverAsync) -> None:
-    channel.recover(method.requeue)
+    if not method.requeue:
+        raise NotImplemented_('requeue=false')
+    channel.recover()
 
 
 def publish(channel: 'Channel', method: Basic.Publish) -> None:
