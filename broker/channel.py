@@ -25,6 +25,7 @@ from protocol.errors import (
 from .consumer import Consumer
 from .message import Message
 from .queue import Queue
+from .store.disk import StoreFailed
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -44,6 +45,7 @@ class Channel:
         self.conn = connection
         self.id = channel_id
         self.vhost = connection.vhost
+        self.store = self.vhost.store
         self.state = OPEN
         #: For methods that name no queue (the spec's "current queue").
         self.last_queue_name: str | None = None
@@ -190,7 +192,14 @@ class Channel:
         if vhost.memory.alarm:
             vhost.memory.block(conn)
         for queue in queues:
-            if not queue.publish(message if first else message.copy(), conn):
+            try:
+                if not queue.publish(message if first else message.copy(), conn):
+                    accepted = False
+            except StoreFailed as exc:
+                if not self.confirm_mode:
+                    raise PreconditionFailed(
+                        f"cannot store persistent message for queue '{queue.name}': "
+                        f"{exc}") from None
                 accepted = False
             first = False
         if first and publish.mandatory:
@@ -220,15 +229,18 @@ class Channel:
         pending = self._pending_confirms
         if not pending:
             return
-        store = self.vhost.store
+        store = self.store
         synced = store.synced_position()
         sent = 0
-        for seq, ok, position in pending:
+        for entry in pending:
+            seq, ok, position = entry
             if position > synced:
-                if not self._confirm_waiting_sync:
-                    self._confirm_waiting_sync = True
-                    store.when_synced(self._synced)
-                break
+                if not store.confirm_failed(position):
+                    if not self._confirm_waiting_sync:
+                        self._confirm_waiting_sync = True
+                        store.when_synced(self._synced)
+                    break
+                ok = False      # the write it waited for failed: nack
             multiple = seq - self._confirmed > 1
             if ok:
                 frame = codec.ack_frame(self.id, seq, multiple)
@@ -253,6 +265,8 @@ class Channel:
         if consumer.no_ack:
             consumer.queue.settle(message)
         else:
+            if message.store_id:
+                self.store.delivered(message)
             self.unacked[tag] = (message, consumer.queue, consumer)
             consumer.unacked += 1
             self.unacked_count += 1
@@ -264,6 +278,8 @@ class Channel:
         if no_ack:
             queue.settle(message)
         else:
+            if message.store_id:
+                self.store.delivered(message)
             self.unacked[tag] = (message, queue, None)
             self.unacked_count += 1
         self.conn.send_get_ok(self.id, tag, message, queue.message_count)

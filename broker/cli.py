@@ -13,6 +13,7 @@ from . import __version__
 def _broker(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .server import run
+    from .store.files import DataDirLocked
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port,
@@ -25,7 +26,7 @@ def _broker(args: argparse.Namespace) -> int:
         return 2
     try:
         run(settings)
-    except OSError as exc:
+    except (OSError, DataDirLocked) as exc:
         print(f'leveret: cannot start the broker: {exc}', file=sys.stderr)
         return 1
     return 0

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     #: Users that may log in from loopback addresses only (RabbitMQ's loopback_users).
     loopback_users: list[str] = Field(default_factory=lambda: ['guest'])
     fsync: bool = Field(True, description='fsync persistent messages before confirming')
+    #: Size at which the message log starts a new segment file.
+    segment_size: int = Field(16 * 1024 * 1024, ge=64 * 1024)
     #: Message bytes held above which publishers are blocked (0: 40% of RAM).
     memory_high_watermark: int = Field(0, ge=0)
     #: Largest message body accepted, bytes (RabbitMQ's max_message_size).

@@ -46,6 +46,7 @@ from protocol.errors import (
     FrameError,
     InternalError,
     NotAllowed,
+    PreconditionFailed,
     UnexpectedFrame,
 )
 from protocol.frames import FrameReader
@@ -138,6 +139,8 @@ class Connection(asyncio.Protocol):
         #: Queues whose flow control paused reading from this connection.
         self._throttled_by: set[Any] = set()
         self._reading = True
+        #: Frames received while a tx.commit waits for the disk, else None.
+        self._deferred: list[tuple[int, int, bytes]] | None = None
         # --- timers ---
         self._hb_timer: asyncio.TimerHandle | None = None
         self._silent_ticks = 0
@@ -190,11 +193,18 @@ class Connection(asyncio.Protocol):
         except FrameError as exc:
             self._fail(0, exc)
             return
-        if frames:
+        if self._deferred is not None:
+            # Input is on hold until a tx.commit is on disk: keep the order.
+            self._deferred.extend(frames)
+        elif frames:
             self._handle_frames(frames)
-        if self._throttled_by and self._reading and self.transport is not None:
-            self._reading = False
-            self.transport.pause_reading()
+        self._after_frames()
+
+    def _after_frames(self) -> None:
+        if self._reading and (self._throttled_by or self._deferred is not None):
+            if self.transport is not None:
+                self._reading = False
+                self.transport.pause_reading()
         if self._confirm_channels:
             self._send_due_confirms()
         if self._out:
@@ -253,6 +263,9 @@ class Connection(asyncio.Protocol):
                     else:
                         self._slow_frame(frame_type, channel_id, channel, payload)
                     if self.state is CLOSED_CONN:
+                        return
+                    if self._deferred is not None:
+                        self._deferred.extend(frames[i:])
                         return
             except AMQPError as exc:
                 self._fail(channel_id, exc.with_method(index >> 16, index & 0xFFFF))
@@ -678,10 +691,47 @@ class Connection(asyncio.Protocol):
 
     def unthrottle(self, queue: Any) -> None:
         self._throttled_by.discard(queue)
-        if (not self._throttled_by and not self._reading and self.transport is not None
-                and self.state is not CLOSED_CONN):
+        self._maybe_resume_reading()
+
+    def _maybe_resume_reading(self) -> None:
+        if (not self._throttled_by and self._deferred is None and not self._reading
+                and self.transport is not None and self.state is not CLOSED_CONN):
             self._reading = True
             self.transport.resume_reading()
+
+    # --- replies that wait for the disk -------------------------------------
+    def reply_when_synced(self, channel: Channel, method: Any) -> None:
+        """Send ``method`` once everything written so far is on disk.
+
+        Until then no further input of this connection is processed, so
+        nothing the client sends after, say, tx.commit overtakes it.
+        """
+        store = self.vhost.store
+        position = store.write_position()
+        if store.synced_position() >= position:
+            channel.send_method(method)
+            return
+        self._deferred = []
+
+        def synced() -> None:
+            if self.state is CLOSED_CONN:
+                return
+            if store.synced_position() < position and not store.confirm_failed(position):
+                store.when_synced(synced)
+                return
+            frames, self._deferred = self._deferred or [], None
+            if store.confirm_failed(position):
+                self._fail(channel.id, PreconditionFailed(
+                    f'commit could not be written to disk: {store.failed}').with_method(
+                        *method_ids(method)))
+            elif channel.state is OPEN:
+                channel.send_method(method)
+            if frames:
+                self._handle_frames(frames)
+            self._after_frames()
+            self._maybe_resume_reading()
+
+        store.when_synced(synced)
 
     # --- broker-initiated ---------------------------------------------------
     def send_blocked(self, reason: str) -> None:

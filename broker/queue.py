@@ -12,6 +12,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from protocol.properties import with_header
+
 from . import queue_args
 from .consumer import Consumer
 from .message import Message
@@ -75,6 +77,10 @@ class Queue:
         self._stalled = False
         #: Persistent messages are written only in durable queues.
         self.persists = durable and self._store.persistent
+        #: How the store names this queue (set by the vhost for durable queues):
+        #: vhost, name and an incarnation id unique to this declaration.
+        self.store_key = b''
+        self.incarnation = ''
         self._limited = (self.args.max_length is not None
                          or self.args.max_length_bytes is not None)
         self._ttl_ms = self.args.message_ttl
@@ -105,10 +111,6 @@ class Queue:
             verdict = self._make_room(message)
             if verdict is not None:
                 return verdict
-        memory = self._memory
-        memory.held += len(message.body)
-        if memory.held > memory.high:
-            memory.check()
         message.seq = self._next_seq
         self._next_seq += 1
         ttl = self._ttl_ms
@@ -118,12 +120,14 @@ class Queue:
         if ttl is not None:
             if ttl == 0:
                 # TTL 0: deliverable only to a consumer that can take it now.
+                self._count_in(message)
                 if not self._deliver_now(message):
                     self._dead_letter([message], EXPIRED)
                 return True
             message.expires_at = self.vhost.clock.now() + ttl / 1000.0
         if self.persists and message.persistent:
-            self._store.add(self, message)
+            self._store.add(self, message)      # raises StoreFailed when it cannot
+        self._count_in(message)
         self.ready.append(message)
         self.ready_bytes += len(message.body)
         if self.consumers:
@@ -134,6 +138,23 @@ class Queue:
         if ttl is not None and self.ready:
             self._arm_ttl_timer()
         return True
+
+    def _count_in(self, message: Message) -> None:
+        memory = self._memory
+        memory.held += len(message.body)
+        if memory.held > memory.high:
+            memory.check()
+
+    def restore(self, messages: list[Message]) -> None:
+        """Messages recovered from the store at start-up, in queue order."""
+        for message in messages:
+            self._count_in(message)
+            self.ready.append(message)
+            self.ready_bytes += len(message.body)
+        if messages:
+            self._next_seq = max(self._next_seq, messages[-1].seq + 1)
+            if any(m.expires_at for m in messages):
+                self._arm_ttl_timer()
 
     def _deliver_now(self, message: Message) -> bool:
         for _ in range(len(self.consumers)):
@@ -266,6 +287,9 @@ class Queue:
             if limit is not None and message.delivery_count > limit:
                 over.append(message)
             else:
+                # Every queue type tells consumers how often this failed before.
+                message.header = with_header(message.header, 'x-delivery-count',
+                                             message.delivery_count)
                 back.append(message)
         if over:
             self._dead_letter(over, DELIVERY_LIMIT)

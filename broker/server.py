@@ -15,7 +15,9 @@ from .clock import LoopClock
 from .config import Settings
 from .connection import Connection
 from .memory import MemoryMonitor, default_high_watermark
-from .store import MemoryStore, Store
+from . import definitions, recovery
+from .store import Store
+from .store.disk import DiskStore
 from .vhost import VirtualHost
 
 log = logging.getLogger('leveret')
@@ -38,7 +40,10 @@ SHUTDOWN_GRACE = 5.0
 class Broker:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store: Store = store if store is not None else MemoryStore()
+        self.store: Store = store if store is not None else DiskStore(
+            settings.data_dir, fsync=settings.fsync, segment_size=settings.segment_size)
+        #: True until the store is open: nothing may be saved before that.
+        self._restoring = True
         self.clock = LoopClock()
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
@@ -63,8 +68,25 @@ class Broker:
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock, self.memory)
+            vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock, self.memory,
+                                                    self.definitions_changed)
+            self.definitions_changed()
         return vhost
+
+    def definitions_changed(self) -> None:
+        """A durable exchange, queue or binding changed: save them all."""
+        if not self._restoring:
+            self.store.save_definitions(definitions.export(self))
+
+    def open_store(self) -> None:
+        """Lock the data directory and bring back what it holds."""
+        self.store.open()
+        self._restoring = True
+        try:
+            recovery.recover(self)
+        finally:
+            self._restoring = False
+        self.definitions_changed()
 
     @property
     def port(self) -> int:
@@ -77,6 +99,8 @@ class Broker:
         self.clock = LoopClock(loop)
         for vhost in self.vhosts.values():
             vhost.clock = self.clock
+        self.open_store()
+        self.store.attach(loop, lambda: recovery.live_messages(self))
         self._server = await loop.create_server(
             lambda: Connection(self), self.settings.host, self.settings.port,
             backlog=1024, reuse_address=True)

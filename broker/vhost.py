@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from .exchanges import EXCHANGE_TYPES, Exchange
 from .memory import MemoryMonitor
 from .message import Message
 from .queue import Queue
+from .store.records import queue_key
 
 if TYPE_CHECKING:
     from .store import Store
@@ -175,7 +177,10 @@ class VirtualHost:
     def declare_queue(self, name: str, connection: Any, passive: bool = False,
                       durable: bool = False, exclusive: bool = False,
                       auto_delete: bool = False,
-                      arguments: dict[str, Any] | None = None) -> Queue:
+                      arguments: dict[str, Any] | None = None,
+                      incarnation: str | None = None) -> Queue:
+        """Declare (or find) a queue.  ``incarnation`` is given when the
+        queue is recreated from the store at start-up."""
         arguments = arguments or {}
         if passive:
             queue = self.queue(name, connection)
@@ -205,6 +210,9 @@ class VirtualHost:
         self.queues[name] = queue
         if exclusive and connection is not None:
             connection.exclusive_queues.add(queue)
+        if queue.persists and not exclusive:
+            queue.incarnation = incarnation or uuid.uuid4().hex[:16]
+            queue.store_key = queue_key(self.name, name, queue.incarnation)
         # Every queue is bound to the default exchange by its name; that
         # binding is implicit (routing looks the queue up by name).
         self._definitions_changed(durable and not exclusive)

@@ -96,3 +96,14 @@ def decode(header: bytes) -> commands.Basic.Properties:
 def encode(properties: commands.Basic.Properties, body_size: int) -> bytes:
     """Encode a content-header payload for ``properties``."""
     return ContentHeader(0, body_size, properties).marshal()
+
+
+def with_header(header: bytes, key: str, value: object) -> bytes:
+    """A copy of a content-header payload with one entry of ``headers`` set."""
+    content = ContentHeader()
+    content.unmarshal(header)
+    props = content.properties
+    table = dict(props.headers or {})
+    table[key] = value
+    props.headers = table
+    return content.marshal()

@@ -31,7 +31,8 @@ def tx_commit(channel: 'Channel', method: commands.Tx.Commit) -> None:
     if not channel.tx_mode:
         raise PreconditionFailed('channel is not transactional')
     channel.tx_commit()
-    channel.send_method(commands.Tx.CommitOk())
+    # commit-ok promises the publishes and acks are on disk.
+    channel.conn.reply_when_synced(channel, commands.Tx.CommitOk())
 
 
 def tx_rollback(channel: 'Channel', method: commands.Tx.Rollback) -> None:

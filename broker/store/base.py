@@ -25,6 +25,24 @@ class Definitions:
 class Store(Protocol):
     #: False for a store that keeps nothing: queues then skip every call.
     persistent: bool
+    #: The error that stopped writes, or None.
+    failed: OSError | None
+
+    def open(self) -> None:
+        """Lock the data directory (before anything else touches it)."""
+
+    def attach(self, loop: Any, live_messages: Callable[[], Any]) -> None:
+        """Start writing from ``loop``; ``live_messages`` lists stored messages."""
+
+    def recover(self, find_queue: Callable[[bytes], Any],
+                make_message: Callable[[Any], 'Message']) -> Any:
+        """Read the stored messages back into their queues."""
+
+    def delivered(self, message: 'Message') -> None:
+        """A stored message went out to a consumer once more."""
+
+    def confirm_failed(self, position: int) -> bool:
+        """True if a confirm waiting for ``position`` can never succeed."""
 
     def add(self, queue: 'Queue', message: 'Message') -> None:
         """A persistent message entered a durable queue; sets ``store_id``."""

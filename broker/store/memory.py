@@ -10,6 +10,23 @@ from .base import Definitions
 
 class MemoryStore:
     persistent = False
+    failed = None
+
+    def open(self) -> None:
+        pass
+
+    def attach(self, loop: Any, live_messages: Any) -> None:
+        pass
+
+    def recover(self, find_queue: Any, make_message: Any) -> Any:
+        from .disk import Recovered
+        return Recovered()
+
+    def delivered(self, message: Any) -> None:
+        pass
+
+    def confirm_failed(self, position: int) -> bool:
+        return False
 
     def add(self, queue: Any, message: Any) -> None:
         pass

@@ -1,0 +1,100 @@
+"""The durable topology of a broker, to and from the store's plain data.
+
+Durable means what RabbitMQ means: durable exchanges, durable non-exclusive
+queues, and bindings whose source and destination are both durable.  The
+predeclared ``amq.*`` exchanges are recreated at start, never saved.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .exchanges import Exchange
+from .queue import Queue
+from .store.base import Definitions
+from .store.definitions import decode_table, encode_table
+from .vhost import PREDECLARED
+
+if TYPE_CHECKING:
+    from .server import Broker
+
+log = logging.getLogger(__name__)
+
+_PREDECLARED_NAMES = {name for name, _ in PREDECLARED}
+
+
+def _queue_is_durable(queue: Queue) -> bool:
+    return queue.durable and not queue.exclusive and not queue.deleted
+
+
+def export(broker: 'Broker') -> Definitions:
+    out = Definitions()
+    out.vhosts = sorted(broker.vhosts)
+    out.users = [{'name': u.name, 'password_hash': u.password_hash, 'tags': list(u.tags),
+                  'vhosts': sorted(u.vhosts), 'loopback_only': u.loopback_only}
+                 for u in broker.users.users.values()]
+    for vhost in broker.vhosts.values():
+        for exchange in vhost.exchanges.values():
+            if not exchange.durable or exchange.name in _PREDECLARED_NAMES:
+                continue
+            out.exchanges.append({
+                'vhost': vhost.name, 'name': exchange.name, 'type': exchange.kind,
+                'auto_delete': exchange.auto_delete, 'internal': exchange.internal,
+                'arguments': encode_table(exchange.arguments)})
+        for queue in vhost.queues.values():
+            if not _queue_is_durable(queue):
+                continue
+            out.queues.append({
+                'vhost': vhost.name, 'name': queue.name, 'auto_delete': queue.auto_delete,
+                'arguments': encode_table(queue.arguments), 'incarnation': queue.incarnation})
+        for exchange in vhost.exchanges.values():
+            if not exchange.durable:
+                continue
+            for (destination, routing_key, _), arguments in exchange.bindings.items():
+                if isinstance(destination, Queue):
+                    if not _queue_is_durable(destination):
+                        continue
+                    kind = 'queue'
+                elif isinstance(destination, Exchange) and destination.durable:
+                    kind = 'exchange'
+                else:
+                    continue
+                out.bindings.append({
+                    'vhost': vhost.name, 'source': exchange.name,
+                    'destination': destination.name, 'destination_type': kind,
+                    'routing_key': routing_key, 'arguments': encode_table(arguments)})
+    return out
+
+
+def restore(broker: 'Broker', definitions: Definitions) -> None:
+    """Recreate the saved topology in ``broker`` (users first, bindings last)."""
+    for name in definitions.vhosts:
+        broker.add_vhost(name)
+    for user in definitions.users:
+        if user['name'] not in broker.users.users:
+            restored = broker.users.add(user['name'], '', set(user['vhosts']),
+                                        user['loopback_only'], user['tags'])
+            restored.password_hash = user['password_hash']
+    for item in definitions.exchanges:
+        vhost = broker.add_vhost(item['vhost'])
+        vhost.declare_exchange(item['name'], item['type'], durable=True,
+                               auto_delete=item['auto_delete'], internal=item['internal'],
+                               arguments=decode_table(item['arguments']))
+    for item in definitions.queues:
+        vhost = broker.add_vhost(item['vhost'])
+        vhost.declare_queue(item['name'], None, durable=True, auto_delete=item['auto_delete'],
+                            arguments=decode_table(item['arguments']),
+                            incarnation=item['incarnation'])
+    for item in definitions.bindings:
+        vhost = broker.vhosts[item['vhost']]
+        source = vhost.exchanges.get(item['source'])
+        if item['destination_type'] == 'queue':
+            destination = vhost.queues.get(item['destination'])
+        else:
+            destination = vhost.exchanges.get(item['destination'])
+        if source is None or destination is None:
+            log.warning('dropping saved binding %s -> %s: one end is missing',
+                        item['source'], item['destination'])
+            continue
+        vhost.bind(source, destination, item['routing_key'], decode_table(item['arguments']))

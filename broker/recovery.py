@@ -1,0 +1,68 @@
+"""Start-up: recreate the saved topology, then the stored messages."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from protocol import properties
+
+from . import definitions
+from .message import Message
+from .queue import Queue
+from .store.records import Published
+
+if TYPE_CHECKING:
+    from .server import Broker
+
+log = logging.getLogger(__name__)
+
+
+def message_from_record(published: Published, now_monotonic: float) -> Message:
+    _, priority, _, _ = properties.scan(published.header)
+    message = Message(published.exchange, published.routing_key, published.header,
+                      published.body, priority, True, None)
+    message.seq = published.seq
+    message.delivery_count = published.delivery_count
+    message.redelivered = published.delivery_count > 0
+    if published.delivery_count:
+        message.header = properties.with_header(message.header, 'x-delivery-count',
+                                                published.delivery_count)
+    message.store_id = published.store_id
+    if published.expires_ms:
+        message.expires_at = now_monotonic + (published.expires_ms / 1000.0 - time.time())
+    return message
+
+
+def recover(broker: 'Broker') -> None:
+    """Load definitions and messages from ``broker.store`` into ``broker``."""
+    store = broker.store
+    saved = store.load_definitions()
+    if saved is not None:
+        definitions.restore(broker, saved)
+    queues = {q.store_key: q for vhost in broker.vhosts.values()
+              for q in vhost.queues.values() if q.store_key}
+    now = time.monotonic()
+    report = store.recover(queues.get, lambda p: message_from_record(p, now))
+    if saved is not None or report.messages:
+        log.info('recovered %d queues, %d exchanges and %d persistent messages in %.2fs'
+                 '%s', len(saved.queues) if saved else 0, len(saved.exchanges) if saved else 0,
+                 report.messages, report.seconds,
+                 f' ({report.dropped} of deleted queues dropped)' if report.dropped else '')
+
+
+def live_messages(broker: 'Broker') -> Iterator[tuple[Queue, Message, bool]]:
+    """Every message the store holds a record for: ready, or delivered and unacked."""
+    for vhost in broker.vhosts.values():
+        for queue in vhost.queues.values():
+            if queue.persists:
+                for message in queue.ready:
+                    if message.store_id:
+                        yield queue, message, False
+    for connection in broker.connections:
+        for channel in connection.channels.values():
+            for message, queue, _consumer in channel.unacked.values():
+                if message.store_id:
+                    yield queue, message, True

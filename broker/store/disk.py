@@ -1,0 +1,506 @@
+"""The disk store: definitions file plus an append-only message log.
+
+Messages
+    Persistent messages in durable queues are appended as records
+    (:mod:`.records`) to numbered segment files under ``messages/``.  A
+    store id is ``segment << 32 | index``: the segment a message's ``P``
+    record lives in is known from its id.
+
+Group commit
+    Records go to an in-memory buffer.  Once per event-loop turn the buffer
+    is handed to one writer thread, which writes it and calls ``fdatasync``
+    once for the whole batch, however many publishes it holds.  Publisher
+    confirms wait until the batch holding their record is synced
+    (:meth:`write_position` / :meth:`synced_position`), then go out as one
+    cumulative ``basic.ack(multiple=True)`` per channel.  While a batch is
+    being synced the next one accumulates; a message acked before its
+    batch was handed over is dropped from it and never written.  With
+    ``fsync`` off, batches are written from the loop and never synced.
+
+Reclaiming space
+    A segment is deleted once it holds no live message and every older
+    segment is gone (its ``A`` records may refer to older segments).  When
+    the oldest segment is mostly dead, its few live messages are written
+    again at the head of the log and it is deleted: a long-lived message
+    never pins the log behind it.
+
+Failures
+    A failed write (disk full, I/O error) puts the store in a failed state:
+    confirms still waiting get ``basic.nack`` and new persistent messages
+    are refused; the next write is tried a few seconds later in a fresh
+    segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import definitions as definitions_file
+from .base import Definitions
+from .files import DataDirLock, fsync_dir
+from .records import (
+    ACK,
+    DELIVERED,
+    PUBLISH,
+    Published,
+    ack_record,
+    decode_publish,
+    delivered_record,
+    publish_record,
+    read_records,
+)
+
+if TYPE_CHECKING:
+    from ..message import Message
+    from ..queue import Queue
+
+log = logging.getLogger(__name__)
+
+SEGMENT_SUFFIX = '.seg'
+#: Seconds between attempts to write again after a failure.
+RETRY_AFTER = 5.0
+
+#: Yields every stored message the broker holds: (queue, message, out)
+#: where ``out`` is True while the message is delivered and unacked.
+LiveMessages = Callable[[], Iterable[tuple['Queue', 'Message', bool]]]
+
+
+class StoreFailed(Exception):
+    """Persistent messages cannot be written right now."""
+
+
+@dataclass
+class Recovered:
+    """What start-up recovery found."""
+
+    messages: int = 0
+    dropped: int = 0          # records of queues that no longer exist
+    cut_bytes: int = 0        # torn or corrupt tails cut off
+    seconds: float = 0.0
+
+
+class DiskStore:
+    persistent = True
+
+    def __init__(self, data_dir: Path, fsync: bool = True,
+                 segment_size: int = 16 * 1024 * 1024) -> None:
+        self.data_dir = Path(data_dir)
+        self.messages_dir = self.data_dir / 'messages'
+        self.fsync = fsync
+        self.segment_size = segment_size
+        self._lock = DataDirLock(self.data_dir)
+        self._definitions_path = self.data_dir / 'definitions.json'
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._live_messages: LiveMessages = lambda: ()
+        # --- the log ---
+        self._segment = 0              # segment new records go to
+        self._segment_bytes = 0
+        self._next_index = 0
+        #: segment -> [live records, all P records]
+        self._counts: dict[int, list[int]] = {}
+        # --- group commit ---
+        self._buffer: list[bytes] = []
+        self._buffer_segment = 0
+        self._sealed: list[tuple[int, list[bytes]]] = []
+        self._unwritten: dict[int, tuple[list[bytes], int]] = {}
+        self._to_delete: list[int] = []
+        self._appended = 0
+        self._synced = 0
+        self._waiters: list[Callable[[], None]] = []
+        self._flush_scheduled = False
+        self._writing = False
+        self.failed: OSError | None = None
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._compacting = False
+        self._writer = _SegmentWriter(self.messages_dir)
+
+    # --- life cycle ---------------------------------------------------------
+    def open(self) -> None:
+        """Create the directories and lock them (before anything else)."""
+        self.messages_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+
+    def attach(self, loop: asyncio.AbstractEventLoop, live_messages: LiveMessages) -> None:
+        self._loop = loop
+        self._live_messages = live_messages
+        if self.fsync:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix='leveret-store')
+
+    def close(self) -> None:
+        """Write and sync whatever is buffered, then release the files."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)      # let a batch in flight finish
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+        self._seal()
+        if (self._sealed or self._to_delete) and self.failed is None:
+            jobs, self._sealed = self._sealed, []
+            deletes, self._to_delete = self._to_delete, []
+            try:
+                self._writer.run(_join(jobs), deletes, sync=True)
+            except OSError as exc:
+                log.error('final write of the message store failed: %s', exc)
+        self._writer.close()
+        self._lock.release()
+
+    # --- definitions --------------------------------------------------------
+    def save_definitions(self, definitions: Definitions) -> None:
+        definitions_file.save(self._definitions_path, definitions)
+
+    def load_definitions(self) -> Definitions | None:
+        return definitions_file.load(self._definitions_path)
+
+    # --- messages (the hot path) --------------------------------------------
+    def add(self, queue: 'Queue', message: 'Message') -> None:
+        if self.failed is not None:
+            raise StoreFailed(f'disk write failed: {self.failed}')
+        self._add(queue, message, message.delivery_count)
+
+    def _add(self, queue: 'Queue', message: 'Message', delivery_count: int) -> None:
+        segment = self._segment
+        store_id = (segment << 32) | self._next_index
+        self._next_index += 1
+        expires_ms = 0
+        if message.expires_at:
+            expires_ms = int((time.time() + message.expires_at - time.monotonic()) * 1000)
+        record = publish_record(store_id, message.seq, delivery_count, expires_ms,
+                                queue.store_key, message.exchange_and_key, message.header,
+                                message.body)
+        message.store_id = store_id
+        buffer = self._buffer
+        self._unwritten[store_id] = (buffer, len(buffer))
+        buffer.append(record)
+        self._appended += 1
+        counts = self._counts[segment]
+        counts[0] += 1
+        counts[1] += 1
+        self._segment_bytes += len(record)
+        if self._segment_bytes >= self.segment_size:
+            self._roll()
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def delivered(self, message: 'Message') -> None:
+        """One more delivery of a stored message (redelivered flag, count)."""
+        self._append(delivered_record(message.store_id))
+
+    def remove(self, queue: 'Queue', message: 'Message') -> None:
+        store_id = message.store_id
+        message.store_id = 0
+        unwritten = self._unwritten.pop(store_id, None)
+        if unwritten is not None:
+            buffer, index = unwritten
+            buffer[index] = b''         # acked before it was written: never written
+        else:
+            self._append(ack_record(store_id))
+        segment = store_id >> 32
+        counts = self._counts.get(segment)
+        if counts is not None:
+            counts[0] -= 1
+            if counts[0] == 0 and segment != self._segment:
+                self._reclaim()
+
+    def _append(self, record: bytes) -> None:
+        self._buffer.append(record)
+        self._appended += 1
+        self._segment_bytes += len(record)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    # --- confirms -----------------------------------------------------------
+    def write_position(self) -> int:
+        return self._appended
+
+    def synced_position(self) -> int:
+        return self._synced
+
+    def when_synced(self, callback: Callable[[], None]) -> None:
+        self._waiters.append(callback)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    # --- group commit -------------------------------------------------------
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        if self._loop is not None:
+            self._loop.call_soon(self._flush)
+
+    def _seal(self) -> None:
+        """Close the current buffer; later records go to a new one."""
+        if self._buffer:
+            self._sealed.append((self._buffer_segment, self._buffer))
+            self._buffer = []
+        self._buffer_segment = self._segment
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._writing or self.failed is not None:
+            return
+        self._seal()
+        jobs, self._sealed = self._sealed, []
+        deletes, self._to_delete = self._to_delete, []
+        position = self._appended
+        if not jobs and not deletes:
+            self._synced = position
+            self._wake()
+            return
+        # Every buffered record is handed over now: none can be dropped any more.
+        self._unwritten.clear()
+        jobs = _join(jobs)
+        if self._executor is None:
+            try:
+                self._writer.run(jobs, deletes, sync=False)
+            except OSError as exc:
+                self._failed(exc)
+                return
+            self._synced = position
+            self._wake()
+            return
+        self._writing = True
+        assert self._loop is not None
+        future = self._loop.run_in_executor(self._executor, self._writer.run, jobs, deletes,
+                                            True)
+        future.add_done_callback(lambda f: self._written(f, position))
+
+    def _written(self, future: 'asyncio.Future[None]', position: int) -> None:
+        self._writing = False
+        exc = future.exception()
+        if exc is not None:
+            self._failed(exc if isinstance(exc, OSError) else OSError(str(exc)))
+            return
+        self._synced = position
+        self._wake()
+        if self._buffer or self._sealed or self._to_delete or self._waiters:
+            self._flush()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for callback in waiters:
+            callback()
+
+    def _failed(self, exc: OSError) -> None:
+        log.error('writing the message store failed: %s; persistent messages are refused '
+                  'until a write succeeds again', exc)
+        self.failed = exc
+        # What was being written is lost for confirmation purposes; drop it
+        # and start a fresh segment for the next attempt.
+        self._buffer = []
+        self._sealed = []
+        self._unwritten.clear()
+        self._writer.abandon_current()
+        self._roll()
+        self._wake()       # waiting confirms see the failure and nack
+        if self._loop is not None:
+            self._retry_timer = self._loop.call_later(RETRY_AFTER, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_timer = None
+        try:
+            self._writer.run([], [], sync=True, probe=self._segment)
+        except OSError as exc:
+            log.warning('message store still failing: %s', exc)
+            assert self._loop is not None
+            self._retry_timer = self._loop.call_later(RETRY_AFTER, self._retry)
+            return
+        log.warning('message store writable again; accepting persistent messages')
+        self.failed = None
+        self._flush()
+
+    def confirm_failed(self, position: int) -> bool:
+        """True if a confirm at ``position`` can no longer succeed."""
+        return self.failed is not None and position > self._synced
+
+    # --- segments -----------------------------------------------------------
+    def _roll(self) -> None:
+        self._segment += 1
+        self._segment_bytes = 0
+        self._next_index = 0
+        self._counts[self._segment] = [0, 0]
+        self._seal()
+        self._reclaim()
+
+    def _reclaim(self) -> None:
+        """Delete dead segments from the oldest end; compact a sparse oldest one."""
+        if self._compacting:
+            return
+        counts = self._counts
+        while len(counts) > 1:
+            oldest = min(counts)
+            if oldest == self._segment:
+                return
+            live, total = counts[oldest]
+            if live > 0:
+                if live * 2 > total or self.failed is not None:
+                    return
+                self._compacting = True
+                try:
+                    self._compact(oldest)
+                finally:
+                    self._compacting = False
+                if counts[oldest][0] > 0:
+                    return      # some live message was not found; keep the segment
+            del counts[oldest]
+            self._to_delete.append(oldest)
+            if not self._flush_scheduled:
+                self._schedule_flush()
+
+    def _compact(self, segment: int) -> None:
+        """Write the live messages of ``segment`` again at the head of the log."""
+        moved = 0
+        for queue, message, out in list(self._live_messages()):
+            old_id = message.store_id
+            if old_id >> 32 != segment or old_id in self._unwritten:
+                continue
+            count = message.delivery_count + (1 if out else 0)
+            self._add(queue, message, count)
+            # If the old segment outlives a crash, its copy must be gone.
+            self._append(ack_record(old_id))
+            self._counts[segment][0] -= 1
+            moved += 1
+        log.debug('compacted segment %d: %d live messages moved', segment, moved)
+
+    # --- recovery -----------------------------------------------------------
+    def recover(self, find_queue: Callable[[bytes], 'Queue | None'],
+                make_message: Callable[[Published], 'Message']) -> Recovered:
+        """Read every segment back; hand each live message to its queue."""
+        started = time.monotonic()
+        report = Recovered()
+        live: dict[int, memoryview] = {}
+        deliveries: dict[int, int] = {}
+        published_per_segment: dict[int, int] = {}
+        files = sorted(self.messages_dir.glob('*' + SEGMENT_SUFFIX))
+        keep_alive = []
+        for path in files:
+            data = path.read_bytes()
+            keep_alive.append(data)
+            records, end = read_records(data)
+            if end < len(data):
+                cut = len(data) - end
+                report.cut_bytes += cut
+                log.warning('message store: cut %d bytes of torn or corrupt data at the end '
+                            'of %s (never confirmed)', cut, path.name)
+                os.truncate(path, end)
+            for kind, payload in records:
+                store_id = int.from_bytes(payload[:8], 'little')
+                if kind == PUBLISH:
+                    live[store_id] = payload
+                    segment = store_id >> 32
+                    published_per_segment[segment] = published_per_segment.get(segment, 0) + 1
+                elif kind == ACK:
+                    live.pop(store_id, None)
+                elif kind == DELIVERED and store_id in live:
+                    deliveries[store_id] = deliveries.get(store_id, 0) + 1
+        # Group by queue, newest copy wins when compaction left two.
+        by_queue: dict[bytes, dict[int, Published]] = {}
+        for store_id, payload in live.items():
+            published = decode_publish(payload)
+            published.delivery_count += deliveries.get(store_id, 0)
+            per_queue = by_queue.setdefault(published.queue_key, {})
+            earlier = per_queue.get(published.seq)
+            if earlier is None or earlier.store_id < store_id:
+                per_queue[published.seq] = published
+        segments = {int(p.stem) for p in files}
+        for key, messages in by_queue.items():
+            queue = find_queue(key)
+            if queue is None:
+                report.dropped += len(messages)
+                continue
+            restored = []
+            for seq in sorted(messages):
+                published = messages[seq]
+                message = make_message(published)
+                restored.append(message)
+                self._counts.setdefault(published.store_id >> 32, [0, 0])[0] += 1
+            queue.restore(restored)
+            report.messages += len(restored)
+        for segment in segments:
+            counts = self._counts.setdefault(segment, [0, 0])
+            counts[1] = published_per_segment.get(segment, 0)
+        self._segment = max(segments, default=0) + 1
+        self._counts[self._segment] = [0, 0]
+        self._buffer_segment = self._segment
+        self._reclaim()
+        report.seconds = time.monotonic() - started
+        return report
+
+
+def _join(jobs: list[tuple[int, list[bytes]]]) -> list[tuple[int, bytes]]:
+    return [(segment, b''.join(records)) for segment, records in jobs]
+
+
+class _SegmentWriter:
+    """Owns the segment files; runs in the writer thread (or the loop without fsync)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fds: dict[int, int] = {}
+
+    def _path(self, segment: int) -> Path:
+        return self.directory / f'{segment:010d}{SEGMENT_SUFFIX}'
+
+    def _fd(self, segment: int) -> tuple[int, bool]:
+        fd = self._fds.get(segment)
+        if fd is not None:
+            return fd, False
+        fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fds[segment] = fd
+        return fd, True
+
+    def run(self, jobs: list[tuple[int, bytes]], deletes: list[int], sync: bool,
+            probe: int | None = None) -> None:
+        """Write ``jobs`` in order, sync once, then delete dead segments."""
+        created = False
+        touched: list[int] = []
+        if probe is not None:
+            fd, created = self._fd(probe)
+            touched.append(fd)
+        for segment, data in jobs:
+            if not data:
+                continue
+            fd, new = self._fd(segment)
+            created |= new
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if fd not in touched:
+                touched.append(fd)
+        if sync:
+            for fd in touched:
+                os.fdatasync(fd)
+        # Older segments are complete now (their data is synced): close them.
+        newest = max(self._fds, default=-1)
+        for old in [s for s in self._fds if s < newest]:
+            os.close(self._fds.pop(old))
+        for segment in deletes:
+            fd = self._fds.pop(segment, None)
+            if fd is not None:
+                os.close(fd)
+            try:
+                os.unlink(self._path(segment))
+            except FileNotFoundError:
+                pass
+        if sync and (created or deletes):
+            fsync_dir(self.directory)
+
+    def abandon_current(self) -> None:
+        """After a failed write, never append to the same files again."""
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    def close(self) -> None:
+        self.abandon_current()
+
+
