@@ -1,0 +1,206 @@
+"""Helpers for the client, worker and interop tests: workers (Leveret and
+Celery) in subprocesses, raw message capture, Celery client clean-up."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pika
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = Path(__file__).resolve().parent / 'client_apps'
+T = TypeVar('T')
+
+
+def wait_until(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.05,
+               message: str | Callable[[], str] = 'condition not met') -> T:
+    """Poll ``check`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f'after {timeout}s: {text}')
+        time.sleep(interval)
+
+
+def celery_url(amqp_url: str) -> str:
+    """The same broker, spelled as Celery users spell it (``//`` is vhost ``/``)."""
+    return amqp_url.rstrip('/') + '//'
+
+
+class Background:
+    """A subprocess in a session of its own, its output in a log file."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None,
+                 cwd: Path = APPS) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, 'ab')
+        self._start = self._log.tell()
+        full_env = dict(os.environ, PYTHONUNBUFFERED='1',
+                        PYTHONPATH=os.pathsep.join([str(APPS), str(ROOT)]), **(env or {}))
+        self.proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        with open(self.log_path, 'rb') as f:
+            f.seek(self._start)
+            return f.read().decode(errors='replace')
+
+    def wait_for_log(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        compiled = re.compile(pattern)
+
+        def found() -> re.Match[str] | None:
+            match = compiled.search(self.log())
+            if match is None and not self.alive():
+                raise AssertionError(f'{self.args} exited with {self.proc.returncode} '
+                                     f'before logging {pattern!r}:\n{self.log()[-4000:]}')
+            return match
+
+        return wait_until(found, timeout, message=lambda: f'no {pattern!r} in:\n'
+                                                          f'{self.log()[-4000:]}')
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the process and everything in its session."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, wait, then kill whatever is left of the session."""
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        code = self.proc.poll()
+        self.kill()
+        return code
+
+
+def nodename(prefix: str) -> str:
+    return f'{prefix}-{uuid.uuid4().hex[:6]}@testhost'
+
+
+def leveret_worker(app: str, broker_url: str, queue: str, log_path: Path, *,
+                   pool: str = 'prefork', concurrency: int = 2, name: str | None = None,
+                   extra: list[str] | None = None, env: dict[str, str] | None = None,
+                   wait: bool = True) -> Background:
+    """``leveret worker`` (through ``python -m broker``) in a subprocess."""
+    name = name or nodename('leveret')
+    args = [sys.executable, '-m', 'broker', 'worker', '-A', app, '-b', broker_url, '-Q', queue,
+            '-c', str(concurrency), '--pool', pool, '-n', name, *(extra or [])]
+    worker = Background(args, log_path, env=env)
+    worker.nodename = name  # type: ignore[attr-defined]
+    if wait:
+        worker.wait_for_log(r'ready\.')
+    return worker
+
+
+def celery_worker(app: str, broker_url: str, queue: str, log_path: Path, *,
+                  pool: str = 'solo', concurrency: int = 1, name: str | None = None,
+                  extra: list[str] | None = None, env: dict[str, str] | None = None,
+                  wait: bool = True) -> Background:
+    """A real ``celery worker`` in a subprocess."""
+    name = name or nodename('celery')
+    args = [sys.executable, '-m', 'celery', '-A', app, '-b', celery_url(broker_url), 'worker',
+            '-Q', queue, '-P', pool, '-c', str(concurrency), '-n', name, '-l', 'info',
+            '--without-mingle', '--without-gossip', *(extra or [])]
+    worker = Background(args, log_path, env=env)
+    worker.nodename = name  # type: ignore[attr-defined]
+    if wait:
+        worker.wait_for_log(rf'{re.escape(name)} ready\.')
+    return worker
+
+
+def celery_client(broker_url: str, **conf: Any) -> Any:
+    """A Celery app in the test process, to send tasks as Celery sends them."""
+    from celery import Celery
+    app = Celery(f'client{uuid.uuid4().hex[:6]}', broker=celery_url(broker_url),
+                 backend='rpc://', set_as_current=False)
+    app.conf.update(**conf)
+    return app
+
+
+def close_celery_client(app: Any) -> None:
+    """Close a Celery client's connections (``Celery.close()`` only forgets them)."""
+    from kombu import pools
+    from kombu.utils.collections import eqhash
+
+    closers: list[Callable[[], object]] = []
+    consumer = app.backend.result_consumer._connection
+    if consumer is not None:
+        closers.append(consumer.close)
+    connection = app.connection_for_write()
+    for group in (pools.producers, pools.connections):
+        if eqhash(connection) in group:
+            closers.append(group.pop(eqhash(connection)).force_close_all)
+    if app._pool is not None:
+        closers.append(app._pool.force_close_all)
+    for close in closers:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - the broker may be gone already
+            pass
+    app.close()
+
+
+def raw_get(amqp_url: str, queue: str, timeout: float = 15.0) -> tuple[dict[str, Any], bytes]:
+    """One message from ``queue`` as it is on the wire: (properties, body)."""
+    params = pika.URLParameters(amqp_url)
+    with pika.BlockingConnection(params) as conn:
+        channel = conn.channel()
+        deadline = time.monotonic() + timeout
+        while True:
+            method, props, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                fields = ('content_type', 'content_encoding', 'headers', 'delivery_mode',
+                          'priority', 'correlation_id', 'reply_to', 'expiration', 'message_id',
+                          'timestamp', 'type', 'user_id', 'app_id')
+                return {f: getattr(props, f) for f in fields
+                        if getattr(props, f) is not None}, body
+            if time.monotonic() > deadline:
+                raise AssertionError(f'no message on {queue} within {timeout}s')
+            time.sleep(0.05)
+
+
+def declare_queue(amqp_url: str, queue: str, **arguments: Any) -> None:
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as conn:
+        conn.channel().queue_declare(queue, durable=True, arguments=arguments or None)
+
+
+def delete_queue(amqp_url: str, queue: str) -> None:
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as conn:
+        conn.channel().queue_delete(queue)
