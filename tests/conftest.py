@@ -20,11 +20,13 @@ class BrokerProcess:
     """``leveret broker`` started with ``--port 0``; the port is read from its log."""
 
     def __init__(self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 args: list[str] | None = None) -> None:
+                 args: list[str] | None = None, file_size_limit: int | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.extra_env = extra_env or {}
         self.args = args or []
+        #: RLIMIT_FSIZE for the broker: writes past it fail (a full disk, in effect).
+        self.file_size_limit = file_size_limit
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -39,7 +41,8 @@ class BrokerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'broker', 'broker', '--port', str(port),
              '--data-dir', str(self.data_dir), '--log-level', 'info', *self.args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_file_size if self.file_size_limit else None)
         deadline = time.monotonic() + timeout
         pattern = re.compile(rb'listening on [^\s]+:(\d+)')
         while time.monotonic() < deadline:
@@ -53,6 +56,12 @@ class BrokerProcess:
                 raise RuntimeError(f'broker exited with {self.proc.returncode}:\n{self.log()}')
             time.sleep(0.05)
         raise RuntimeError(f'broker did not start:\n{self.log()}')
+
+    def _limit_file_size(self) -> None:
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # EFBIG instead of a signal
+        assert self.file_size_limit is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, self.file_size_limit))
 
     def log(self) -> str:
         return self.log_path.read_text(errors='replace')
