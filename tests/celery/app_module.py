@@ -21,6 +21,10 @@ SETTINGS: dict[str, Any] = json.loads(Path(__file__).with_suffix('.json').read_t
 
 app = Celery(Path(__file__).stem, broker=SETTINGS['broker_url'], backend='rpc://')
 app.conf.update(SETTINGS['conf'])
+# beat_schedule entries may name their task without the (generated) module name.
+for entry in (app.conf.beat_schedule or {}).values():
+    if '.' not in entry['task']:
+        entry['task'] = f'{app.main}.{entry["task"]}'
 
 
 def record(entry: dict[str, Any]) -> None:

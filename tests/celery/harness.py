@@ -121,6 +121,36 @@ class CeleryWorker(Background):
         return self
 
 
+def close_client_connections(app: Any) -> None:
+    """Close the client app's connections with connection.close.
+
+    ``Celery.close()`` only forgets its pools; a connection left open would make
+    the broker's shutdown wait for a close-ok that nobody reads.
+    """
+    from kombu import pools
+    from kombu.utils.collections import eqhash
+
+    closers: list[Callable[[], object]] = []
+    consumer_connection = app.backend.result_consumer._connection
+    if consumer_connection is not None:
+        closers.append(consumer_connection.close)
+    # kombu keeps producer and connection pools per broker URL for the whole
+    # process: close this URL's pools and forget them, so that a later app on
+    # the same URL starts afresh.
+    connection = app.connection_for_write()
+    for group in (pools.producers, pools.connections):
+        if eqhash(connection) in group:
+            closers.append(group.pop(eqhash(connection)).force_close_all)
+    if app._pool is not None:
+        closers.append(app._pool.force_close_all)
+    for close in closers:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - best effort: the broker may be gone already
+            pass
+    app.close()
+
+
 class CeleryProject:
     """``app_module.py`` written as ``<module>.py`` in ``directory``, with its settings."""
 
@@ -216,10 +246,7 @@ class CeleryProject:
         for process in self._processes:
             process.kill()
         if self._module is not None:
-            try:
-                self._module.app.close()
-            except Exception:  # noqa: BLE001 - best effort: the broker may be gone
-                pass
+            close_client_connections(self._module.app)
             sys.modules.pop(self.module_name, None)
             self._module = None
 
