@@ -32,6 +32,12 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    # Imported here: the broker never loads the client package.
+    from client.worker.cli import main as worker_main
+    return worker_main(args.args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='leveret', description='Leveret message broker')
     parser.add_argument('--version', action='version', version=f'leveret {__version__}')
@@ -44,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--log-level', choices=('debug', 'info', 'warning', 'error'))
     b.add_argument('--config', help='TOML settings file (also LEVERET_CONFIG)')
     b.set_defaults(func=_broker)
+
+    # The worker parses its own options (client/worker/cli.py): pass them all on.
+    w = sub.add_parser('worker', help='run the tasks of a Leveret or Celery app',
+                       add_help=False, prefix_chars='\0')
+    w.add_argument('args', nargs='*')
+    w.set_defaults(func=_worker)
     return parser
 
 

@@ -46,6 +46,9 @@ def recover(broker: 'Broker') -> None:
               for q in vhost.queues.values() if q.store_key}
     now = time.monotonic()
     report = store.recover(queues.get, lambda p: message_from_record(p, now))
+    if report.messages and not report.clean:
+        log.warning('the previous run did not stop cleanly: recovered messages are flagged '
+                    'redelivered')
     if saved is not None or report.messages:
         log.info('recovered %d queues, %d exchanges and %d persistent messages in %.2fs'
                  '%s', len(saved.queues) if saved else 0, len(saved.exchanges) if saved else 0,

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import definitions as definitions_file
 from .base import Definitions
-from .files import DataDirLock, fsync_dir
+from .files import DataDirLock, fsync_dir, write_atomically
 from .records import (
     ACK,
     DELIVERED,
@@ -81,6 +81,7 @@ class StoreFailed(Exception):
 class Recovered:
     """What start-up recovery found."""
 
+    clean: bool = True        # the previous run stopped cleanly
     messages: int = 0
     dropped: int = 0          # records of queues that no longer exist
     cut_bytes: int = 0        # torn or corrupt tails cut off
@@ -98,6 +99,8 @@ class DiskStore:
         self.segment_size = segment_size
         self._lock = DataDirLock(self.data_dir)
         self._definitions_path = self.data_dir / 'definitions.json'
+        self._clean_marker = self.data_dir / 'clean-shutdown'
+        self.clean_start = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._live_messages: LiveMessages = lambda: ()
@@ -105,7 +108,7 @@ class DiskStore:
         self._segment = 0              # segment new records go to
         self._segment_bytes = 0
         self._next_index = 0
-        #: segment -> [live records, all P records]
+        #: segment -> [live messages, their bytes, bytes in the segment]
         self._counts: dict[int, list[int]] = {}
         # --- group commit ---
         self._buffer: list[bytes] = []
@@ -128,6 +131,11 @@ class DiskStore:
         """Create the directories and lock them (before anything else)."""
         self.messages_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
+        # The marker exists only between a clean stop and the next start.
+        self.clean_start = self._clean_marker.exists()
+        if self.clean_start:
+            self._clean_marker.unlink()
+            fsync_dir(self.data_dir)
 
     def attach(self, loop: asyncio.AbstractEventLoop, live_messages: LiveMessages) -> None:
         self._loop = loop
@@ -150,6 +158,8 @@ class DiskStore:
             except OSError as exc:
                 log.error('final write of the message store failed: %s', exc)
         self._writer.close()
+        if self.failed is None:
+            write_atomically(self._clean_marker, b'')
         self._lock.release()
 
     # --- definitions --------------------------------------------------------
@@ -182,7 +192,8 @@ class DiskStore:
         self._appended += 1
         counts = self._counts[segment]
         counts[0] += 1
-        counts[1] += 1
+        counts[1] += _weight(queue, message)
+        counts[2] += len(record)
         self._segment_bytes += len(record)
         if self._segment_bytes >= self.segment_size:
             self._roll()
@@ -206,6 +217,7 @@ class DiskStore:
         counts = self._counts.get(segment)
         if counts is not None:
             counts[0] -= 1
+            counts[1] -= _weight(queue, message)
             if counts[0] == 0 and segment != self._segment:
                 self._reclaim()
 
@@ -213,6 +225,7 @@ class DiskStore:
         self._buffer.append(record)
         self._appended += 1
         self._segment_bytes += len(record)
+        self._counts[self._segment][2] += len(record)
         if not self._flush_scheduled:
             self._schedule_flush()
 
@@ -324,7 +337,7 @@ class DiskStore:
         self._segment += 1
         self._segment_bytes = 0
         self._next_index = 0
-        self._counts[self._segment] = [0, 0]
+        self._counts[self._segment] = [0, 0, 0]
         self._seal()
         self._reclaim()
 
@@ -337,9 +350,10 @@ class DiskStore:
             oldest = min(counts)
             if oldest == self._segment:
                 return
-            live, total = counts[oldest]
+            live, live_bytes, size = counts[oldest]
             if live > 0:
-                if live * 2 > total or self.failed is not None:
+                # Mostly live: keep it.  Mostly dead: move the live ones forward.
+                if live_bytes * 2 > size or self.failed is not None:
                     return
                 self._compacting = True
                 try:
@@ -364,7 +378,9 @@ class DiskStore:
             self._add(queue, message, count)
             # If the old segment outlives a crash, its copy must be gone.
             self._append(ack_record(old_id))
-            self._counts[segment][0] -= 1
+            old = self._counts[segment]
+            old[0] -= 1
+            old[1] -= _weight(queue, message)
             moved += 1
         log.debug('compacted segment %d: %d live messages moved', segment, moved)
 
@@ -373,10 +389,10 @@ class DiskStore:
                 make_message: Callable[[Published], 'Message']) -> Recovered:
         """Read every segment back; hand each live message to its queue."""
         started = time.monotonic()
-        report = Recovered()
+        report = Recovered(clean=self.clean_start)
         live: dict[int, memoryview] = {}
         deliveries: dict[int, int] = {}
-        published_per_segment: dict[int, int] = {}
+
         files = sorted(self.messages_dir.glob('*' + SEGMENT_SUFFIX))
         keep_alive = []
         for path in files:
@@ -393,8 +409,6 @@ class DiskStore:
                 store_id = int.from_bytes(payload[:8], 'little')
                 if kind == PUBLISH:
                     live[store_id] = payload
-                    segment = store_id >> 32
-                    published_per_segment[segment] = published_per_segment.get(segment, 0) + 1
                 elif kind == ACK:
                     live.pop(store_id, None)
                 elif kind == DELIVERED and store_id in live:
@@ -418,19 +432,30 @@ class DiskStore:
             for seq in sorted(messages):
                 published = messages[seq]
                 message = make_message(published)
+                if not self.clean_start:
+                    # After a crash a delivery may have happened that never
+                    # reached the log: flag every message as possibly delivered.
+                    message.redelivered = True
                 restored.append(message)
-                self._counts.setdefault(published.store_id >> 32, [0, 0])[0] += 1
+                counts = self._counts.setdefault(published.store_id >> 32, [0, 0, 0])
+                counts[0] += 1
+                counts[1] += _weight(queue, message)
             queue.restore(restored)
             report.messages += len(restored)
-        for segment in segments:
-            counts = self._counts.setdefault(segment, [0, 0])
-            counts[1] = published_per_segment.get(segment, 0)
+        for path in files:
+            self._counts.setdefault(int(path.stem), [0, 0, 0])[2] = path.stat().st_size
         self._segment = max(segments, default=0) + 1
-        self._counts[self._segment] = [0, 0]
+        self._counts[self._segment] = [0, 0, 0]
         self._buffer_segment = self._segment
         self._reclaim()
         report.seconds = time.monotonic() - started
         return report
+
+
+def _weight(queue: 'Queue', message: 'Message') -> int:
+    """About the bytes a message's record takes (its header can change size
+    later, so it is left out: this must come out the same at add and remove)."""
+    return 48 + len(queue.store_key) + len(message.exchange_and_key) + len(message.body)
 
 
 def _join(jobs: list[tuple[int, list[bytes]]]) -> list[tuple[int, bytes]]:
