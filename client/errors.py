@@ -121,11 +121,18 @@ class WorkerLostError(CeleryNamed):
     wire_module = 'billiard.exceptions'
 
 
+class EncodeError(CeleryNamed):
+    """A task's return value cannot be serialized (JSON)."""
+
+    wire_module = 'kombu.exceptions'
+
+
 #: Celery's (module, name) -> our class, for decoding remote failures.
 KNOWN_REMOTE: dict[tuple[str, str], type[BaseException]] = {
     (cls.wire_module, cls.__name__): cls
     for cls in (Retry, Reject, Ignore, MaxRetriesExceededError, NotRegistered,
-                TaskRevokedError, SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError)
+                TaskRevokedError, SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError,
+                EncodeError)
 }
 # Celery re-exports the billiard ones from celery.exceptions.
 for _cls in (SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError):

@@ -1,0 +1,58 @@
+"""The start-up banner and broker description (passwords masked)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from yarl import URL
+
+from ..transport import normalize_url
+
+if TYPE_CHECKING:
+    from .consumer import Worker
+
+VERSION = '0.1.0'
+
+
+def safe_url(url: str) -> str:
+    parsed = URL(normalize_url(url))
+    if parsed.password:
+        parsed = parsed.with_password('**')
+    return str(parsed)
+
+
+def broker_info(url: str) -> dict[str, Any]:
+    parsed = URL(normalize_url(url))
+    vhost = parsed.path[1:] or '/'
+    return {'hostname': parsed.host, 'userid': parsed.user, 'virtual_host': vhost,
+            'port': parsed.port, 'insist': False, 'ssl': parsed.scheme == 'amqps',
+            'transport': 'amqp', 'connect_timeout': 4, 'transport_options': {},
+            'login_method': 'PLAIN', 'uri_prefix': None, 'heartbeat': 60.0,
+            'failover_strategy': 'round-robin', 'alternates': []}
+
+
+def render(worker: Worker) -> str:
+    options = worker.options
+    kind = 'Celery app' if worker.registry.is_celery else 'Leveret app'
+    tasks = worker.registry.names()
+    lines = [
+        f' -------------- {worker.hostname} v{VERSION} (leveret worker)',
+        f'  app:          {options.app_name} ({kind})',
+        f'  broker:       {safe_url(options.broker_url)}',
+        '  results:      rpc://',
+        f'  concurrency:  {options.concurrency} ({options.pool} pool)',
+        f'  prefetch:     {options.prefetch_count or "unlimited"}',
+        f'  task events:  {"ON" if options.task_events else "OFF (enable with -E)"}',
+        ' -------------- [queues]',
+        *(f'  .> {queue}' for queue in options.queues),
+        '',
+        '[tasks]',
+        *(f'  . {name}' for name in tasks),
+        '',
+    ]
+    return '\n'.join(lines)
+
+
+def show(worker: Worker) -> None:
+    print(render(worker), file=sys.stderr, flush=True)

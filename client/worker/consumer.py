@@ -1,0 +1,526 @@
+"""The worker: consume task messages, run them in a pool, report outcomes.
+
+Life of a task message::
+
+    delivered -> decoded -> (unregistered: rejected, FAILURE result)
+              -> received event -> eta in the future? held, unacked, prefetch +1
+              -> ready -> a pool slot frees -> (revoked or expired: REVOKED)
+              -> started: acked now unless acks_late; started event; STARTED result
+              -> outcome: result published, events, acked (acks_late), retry republished
+
+Everything here runs on the event loop thread and never awaits on the hot
+path: broker writes go through the :class:`~.publisher.Outbox`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import resource
+import signal
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from pamqp import commands as spec
+
+from .. import errors, states
+from ..protocol import ResultMessage, TaskMessage, make_task_message
+from ..transport import CONNECTION_ERRORS, normalize_url
+from . import banner
+from .control import RemoteControl
+from .events import EventDispatcher, LamportClock
+from .execute import IGNORED, Job, Outcome
+from .options import WorkerOptions
+from .pools import POOLS, Pool
+from .publisher import Outbox, Publisher, result_properties
+from .request import TaskRequest
+from .tasks import Registry
+
+log = logging.getLogger('leveret.worker')
+
+#: Above this kombu sends prefetch 0 (unlimited); so do we.
+PREFETCH_MAX = 65535
+#: Revoked task ids remembered (oldest forgotten first).
+REVOKES_MAX = 50000
+RECONNECT_DELAY = 2.0
+
+
+class Worker:
+    def __init__(self, registry: Registry, options: WorkerOptions) -> None:
+        self.registry = registry
+        self.options = options
+        self.hostname = options.hostname
+        self.clock = LamportClock()
+        self.publisher = Publisher(options.broker_url, options.hostname)
+        self.outbox = Outbox()
+        self.events = EventDispatcher(self.publisher, self.outbox, self.hostname, self.clock,
+                                      options.task_events)
+        self.control = RemoteControl(self)
+        self.pool: Pool | None = None
+        self.connection: AbstractConnection | None = None
+        self.channel: Any = None  # the aiormq channel of the task consumers
+        self.ready: deque[TaskRequest] = deque()
+        self.active: dict[int, TaskRequest] = {}
+        self.scheduled: dict[int, TaskRequest] = {}
+        self.revoked: OrderedDict[str, None] = OrderedDict()
+        self.total: dict[str, int] = {}
+        self.started_at = time.monotonic()
+        self._job_ids = itertools.count(1)
+        self._consumer_tags: list[str] = []
+        self._prefetch = options.prefetch_count
+        self._shutting_down = False
+        self._stop = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._signals = 0
+
+    # --- life cycle ----------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        pool_cls = POOLS[self.options.pool]
+        self.pool = pool_cls(self.registry, self.options.concurrency, loop, self._on_outcome)
+        self.pool.start()
+        self.outbox.start()
+        try:
+            connected_once = False
+            while not self._shutting_down:
+                try:
+                    await self._connect()
+                except (TimeoutError, *CONNECTION_ERRORS) as exc:
+                    log.error('cannot connect to %s: %r; trying again in %gs',
+                              banner.safe_url(self.options.broker_url), exc, RECONNECT_DELAY)
+                    await self._sleep_unless_stopping(RECONNECT_DELAY)
+                    continue
+                if not connected_once:
+                    connected_once = True
+                    banner.show(self)
+                    log.info('%s ready.', self.hostname)
+                    self.events.worker('worker-online', **self.heartbeat_fields())
+                    self.events.start_heartbeat(self.heartbeat_fields)
+                await self._wait_lost_or_stop()
+                if self._lost.is_set() and not self._shutting_down:
+                    log.error('connection to the broker lost; reconnecting')
+                    self._forget_deliveries()
+            await self._warm_shutdown()
+        finally:
+            self.events.stop_heartbeat()
+            if self.pool is not None:
+                self.pool.stop()
+        return 0
+
+    async def _connect(self) -> None:
+        self._lost.clear()
+        if not self.publisher.connected:
+            await self.publisher.connect()
+            self.publisher.connection.close_callbacks.add(self._connection_lost)  # type: ignore
+            await self.publisher.declare_exchange('celeryev', 'topic', durable=True)
+        connection = await aio_pika.connect(
+            normalize_url(self.options.broker_url),
+            client_properties={'connection_name': f'{self.hostname} consumer'})
+        connection.close_callbacks.add(self._connection_lost)
+        self.connection = connection
+        channel = await connection.channel(publisher_confirms=False)
+        await self._declare_queues(channel)
+        self.channel = await channel.get_underlay_channel()
+        await self.channel.basic_qos(prefetch_count=self._prefetch_value(), global_=True)
+        self._consumer_tags = []
+        for queue in self.options.queues:
+            tag = f'{self.hostname}.{queue}'
+            await self.channel.basic_consume(queue, self._make_on_message(self.channel),
+                                             consumer_tag=tag)
+            self._consumer_tags.append(tag)
+        control = await connection.channel(publisher_confirms=False)
+        try:
+            await self.control.start(control)
+        except aio_pika.exceptions.ChannelClosed as exc:
+            log.error('remote control disabled: %s (another worker named %s?)',
+                      exc, self.hostname)
+
+    async def _declare_queues(self, channel: AbstractChannel) -> None:
+        """Each queue as Celery declares it: durable, with a direct exchange of its name."""
+        for queue in self.options.queues:
+            arguments = self.options.queue_arguments.get(queue)
+            try:
+                declared = await channel.declare_queue(queue, durable=True, arguments=arguments)
+                exchange = await channel.declare_exchange(queue, 'direct', durable=True)
+                await declared.bind(exchange, routing_key=queue)
+            except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+                # Declared elsewhere with other arguments: consume it as it is.
+                log.warning('queue %s exists with other arguments: %s', queue, exc)
+                await channel.reopen()
+
+    def _connection_lost(self, *args: Any) -> None:
+        self._lost.set()
+
+    async def _wait_lost_or_stop(self) -> None:
+        waiters = [asyncio.ensure_future(self._lost.wait()),
+                   asyncio.ensure_future(self._stop.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
+        except TimeoutError:
+            pass
+
+    def _forget_deliveries(self) -> None:
+        """After a reconnect the broker redelivers what we held but had not run."""
+        for request in list(self.scheduled.values()):
+            if request.eta_handle is not None:
+                request.eta_handle.cancel()
+        self.scheduled.clear()
+        self.ready.clear()
+        self._prefetch = self.options.prefetch_count
+        if self.publisher.connection is not None and self.publisher.connection.is_closed:
+            self.publisher.connection = None
+
+    # --- signals and shutdown ------------------------------------------------
+    def _on_signal(self, sig: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.warning('%s: warm shutdown: finishing running tasks (up to %gs); '
+                        'send it again to stop at once', signal.Signals(sig).name,
+                        self.options.shutdown_timeout)
+            self.request_shutdown()
+        else:
+            log.warning('%s again: cold shutdown', signal.Signals(sig).name)
+            if self.pool is not None:
+                self.pool.stop()
+            os._exit(1)
+
+    def request_shutdown(self) -> None:
+        self._shutting_down = True
+        self._stop.set()
+
+    async def _warm_shutdown(self) -> None:
+        self.events.stop_heartbeat()
+        if self.channel is not None and not self.channel.is_closed:
+            for tag in self._consumer_tags:
+                try:
+                    async with asyncio.timeout(5):
+                        await self.channel.basic_cancel(tag)
+                except (TimeoutError, *CONNECTION_ERRORS) as exc:
+                    log.debug('cancelling %s: %r', tag, exc)
+        # Give prefetched tasks back to the broker at once.
+        returned = list(self.ready) + list(self.scheduled.values())
+        self.ready.clear()
+        for request in self.scheduled.values():
+            if request.eta_handle is not None:
+                request.eta_handle.cancel()
+        self.scheduled.clear()
+        for request in returned:
+            self._reject(request, requeue=True)
+        if returned:
+            log.info('returned %d prefetched tasks to the broker', len(returned))
+        if self.pool is not None and self.pool.running:
+            log.info('waiting for %d running tasks', len(self.pool.running))
+            await self.pool.join(self.options.shutdown_timeout)
+            if self.active:
+                log.warning('%d tasks still running after %gs: stopped', len(self.active),
+                            self.options.shutdown_timeout)
+        self.events.flush()
+        self.events.worker('worker-offline', **self.heartbeat_fields())
+        await self.outbox.flush()
+        await self.outbox.stop()
+        if self.connection is not None:
+            try:
+                async with asyncio.timeout(5):
+                    await self.connection.close()
+            except (TimeoutError, *CONNECTION_ERRORS):
+                pass
+        await self.publisher.close()
+        log.info('%s stopped.', self.hostname)
+
+    # --- receiving -----------------------------------------------------------
+    def _make_on_message(self, channel: Any) -> Callable[[Any], Any]:
+        async def on_message(delivered: Any) -> None:
+            self._on_message(delivered, channel)
+        return on_message
+
+    def _on_message(self, delivered: Any, channel: Any) -> None:
+        delivery: spec.Basic.Deliver = delivered.delivery
+        if self._shutting_down:
+            self.outbox.put(lambda: channel.basic_reject(delivery.delivery_tag, requeue=True,
+                                                         wait=False))
+            return
+        props = delivered.header.properties
+        try:
+            message = TaskMessage.from_wire(props.headers, {
+                'content_type': props.content_type, 'content_encoding': props.content_encoding,
+                'correlation_id': props.correlation_id, 'reply_to': props.reply_to,
+                'priority': props.priority, 'delivery_mode': props.delivery_mode,
+                'expiration': props.expiration}, delivered.body)
+        except Exception as exc:
+            log.error('rejecting an invalid task message (%s): %r', delivery.routing_key, exc)
+            self.outbox.put(lambda: channel.basic_reject(delivery.delivery_tag, requeue=False,
+                                                         wait=False))
+            return
+        runner = self.registry.get(message.name)
+        if runner is None:
+            self._unregistered(message, delivery, channel)
+            return
+        request = TaskRequest(message, props.headers or {}, runner.spec, delivery.delivery_tag,
+                              channel, delivery.exchange, delivery.routing_key,
+                              delivery.redelivered)
+        headers = message.headers
+        self.events.task('task-received', uuid=request.id, name=request.name,
+                         args=headers.argsrepr, kwargs=headers.kwargsrepr,
+                         root_id=headers.root_id, parent_id=headers.parent_id,
+                         retries=headers.retries, eta=headers.eta, expires=headers.expires)
+        eta = request.eta
+        if eta is not None and eta > datetime.now(UTC):
+            self._hold(request, eta)
+        else:
+            self.ready.append(request)
+            self.dispatch()
+
+    def _unregistered(self, message: TaskMessage, delivery: spec.Basic.Deliver,
+                      channel: Any) -> None:
+        log.error('received unregistered task %r (id %s): rejected', message.name, message.id)
+        self.outbox.put(lambda: channel.basic_reject(delivery.delivery_tag, requeue=False,
+                                                     wait=False))
+        if message.properties.reply_to:
+            exc = errors.NotRegistered(message.name)
+            self._publish_result(message.properties.reply_to,
+                                 message.properties.correlation_id,
+                                 ResultMessage.failure(message.id, exc).body())
+
+    # --- eta/countdown: held unacked without blocking other work -------------
+    def _hold(self, request: TaskRequest, eta: datetime) -> None:
+        loop = asyncio.get_running_loop()
+        delay = (eta - datetime.now(UTC)).total_seconds()
+        request.job_id = next(self._job_ids)
+        self.scheduled[request.job_id] = request
+        request.eta_handle = loop.call_later(delay, self._eta_reached, request)
+        self._change_prefetch(+1)
+
+    def _eta_reached(self, request: TaskRequest) -> None:
+        if self.scheduled.pop(request.job_id, None) is None:
+            return
+        request.eta_handle = None
+        self._change_prefetch(-1)
+        self.ready.append(request)
+        self.dispatch()
+
+    def _prefetch_value(self) -> int:
+        return 0 if self._prefetch > PREFETCH_MAX or self.options.prefetch_count == 0 \
+            else self._prefetch
+
+    def _change_prefetch(self, delta: int) -> None:
+        if self.options.prefetch_count == 0:
+            return
+        self._prefetch += delta
+        channel, value = self.channel, self._prefetch_value()
+        self.outbox.put(lambda: channel.basic_qos(prefetch_count=value, global_=True))
+
+    # --- running -------------------------------------------------------------
+    def dispatch(self) -> None:
+        """Start ready tasks while the pool has free slots."""
+        pool = self.pool
+        assert pool is not None
+        while self.ready and pool.has_capacity():
+            request = self.ready.popleft()
+            if request.channel is not self.channel:
+                continue  # delivered before a reconnect: the broker redelivers it
+            if request.id in self.revoked:
+                self._revoked(request, expired=False)
+            elif request.expires is not None and request.expires < datetime.now(UTC):
+                self._revoked(request, expired=True)
+            else:
+                self._start(request, pool)
+
+    def _start(self, request: TaskRequest, pool: Pool) -> None:
+        if not request.job_id:
+            request.job_id = next(self._job_ids)
+        hard, soft = request.time_limits
+        job = Job(request.job_id, request.name, request.message.args, request.message.kwargs,
+                  request.context(self.hostname), request.wants_result, soft, hard)
+        request.time_start = time.time()
+        self.active[request.job_id] = request
+        if not request.spec.acks_late:
+            self._ack(request)
+        pool.apply(job)
+        request.worker_pid = pool.worker_pid(job.job_id) or os.getpid()
+        self.events.task('task-started', uuid=request.id)
+        if request.spec.track_started and request.wants_result:
+            self._publish_result(request.reply_to, request.message.properties.correlation_id,
+                                 ResultMessage.started(request.id, self.hostname,
+                                                       request.worker_pid).body())
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        request = self.active.pop(outcome.job_id, None)
+        if request is None:
+            return
+        name = request.name
+        self.total[name] = self.total.get(name, 0) + 1
+        handler = _OUTCOME_HANDLERS.get(outcome.state, Worker._failed)
+        handler(self, request, outcome)
+        if not self._shutting_down:
+            self.dispatch()
+
+    def _succeeded(self, request: TaskRequest, outcome: Outcome) -> None:
+        self._send_outcome_result(request, outcome)
+        if outcome.retry is not None:  # retry(throw=False)
+            self._republish(request, outcome)
+        self._settle(request)
+        self.events.task('task-succeeded', uuid=request.id, result=outcome.summary,
+                         runtime=outcome.runtime)
+        log.info('Task %s[%s] succeeded in %.6fs: %s', request.name, request.id,
+                 outcome.runtime, outcome.summary)
+
+    def _failed(self, request: TaskRequest, outcome: Outcome) -> None:
+        if outcome.worker_lost and request.spec.acks_late and request.spec.reject_on_worker_lost:
+            log.error('Task %s[%s] lost with its process: requeued', request.name, request.id)
+            self._reject(request, requeue=True)
+            return
+        self._send_outcome_result(request, outcome)
+        self._settle(request)
+        self.events.task('task-failed', uuid=request.id, exception=outcome.summary,
+                         traceback=outcome.traceback)
+        log.error('Task %s[%s] raised unexpected: %s in %.6fs%s', request.name, request.id,
+                  outcome.summary, outcome.runtime,
+                  f'\n{outcome.traceback.rstrip()}' if outcome.traceback else '')
+
+    def _retried(self, request: TaskRequest, outcome: Outcome) -> None:
+        if outcome.retry is not None and outcome.retry.republish:
+            self._republish(request, outcome)
+        self._send_outcome_result(request, outcome)
+        self._settle(request)
+        self.events.task('task-retried', uuid=request.id, exception=outcome.summary,
+                         traceback=outcome.traceback)
+        log.info('Task %s[%s] retry: %s (ran %.6fs)', request.name, request.id,
+                 outcome.summary, outcome.runtime)
+
+    def _rejected(self, request: TaskRequest, outcome: Outcome) -> None:
+        self._reject(request, requeue=outcome.requeue)
+        self.events.task('task-rejected', uuid=request.id, requeue=outcome.requeue)
+        log.info('Task %s[%s] rejected (requeue=%s): %s', request.name, request.id,
+                 outcome.requeue, outcome.summary)
+
+    def _ignored(self, request: TaskRequest, outcome: Outcome) -> None:
+        self._settle(request)
+        log.info('Task %s[%s] ignored in %.6fs', request.name, request.id, outcome.runtime)
+
+    def _revoked(self, request: TaskRequest, expired: bool) -> None:
+        reason = 'expired' if expired else 'revoked'
+        self._ack(request)
+        if request.wants_result:
+            body = ResultMessage.failure(request.id, errors.TaskRevokedError(reason),
+                                         status=states.REVOKED).body()
+            self._publish_result(request.reply_to, request.message.properties.correlation_id,
+                                 body)
+        self.events.task('task-revoked', uuid=request.id, terminated=False, signum=None,
+                         expired=expired)
+        log.info('Task %s[%s] %s: discarded', request.name, request.id, reason)
+
+    # --- broker writes -------------------------------------------------------
+    def _send_outcome_result(self, request: TaskRequest, outcome: Outcome) -> None:
+        if outcome.result_body is not None and request.wants_result:
+            self._publish_result(request.reply_to, request.message.properties.correlation_id,
+                                 outcome.result_body)
+
+    def _publish_result(self, reply_to: str, correlation_id: str, body: bytes) -> None:
+        properties = result_properties(correlation_id)
+        publisher = self.publisher
+        self.outbox.put(lambda: publisher.publish(body, '', reply_to, properties))
+
+    def _settle(self, request: TaskRequest) -> None:
+        """The task is done with: ack it if acks_late held it."""
+        if not request.acknowledged:
+            self._ack(request)
+
+    def _ack(self, request: TaskRequest) -> None:
+        request.acknowledged = True
+        channel, tag = request.channel, request.delivery_tag
+        if channel is self.channel:
+            self.outbox.put(lambda: channel.basic_ack(tag, wait=False))
+
+    def _reject(self, request: TaskRequest, requeue: bool) -> None:
+        request.acknowledged = True
+        channel, tag = request.channel, request.delivery_tag
+        if channel is self.channel:
+            self.outbox.put(lambda: channel.basic_reject(tag, requeue=requeue, wait=False))
+
+    def _republish(self, request: TaskRequest, outcome: Outcome) -> None:
+        """Send the task again for a retry: same id, retries + 1, the new eta."""
+        plan = outcome.retry
+        assert plan is not None
+        message, headers = request.message, request.message.headers
+        options = plan.options
+        hard, soft = (list(headers.timelimit) + [None, None])[:2]
+        retry = make_task_message(
+            request.name, plan.args if plan.args is not None else message.args,
+            plan.kwargs if plan.kwargs is not None else message.kwargs,
+            task_id=request.id, eta=datetime.fromisoformat(plan.eta),
+            expires=message.expires, priority=options.get('priority',
+                                                          message.properties.priority),
+            reply_to=message.properties.reply_to, retries=headers.retries + 1,
+            root_id=headers.root_id, parent_id=headers.parent_id, group_id=headers.group,
+            group_index=headers.group_index, time_limit=options.get('time_limit', hard),
+            soft_time_limit=options.get('soft_time_limit', soft),
+            ignore_result=headers.ignore_result, shadow=headers.shadow,
+            delivery_mode=message.properties.delivery_mode, origin=self.hostname)
+        retry.properties.correlation_id = message.properties.correlation_id
+        queue = options.get('queue')
+        exchange, routing_key = ('', queue) if queue else (request.exchange, request.routing_key)
+        properties = retry.properties.model_dump(exclude_none=True)
+        properties['headers'] = retry.header_table()
+        props = spec.Basic.Properties(**properties)
+        body = retry.body()
+        publisher = self.publisher
+        self.outbox.put(lambda: publisher.publish(body, exchange, routing_key, props,
+                                                  confirm=True))
+
+    # --- remote control hooks ------------------------------------------------
+    def revoke(self, task_id: str, terminate: bool = False) -> None:
+        self.revoked[task_id] = None
+        while len(self.revoked) > REVOKES_MAX:
+            self.revoked.popitem(last=False)
+        if terminate and self.pool is not None:
+            for job_id, request in list(self.active.items()):
+                if request.id == task_id:
+                    self.pool.terminate_job(job_id)
+
+    def heartbeat_fields(self) -> dict[str, Any]:
+        return {'active': len(self.active), 'processed': sum(self.total.values()),
+                'loadavg': [round(x, 2) for x in os.getloadavg()]}
+
+    def stats(self) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        pool_info = self.pool.info() if self.pool is not None else {}
+        hard, soft = self.options.time_limit, self.options.soft_time_limit
+        return {
+            'broker': banner.broker_info(self.options.broker_url),
+            'clock': str(self.clock.value), 'pid': os.getpid(),
+            'uptime': int(time.monotonic() - self.started_at),
+            'pool': dict(pool_info, **{'max-tasks-per-child': 'N/A', 'timeouts': [soft, hard]}),
+            'prefetch_count': self._prefetch_value(),
+            'rusage': {'utime': usage.ru_utime, 'stime': usage.ru_stime,
+                       'maxrss': usage.ru_maxrss, 'minflt': usage.ru_minflt,
+                       'majflt': usage.ru_majflt, 'nvcsw': usage.ru_nvcsw,
+                       'nivcsw': usage.ru_nivcsw},
+            'total': dict(self.total),
+            'sw_ident': 'leveret', 'sw_ver': '0.1.0',
+        }
+
+
+_OUTCOME_HANDLERS: dict[str, Callable[[Worker, TaskRequest, Outcome], None]] = {
+    states.SUCCESS: Worker._succeeded,
+    states.FAILURE: Worker._failed,
+    states.RETRY: Worker._retried,
+    states.REJECTED: Worker._rejected,
+    IGNORED: Worker._ignored,
+}
+
+__all__ = ['Worker']

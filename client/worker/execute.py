@@ -1,0 +1,236 @@
+"""Running one task: a :class:`Job` in, an :class:`Outcome` out.
+
+Both are picklable, so the same code runs in a prefork child, a thread, or
+on the worker's event loop. The outcome carries the result message body
+ready to publish (serialized where the task ran, off the main process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from .. import errors, states
+from ..context import Request
+from ..protocol import ResultMessage, saferepr, utcnow
+from .tasks import Runner
+
+IGNORED = 'IGNORED'
+
+
+@dataclass
+class Job:
+    job_id: int
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    request: Request
+    #: Send a result message (the caller has a reply queue and wants it).
+    wants_result: bool = True
+    soft_time_limit: float | None = None
+    time_limit: float | None = None
+
+
+@dataclass
+class RetryPlan:
+    eta: str
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    #: False when the task's own code already sent the retry (Celery's retry()).
+    republish: bool = True
+
+
+@dataclass
+class Outcome:
+    job_id: int
+    state: str
+    #: The rpc:// result to publish for this state, if any.
+    result_body: bytes | None = None
+    #: Short text of the return value or exception, for logs and events.
+    summary: str = ''
+    traceback: str | None = None
+    runtime: float = 0.0
+    retry: RetryPlan | None = None
+    requeue: bool = False
+    pid: int = 0
+    #: The process running the task died under it.
+    worker_lost: bool = False
+
+
+def _celery_exception(exc: BaseException, name: str) -> bool:
+    module = sys.modules.get('celery.exceptions')
+    cls = getattr(module, name, None) if module is not None else None
+    return cls is not None and isinstance(exc, cls)
+
+
+def _failure(job: Job, exc: BaseException, runtime: float, tb: str | None,
+             status: str = states.FAILURE) -> Outcome:
+    body = None
+    if job.wants_result:
+        req = job.request
+        body = ResultMessage.failure(req.id or '', exc, tb, status=status,
+                                     group_id=req.group, parent_id=req.parent_id).body()
+    return Outcome(job.job_id, status, body, saferepr(exc), tb, runtime, pid=os.getpid())
+
+
+def _success(job: Job, value: Any, runtime: float) -> Outcome:
+    body = None
+    if job.wants_result:
+        req = job.request
+        try:
+            body = ResultMessage.success(req.id or '', value, group_id=req.group,
+                                         parent_id=req.parent_id).body()
+        except (TypeError, ValueError) as exc:
+            error = errors.EncodeError(f'cannot serialize the return value: {exc}')
+            return _failure(job, error, runtime, None)
+    return Outcome(job.job_id, states.SUCCESS, body, saferepr(value), None, runtime,
+                   pid=os.getpid())
+
+
+def _retry(job: Job, exc: BaseException, runtime: float, republish: bool) -> Outcome:
+    reason = getattr(exc, 'exc', None)
+    plan = None
+    if isinstance(exc, errors.Retry):
+        eta = exc.retry_eta
+        if eta is None:
+            when = exc.when
+            eta = when if not isinstance(when, int | float) else \
+                utcnow() + timedelta(seconds=when)
+        if eta is None:
+            eta = utcnow()
+        plan = RetryPlan(eta=eta.isoformat(), args=_listed(exc.retry_args),
+                         kwargs=exc.retry_kwargs, options=exc.retry_options,
+                         republish=republish)
+    elif not republish:
+        plan = RetryPlan(eta=utcnow().isoformat(), republish=False)
+    body = None
+    if job.wants_result:
+        req = job.request
+        message = ResultMessage.failure(req.id or '', reason, None, status=states.RETRY) \
+            if reason is not None else ResultMessage(task_id=req.id or '', status=states.RETRY)
+        body = message.body()
+    return Outcome(job.job_id, states.RETRY, body, str(exc), None, runtime, retry=plan,
+                   pid=os.getpid())
+
+
+def _listed(args: Any) -> list[Any] | None:
+    return list(args) if args is not None else None
+
+
+def _classify(job: Job, exc: BaseException, runtime: float) -> Outcome:
+    """The outcome of a task that raised ``exc``."""
+    if isinstance(exc, errors.Retry):
+        return _retry(job, exc, runtime, republish=True)
+    if _celery_exception(exc, 'Retry'):
+        return _retry(job, exc, runtime, republish=False)
+    if isinstance(exc, errors.Reject) or _celery_exception(exc, 'Reject'):
+        return Outcome(job.job_id, states.REJECTED, None, saferepr(exc), None, runtime,
+                       requeue=bool(getattr(exc, 'requeue', False)), pid=os.getpid())
+    if isinstance(exc, errors.Ignore) or _celery_exception(exc, 'Ignore'):
+        return Outcome(job.job_id, IGNORED, None, saferepr(exc), None, runtime, pid=os.getpid())
+    return _failure(job, exc, runtime, traceback.format_exc())
+
+
+def _finish(job: Job, value: Any, runtime: float) -> Outcome:
+    pending = job.request.pending_retry
+    if pending is not None:
+        # retry(throw=False): republish, but the task's value is its result.
+        outcome = _retry(job, pending, runtime, republish=True)
+        success = _success(job, value, runtime)
+        success.retry = outcome.retry
+        return success
+    return _success(job, value, runtime)
+
+
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """An event loop of this thread, for async tasks run from sync code."""
+    loop = getattr(_local, 'loop', None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
+
+
+def execute(runner: Runner, job: Job) -> Outcome:
+    """Run ``job`` here, synchronously (async tasks on this thread's own loop)."""
+    start = time.perf_counter()
+    try:
+        with runner.request_pushed(job.request):
+            value = runner.call(job.args, job.kwargs)
+            if inspect.isawaitable(value):
+                value = _thread_loop().run_until_complete(_awaited(value))
+    except BaseException as exc:  # the task's failure is the outcome
+        if isinstance(exc, KeyboardInterrupt | SystemExit) and not _in_child():
+            raise
+        return _classify(job, exc, time.perf_counter() - start)
+    return _finish(job, value, time.perf_counter() - start)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+async def execute_async(runner: Runner, job: Job) -> Outcome:
+    """Run ``job`` on the running loop; reaching the time limit cancels it."""
+    start = time.perf_counter()
+    limit = job.soft_time_limit or job.time_limit
+    deadline = asyncio.timeout(limit)
+    try:
+        with runner.request_pushed(job.request):
+            value = runner.call(job.args, job.kwargs)
+            if inspect.isawaitable(value):
+                async with deadline:
+                    value = await value
+    except Exception as exc:
+        runtime = time.perf_counter() - start
+        if limit is not None and deadline.expired():
+            error = runner.soft_limit_error() if job.soft_time_limit \
+                else errors.TimeLimitExceeded(job.time_limit)
+            return _failure(job, error, runtime, ''.join(traceback.format_exception(exc)))
+        return _classify(job, exc, runtime)
+    return _finish(job, value, time.perf_counter() - start)
+
+
+_child = False
+
+
+def mark_child() -> None:
+    global _child
+    _child = True
+
+
+def _in_child() -> bool:
+    return _child
+
+
+@contextmanager
+def soft_time_limit(seconds: float | None, error: type[BaseException]) -> Iterator[None]:
+    """Raise ``error`` in the running code after ``seconds`` (SIGALRM: main thread only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise error()
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
