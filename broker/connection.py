@@ -343,15 +343,16 @@ class Connection(asyncio.Protocol):
         elif isinstance(method, C.Channel.Open):
             raise ChannelErrorCode(f"second 'channel.open' seen on channel {channel.id}")
         elif method.index >> 16 == 10:
-            raise ChannelErrorCode(f'connection method {method.name} on channel {channel.id}')
+            raise CommandInvalid('unimplemented method')   # RabbitMQ's words
         else:
             raise CommandInvalid(f'method {method.name} is not allowed from a client')
 
     def _open_channel(self, channel_id: int) -> None:
-        if channel_id > self.channel_max:
+        # Like RabbitMQ, limit how many channels are open, not their numbers.
+        if len(self.channels) >= self.channel_max:
             raise NotAllowed(
-                f'channel number {channel_id} exceeds the negotiated channel_max '
-                f'{self.channel_max}')
+                f'number of channels opened ({len(self.channels)}) has reached the '
+                f'negotiated channel_max ({self.channel_max})')
         self.channels[channel_id] = Channel(self, channel_id)
         self.send_method(channel_id, C.Channel.OpenOk())
 
@@ -391,7 +392,7 @@ class Connection(asyncio.Protocol):
         elif method.index >> 16 == 10:
             raise CommandInvalid(f"unexpected '{method.name.lower()}'")
         else:
-            raise ChannelErrorCode(f'method {method.name} on channel 0')
+            raise ChannelErrorCode('unexpected method in connection state running')
 
     def _protocol_header(self, data: bytes) -> bytes:
         """Check the 8-byte protocol header; return the bytes after it."""

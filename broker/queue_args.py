@@ -42,10 +42,11 @@ class QueueArgs:
 
 
 def _type_name(value: Any) -> str:
+    """RabbitMQ's name for a table value's type (ints as py-amqp sends them)."""
     if isinstance(value, bool):
         return 'bool'
     if isinstance(value, int):
-        return 'long'
+        return 'signedint' if -2**31 <= value < 2**31 else 'long'
     if isinstance(value, str):
         return 'longstr'
     if isinstance(value, float):
@@ -78,16 +79,17 @@ def parse(name: str, vhost: str, arguments: dict[str, Any]) -> QueueArgs:
             return None
         value = arguments[key]
         if isinstance(value, bool) or not isinstance(value, int):
-            raise fail(key, f'{{unacceptable_type,{_type_name(value)}}}')
+            raise fail(key, f'"expected integer, got {_type_name(value)}"')
         if value < minimum:
             raise fail(key, f'{{value_negative,{value}}}')
         if value == 0 and not zero_ok:
             raise fail(key, f'{{value_zero,{value}}}')
         if maximum is not None and value > maximum:
-            raise fail(key, f'{{value_too_large,{value},{maximum}}}')
+            raise fail(key, f'{{max_value_exceeded,{value}}}')
         return value
 
-    def string(key: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    def string(key: str, allowed: tuple[str, ...] | None = None,
+               unknown: str = 'unknown value') -> str | None:
         if key not in arguments:
             return None
         value = arguments[key]
@@ -96,15 +98,13 @@ def parse(name: str, vhost: str, arguments: dict[str, Any]) -> QueueArgs:
         if not isinstance(value, str):
             raise fail(key, f'{{unacceptable_type,{_type_name(value)}}}')
         if allowed is not None and value not in allowed:
-            raise fail(key, f'{{unknown_value,<<"{value}">>}}')
+            raise fail(key, unknown)
         return value
 
     queue_type = string('x-queue-type') or 'classic'
     if queue_type not in QUEUE_TYPES:
-        raise PreconditionFailed(
-            f"invalid arg 'x-queue-type' for queue '{name}' in vhost '{vhost}': "
-            f"queue type '{queue_type}' is not supported by Leveret "
-            f"(supported: {', '.join(QUEUE_TYPES)})")
+        raise fail('x-queue-type', f'"unsupported queue type \'{queue_type}\'" '
+                   f'(Leveret supports {" and ".join(QUEUE_TYPES)})')
     sac = arguments.get('x-single-active-consumer', False)
     if not isinstance(sac, bool):
         raise fail('x-single-active-consumer', f'{{unacceptable_type,{_type_name(sac)}}}')
@@ -115,10 +115,7 @@ def parse(name: str, vhost: str, arguments: dict[str, Any]) -> QueueArgs:
     dlx = string('x-dead-letter-exchange')
     dlrk = string('x-dead-letter-routing-key')
     if dlrk is not None and dlx is None:
-        raise PreconditionFailed(
-            f"invalid arg 'x-dead-letter-routing-key' for queue '{name}' in vhost "
-            f"'{vhost}': Key 'x-dead-letter-exchange' is mandatory if "
-            f"'x-dead-letter-routing-key' is set")
+        raise fail('x-dead-letter-routing-key', 'routing_key_but_no_dlx_defined')
     return QueueArgs(
         message_ttl=integer('x-message-ttl'),
         expires=integer('x-expires', zero_ok=False),
@@ -126,12 +123,12 @@ def parse(name: str, vhost: str, arguments: dict[str, Any]) -> QueueArgs:
         dead_letter_routing_key=dlrk,
         max_length=integer('x-max-length'),
         max_length_bytes=integer('x-max-length-bytes'),
-        overflow=string('x-overflow', OVERFLOW_MODES) or 'drop-head',
+        overflow=string('x-overflow', OVERFLOW_MODES, 'invalid_overflow') or 'drop-head',
         max_priority=integer('x-max-priority', maximum=255),
         queue_type=queue_type,
         delivery_limit=integer('x-delivery-limit'),
-        dead_letter_strategy=string('x-dead-letter-strategy',
-                                    DEAD_LETTER_STRATEGIES) or 'at-most-once',
+        dead_letter_strategy=string('x-dead-letter-strategy', DEAD_LETTER_STRATEGIES,
+                                    'invalid_dead_letter_strategy') or 'at-most-once',
         single_active_consumer=sac,
     )
 
@@ -147,14 +144,13 @@ def assert_equivalent(name: str, vhost: str, current: dict[str, Any],
             new = None if new == 'classic' else new
         if old == new and type(old) is type(new) or _same_number(old, new):
             continue
-        if new is None:
-            got = 'none'
+        if new is not None and old is not None:
+            got, cur = f"'{_render(new)}'", f"'{_render(old)}'"
         else:
-            got = f"the value '{_render(new)}' of type '{_type_name(new)}'"
-        if old is None:
-            cur = 'none'
-        else:
-            cur = f"the value '{_render(old)}' of type '{_type_name(old)}'"
+            got = 'none' if new is None else (
+                f"the value '{_render(new)}' of type '{_type_name(new)}'")
+            cur = 'none' if old is None else (
+                f"the value '{_render(old)}' of type '{_type_name(old)}'")
         raise PreconditionFailed(
             f"inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}': "
             f"received {got} but current is {cur}")

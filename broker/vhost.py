@@ -150,10 +150,11 @@ class VirtualHost:
                 f"{_describe(old_ae)}")
 
     def delete_exchange(self, name: str, if_unused: bool = False) -> None:
-        if name == '' or name.startswith('amq.'):
+        if name == '':
+            raise AccessRefused('operation not permitted on the default exchange')
+        if name.startswith('amq.') and name in self.exchanges:
             raise AccessRefused(
-                "operation not permitted on the default exchange" if name == ''
-                else f"exchange name '{name}' contains reserved prefix 'amq.*'")
+                f"deletion of system exchange '{name}' in vhost '{self.name}' not allowed")
         exchange = self.exchanges.get(name)
         if exchange is None:
             return      # RabbitMQ answers delete-ok for a missing exchange
@@ -201,7 +202,7 @@ class VirtualHost:
         if arguments.get('x-queue-type') == 'quorum':
             if exclusive:
                 raise PreconditionFailed(
-                    f"invalid property 'exclusive' for queue '{name}' in vhost "
+                    f"invalid property 'exclusive-owner' for queue '{name}' in vhost "
                     f"'{self.name}'")
             durable = True     # quorum queues are always durable
         queue = Queue(self, name, durable=durable,
@@ -226,12 +227,12 @@ class VirtualHost:
                 f"'{self.name}': received '{_render(received)}' but current is "
                 f"'{_render(current)}'")
 
+        if existing.exclusive != exclusive:
+            raise self._locked(existing.name)      # RabbitMQ checks this first, with 405
         if existing.args.queue_type == 'quorum':
             durable = True     # as at creation: quorum implies durable
         if existing.durable != durable:
             raise differ('durable', durable, existing.durable)
-        if existing.exclusive != exclusive:
-            raise differ('exclusive', exclusive, existing.exclusive)
         if existing.auto_delete != auto_delete:
             raise differ('auto_delete', auto_delete, existing.auto_delete)
         queue_args.assert_equivalent(existing.name, self.name, existing.arguments, arguments)

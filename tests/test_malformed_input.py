@@ -138,7 +138,8 @@ def test_connection_method_on_a_channel_is_refused(broker, bystander):
     with opened(broker) as client:
         client.send_method(1, C.Connection.Open(virtual_host='/'))
         close = client.expect(C.Connection.Close, 0)
-        assert close.reply_code in (503, 504)
+        assert close.reply_code == 503
+        assert close.reply_text == "COMMAND_INVALID - unimplemented method"
 
 
 def test_channel_error_drops_frames_until_close_ok(broker, bystander, unique):
@@ -216,3 +217,26 @@ def test_recover_without_requeue_is_not_implemented(broker, bystander):
         client.send_method(1, C.Basic.Recover(requeue=False))
         close = expect_connection_close(client, 540)
         assert close.reply_text == 'NOT_IMPLEMENTED - requeue=false'
+
+
+def test_channel_method_on_channel_0_is_504(broker, bystander):
+    with opened(broker) as client:
+        client.send_method(0, C.Basic.Qos(prefetch_count=1))
+        close = expect_connection_close(client, 504)
+        assert close.reply_text == 'CHANNEL_ERROR - unexpected method in connection state running'
+
+
+def test_too_many_channels_is_530(broker, bystander):
+    with RawClient(broker.port) as client:
+        client.send(b'AMQP\x00\x00\x09\x01')
+        client.expect(C.Connection.Start, 0)
+        client.send_method(0, C.Connection.StartOk(
+            client_properties={}, mechanism='PLAIN', response='\0guest\0guest'))
+        client.expect(C.Connection.Tune, 0)
+        client.send_method(0, C.Connection.TuneOk(channel_max=2, frame_max=131072, heartbeat=0))
+        client.send_method(0, C.Connection.Open(virtual_host='/'))
+        client.expect(C.Connection.OpenOk, 0)
+        client.open_channel(1)
+        client.open_channel(9)           # numbers above channel_max are fine
+        client.send_method(3, C.Channel.Open())
+        expect_connection_close(client, 530)
