@@ -40,7 +40,7 @@ class Producer:
                 self._consuming = False
                 raise
 
-    def _on_result(self, message: AbstractIncomingMessage) -> None:
+    async def _on_result(self, message: AbstractIncomingMessage) -> None:
         try:
             result = ResultMessage.from_wire(
                 {'content_type': message.content_type,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import errors, states
-from .protocol import ResultMessage
+from .protocol import ResultMessage, parse_iso
 
 if TYPE_CHECKING:
     from .app import App
@@ -152,9 +153,10 @@ class AsyncResult:
         return latest.traceback if latest is not None else None
 
     @property
-    def date_done(self) -> str | None:
+    def date_done(self) -> datetime | None:
+        """When the task finished (a timezone-aware datetime), as Celery's."""
         latest = self._latest()
-        return latest.date_done if latest is not None else None
+        return parse_iso(latest.date_done) if latest is not None else None
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
         """Wait for the task to finish; its return value, or raise its exception."""

@@ -1,0 +1,60 @@
+"""A Celery app with the tasks of ``lv_tasks`` (same names)."""
+
+import os
+import time
+
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+
+app = Celery('cel_tasks', broker=os.environ.get('CELERY_BROKER_URL'), backend='rpc://')
+app.conf.update(broker_connection_retry_on_startup=True)
+
+
+@app.task(name='interop.add')
+def add(x, y):
+    return x + y
+
+
+@app.task(name='interop.fail')
+def fail(message):
+    raise ValueError(message)
+
+
+@app.task(name='interop.flaky', bind=True)
+def flaky(self, failures):
+    if self.request.retries < failures:
+        raise self.retry(countdown=1)
+    return self.request.retries
+
+
+@app.task(name='interop.request', bind=True)
+def request(self):
+    r = self.request
+    return {'id': r.id, 'retries': r.retries, 'hostname': r.hostname,
+            'routing_key': (r.delivery_info or {}).get('routing_key'), 'root_id': r.root_id,
+            'parent_id': r.parent_id}
+
+
+@app.task(name='interop.sleep')
+def sleep(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@app.task(name='interop.pid')
+def pid():
+    return os.getpid()
+
+
+@app.task(name='interop.soft_limited', soft_time_limit=1)
+def soft_limited(seconds):
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return 'soft limit reached'
+    return 'finished'
+
+
+@app.task(name='interop.noop', ignore_result=True)
+def noop():
+    return None

@@ -1,0 +1,109 @@
+"""A Leveret app for the client and worker tests (tasks named ``interop.*``,
+the same names as the Celery app in ``cel_tasks``)."""
+
+import asyncio
+import os
+import time
+
+from client import App, SoftTimeLimitExceeded
+
+app = App(os.environ.get('LEVERET_BROKER_URL'))
+
+
+@app.task(name='interop.add')
+def add(x, y):
+    return x + y
+
+
+@app.task(name='interop.fail')
+def fail(message):
+    raise ValueError(message)
+
+
+@app.task(name='interop.flaky', bind=True)
+def flaky(self, failures):
+    """Asks for a retry (countdown 1 s) until it has been retried ``failures`` times."""
+    if self.request.retries < failures:
+        raise self.retry(countdown=1)
+    return self.request.retries
+
+
+@app.task(name='interop.request', bind=True)
+def request(self):
+    r = self.request
+    return {'id': r.id, 'retries': r.retries, 'hostname': r.hostname,
+            'routing_key': r.delivery_info.get('routing_key'), 'root_id': r.root_id,
+            'parent_id': r.parent_id}
+
+
+@app.task(name='interop.sleep')
+def sleep(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@app.task(name='interop.asleep')
+async def asleep(seconds):
+    await asyncio.sleep(seconds)
+    return 'awake'
+
+
+@app.task(name='interop.gather')
+async def gather(n, seconds):
+    """Concurrency inside one task: n sleeps at once."""
+    await asyncio.gather(*(asyncio.sleep(seconds) for _ in range(n)))
+    return n
+
+
+@app.task(name='interop.pid')
+def pid():
+    return os.getpid()
+
+
+@app.task(name='interop.soft_limited', soft_time_limit=1)
+def soft_limited(seconds):
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return 'soft limit reached'
+    return 'finished'
+
+
+@app.task(name='interop.hard_limited', time_limit=1)
+def hard_limited(seconds):
+    time.sleep(seconds)
+    return 'finished'
+
+
+@app.task(name='interop.die')
+def die():
+    os._exit(3)
+
+
+@app.task(name='interop.die_late', acks_late=True, reject_on_worker_lost=True)
+def die_late(marker):
+    """Dies the first time (the message is requeued), succeeds the second."""
+    if not os.path.exists(marker):
+        open(marker, 'w').close()
+        os._exit(3)
+    return 'second time lucky'
+
+
+@app.task(name='interop.record', acks_late=True)
+def record(path, value, seconds=0):
+    time.sleep(seconds)
+    with open(path, 'a') as f:
+        f.write(f'{value}\n')
+    return value
+
+
+@app.task(name='interop.noop', ignore_result=True)
+def noop():
+    return None
+
+
+@app.task(name='interop.spawn', bind=True)
+def spawn(self, queue):
+    """Sends a child task: root and parent ids must follow."""
+    child = request.apply_async(queue=queue)
+    return child.id
