@@ -52,10 +52,10 @@ from .records import (
     PUBLISH,
     Published,
     ack_record,
-    decode_publish,
     delivered_record,
     publish_record,
     read_records,
+    record_id,
 )
 
 if TYPE_CHECKING:
@@ -386,18 +386,15 @@ class DiskStore:
 
     # --- recovery -----------------------------------------------------------
     def recover(self, find_queue: Callable[[bytes], 'Queue | None'],
-                make_message: Callable[[Published], 'Message']) -> Recovered:
+                make_message: Callable[[Published, 'Queue'], 'Message']) -> Recovered:
         """Read every segment back; hand each live message to its queue."""
         started = time.monotonic()
         report = Recovered(clean=self.clean_start)
-        live: dict[int, memoryview] = {}
+        live: dict[int, tuple[bytes, int, int]] = {}
         deliveries: dict[int, int] = {}
-
         files = sorted(self.messages_dir.glob('*' + SEGMENT_SUFFIX))
-        keep_alive = []
         for path in files:
             data = path.read_bytes()
-            keep_alive.append(data)
             records, end = read_records(data)
             if end < len(data):
                 cut = len(data) - end
@@ -405,18 +402,18 @@ class DiskStore:
                 log.warning('message store: cut %d bytes of torn or corrupt data at the end '
                             'of %s (never confirmed)', cut, path.name)
                 os.truncate(path, end)
-            for kind, payload in records:
-                store_id = int.from_bytes(payload[:8], 'little')
+            for kind, start, stop in records:
+                store_id = record_id(data, start)
                 if kind == PUBLISH:
-                    live[store_id] = payload
+                    live[store_id] = (data, start, stop)
                 elif kind == ACK:
                     live.pop(store_id, None)
                 elif kind == DELIVERED and store_id in live:
                     deliveries[store_id] = deliveries.get(store_id, 0) + 1
         # Group by queue, newest copy wins when compaction left two.
         by_queue: dict[bytes, dict[int, Published]] = {}
-        for store_id, payload in live.items():
-            published = decode_publish(payload)
+        for store_id, where in live.items():
+            published = Published(*where)
             published.delivery_count += deliveries.get(store_id, 0)
             per_queue = by_queue.setdefault(published.queue_key, {})
             earlier = per_queue.get(published.seq)
@@ -431,7 +428,7 @@ class DiskStore:
             restored = []
             for seq in sorted(messages):
                 published = messages[seq]
-                message = make_message(published)
+                message = make_message(published, queue)
                 if not self.clean_start:
                     # After a crash a delivery may have happened that never
                     # reached the log: flag every message as possibly delivered.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 
 PUBLISH = ord('P')
 ACK = ord('A')
@@ -30,6 +29,7 @@ _HEAD = struct.Struct('<IB')                 # length, type
 _ID_RECORD = struct.Struct('<IBQI')          # length, type, id, crc
 _PUBLISH_FIXED = struct.Struct('<QQIqH')     # id, seq, delivery count, expires ms, key length
 _U32 = struct.Struct('<I')
+_U64 = struct.Struct('<Q')
 _crc32 = zlib.crc32
 
 
@@ -62,46 +62,41 @@ def delivered_record(store_id: int) -> bytes:
     return _id_record(DELIVERED, store_id)
 
 
-@dataclass(slots=True)
 class Published:
-    store_id: int
-    seq: int
-    delivery_count: int
-    expires_ms: int
-    queue_key: bytes
-    exchange: str
-    routing_key: str
-    header: bytes
-    body: bytes
+    """A decoded ``P`` record (the payload is ``data[start:end]``)."""
+
+    __slots__ = ('store_id', 'seq', 'delivery_count', 'expires_ms', 'queue_key',
+                 'exchange_and_key', 'exchange', 'routing_key', 'header', 'body')
+
+    def __init__(self, data: bytes, start: int, end: int) -> None:
+        (self.store_id, self.seq, self.delivery_count, self.expires_ms,
+         key_len) = _PUBLISH_FIXED.unpack_from(data, start)
+        p = start + _PUBLISH_FIXED.size
+        self.queue_key = data[p:p + key_len]
+        p += key_len
+        ek_start = p
+        n = data[p]
+        self.exchange = data[p + 1:p + 1 + n].decode()
+        p += 1 + n
+        n = data[p]
+        self.routing_key = data[p + 1:p + 1 + n].decode()
+        p += 1 + n
+        #: Already encoded for basic.deliver: kept as is.
+        self.exchange_and_key = data[ek_start:p]
+        header_len = _U32.unpack_from(data, p)[0]
+        p += 4
+        self.header = data[p:p + header_len]
+        self.body = data[p + header_len:end]
 
 
-def decode_publish(payload: memoryview) -> Published:
-    store_id, seq, count, expires_ms, key_len = _PUBLISH_FIXED.unpack_from(payload)
-    p = _PUBLISH_FIXED.size
-    queue_key = bytes(payload[p:p + key_len])
-    p += key_len
-    n = payload[p]
-    exchange = bytes(payload[p + 1:p + 1 + n]).decode()
-    p += 1 + n
-    n = payload[p]
-    routing_key = bytes(payload[p + 1:p + 1 + n]).decode()
-    p += 1 + n
-    header_len = _U32.unpack_from(payload, p)[0]
-    p += 4
-    header = bytes(payload[p:p + header_len])
-    body = bytes(payload[p + header_len:])
-    return Published(store_id, seq, count, expires_ms, queue_key, exchange, routing_key,
-                     header, body)
-
-
-def read_records(data: bytes) -> tuple[list[tuple[int, memoryview]], int]:
-    """Parse ``data`` into ``(type, payload)`` records.
+def read_records(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
+    """Parse ``data`` into ``(type, payload start, payload end)`` records.
 
     Returns the records and the offset where valid data ends; anything past
     that offset is a torn or corrupt tail.
     """
     view = memoryview(data)
-    out: list[tuple[int, memoryview]] = []
+    out: list[tuple[int, int, int]] = []
     append = out.append
     n = len(data)
     pos = 0
@@ -113,9 +108,14 @@ def read_records(data: bytes) -> tuple[list[tuple[int, memoryview]], int]:
         body_end = end - 4
         if _crc32(view[pos + 4:body_end]) != _U32.unpack_from(data, body_end)[0]:
             break
-        append((data[pos + 4], view[pos + 5:body_end]))
+        append((data[pos + 4], pos + 5, body_end))
         pos = end
     return out, pos
+
+
+def record_id(data: bytes, start: int) -> int:
+    """The store id every record starts with."""
+    return _U64.unpack_from(data, start)[0]
 
 
 def queue_key(vhost: str, queue: str, incarnation: str) -> bytes:
@@ -123,4 +123,3 @@ def queue_key(vhost: str, queue: str, incarnation: str) -> bytes:
     id, so that messages of a deleted queue never come back in a new queue
     of the same name."""
     return f'{vhost}\x00{queue}\x00{incarnation}'.encode()
-
