@@ -122,12 +122,16 @@ class Worker:
             await self.publisher.connect()
             self.publisher.connection.close_callbacks.add(self._connection_lost)  # type: ignore
             await self.publisher.declare_exchange('celeryev', 'topic', durable=True)
+        if self.connection is not None and not self.connection.is_closed:
+            await self.connection.close()  # the broker requeues what it held
         connection = await aio_pika.connect(
             normalize_url(self.options.broker_url),
             client_properties={'connection_name': f'{self.hostname} consumer'})
         connection.close_callbacks.add(self._connection_lost)
         self.connection = connection
         channel = await connection.channel(publisher_confirms=False)
+        # A channel error (say an ack the broker refuses) ends consuming too.
+        channel.close_callbacks.add(self._channel_lost)
         await self._declare_queues(channel)
         self.channel = await channel.get_underlay_channel()
         await self.channel.basic_qos(prefetch_count=self._prefetch_value(), global_=True)
@@ -159,6 +163,11 @@ class Worker:
 
     def _connection_lost(self, *args: Any) -> None:
         self._lost.set()
+
+    def _channel_lost(self, channel: Any, exc: BaseException | None = None) -> None:
+        if not self._shutting_down:
+            log.error('the task channel was closed: %r', exc)
+            self._lost.set()
 
     async def _wait_lost_or_stop(self) -> None:
         waiters = [asyncio.ensure_future(self._lost.wait()),
@@ -447,6 +456,8 @@ class Worker:
             self.outbox.put(lambda: channel.basic_ack(tag, wait=False))
 
     def _reject(self, request: TaskRequest, requeue: bool) -> None:
+        if request.acknowledged:
+            return  # acked when it started: nothing left to reject (as Celery)
         request.acknowledged = True
         channel, tag = request.channel, request.delivery_tag
         if channel is self.channel:

@@ -62,17 +62,79 @@ def pid():
 
 @app.task(name='interop.soft_limited', soft_time_limit=1)
 def soft_limited(seconds):
+    deadline = time.monotonic() + seconds
     try:
-        time.sleep(seconds)
+        while time.monotonic() < deadline:  # short sleeps: the limit lands between them
+            time.sleep(0.02)
     except SoftTimeLimitExceeded:
         return 'soft limit reached'
     return 'finished'
 
 
+@app.task(name='interop.asoft_limited', soft_time_limit=1)
+async def asoft_limited(seconds):
+    await asyncio.sleep(seconds)
+    return 'finished'
+
+
 @app.task(name='interop.hard_limited', time_limit=1)
 def hard_limited(seconds):
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
     return 'finished'
+
+
+@app.task(name='interop.ahard_limited', time_limit=1)
+async def ahard_limited(seconds):
+    await asyncio.sleep(seconds)
+    return 'finished'
+
+
+@app.task(name='interop.tracked', track_started=True)
+def tracked(path):
+    """Runs until ``path`` exists (STARTED is visible meanwhile)."""
+    return gate(path, 'tracked')
+
+
+@app.task(name='interop.gate')
+def gate(path, label):
+    """Marks ``path.<label>.started``, then waits (up to 120 s) for ``path`` to exist."""
+    open(f'{path}.{label}.started', 'w').close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return label
+
+
+@app.task(name='interop.gate_late', acks_late=True)
+def gate_late(path, label):
+    return gate(path, label)
+
+
+@app.task(name='interop.always_retry', bind=True, max_retries=1)
+def always_retry(self):
+    raise self.retry(countdown=0.2, exc=KeyError('still failing'))
+
+
+_arrived = 0
+
+
+@app.task(name='interop.rendezvous')
+async def rendezvous(expected, timeout):
+    """True if ``expected`` calls are running at once in this process."""
+    global _arrived
+    _arrived += 1
+    deadline = time.monotonic() + timeout
+    while _arrived < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return _arrived >= expected
+
+
+@app.task(name='interop.reject', acks_late=True)
+def reject():
+    from client import Reject
+    raise Reject('not for me', requeue=False)
 
 
 @app.task(name='interop.die')
