@@ -23,6 +23,7 @@ from protocol.errors import (
 from . import deadletter, queue_args
 from .clock import Clock
 from .exchanges import EXCHANGE_TYPES, Exchange
+from .exchanges.default import DefaultExchange
 from .memory import MemoryMonitor
 from .message import Message
 from .queue import Queue
@@ -61,7 +62,8 @@ class VirtualHost:
         #: destination (queue or exchange) -> {source exchange: bindings}
         self._sources: dict[Any, dict[Exchange, int]] = {}
         self._on_definitions_changed = on_definitions_changed or (lambda: None)
-        for exchange_name, kind in PREDECLARED:
+        self.exchanges[''] = DefaultExchange(name, self.queues)
+        for exchange_name, kind in PREDECLARED[1:]:
             self.exchanges[exchange_name] = EXCHANGE_TYPES[kind](
                 name, exchange_name, durable=True)
 
