@@ -52,3 +52,9 @@ def test_a_group_gathers_every_result_in_order(project: CeleryProject) -> None:
     add = project.tasks.add
     result = group(add.s(i, 1) for i in range(8)).apply_async()
     assert result.get(timeout=30) == [i + 1 for i in range(8)]
+
+
+def test_arguments_and_results_larger_than_a_frame_come_through_whole(
+        project: CeleryProject) -> None:
+    # 300 kB each way: several body frames of at most frame_max - 8 bytes.
+    assert project.tasks.add.delay('a' * 300_000, 'b').get(timeout=30) == 'a' * 300_000 + 'b'
