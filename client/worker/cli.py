@@ -119,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f'leveret worker: invalid options:\n{exc}', file=sys.stderr)
         return 2
-    if not isinstance(app, App):
-        # Celery's own retry() publishes through the Celery app: same broker.
+    # Tasks that send tasks (and Celery's own retry()) publish through the
+    # app: make it use the worker's broker.
+    if isinstance(app, App):
+        app.conf.broker_url = options.broker_url
+    else:
         app.conf.broker_url = args.broker or options.broker_url
     registry = registry_for(app)
     try:

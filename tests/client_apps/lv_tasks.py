@@ -166,6 +166,6 @@ def noop():
 
 @app.task(name='interop.spawn', bind=True)
 def spawn(self, queue):
-    """Sends a child task: root and parent ids must follow."""
-    child = request.apply_async(queue=queue)
+    """Sends a child task (its result to our caller): root and parent ids follow."""
+    child = request.apply_async(queue=queue, reply_to=self.request.reply_to)
     return child.id
