@@ -10,7 +10,7 @@ from celery.exceptions import TaskRevokedError
 
 from ..conftest import BrokerProcess
 from .conftest import ProjectFactory
-from .harness import CeleryProject, CeleryWorker, celery_url
+from .harness import CeleryProject, CeleryWorker, celery_url, queue_counts
 
 pytestmark = pytest.mark.celery
 
@@ -88,3 +88,12 @@ def test_revoking_with_terminate_stops_a_running_task(project: CeleryProject) ->
         result.get(timeout=20)
     # The pool replaced its child and the worker carries on.
     assert project.tasks.add.delay(2, 3).get(timeout=20) == 5
+
+
+def test_celery_purge_empties_the_queue(project: CeleryProject, unique_queue: str) -> None:
+    for i in range(3):
+        project.tasks.add.apply_async((i, i), queue=unique_queue)   # no worker consumes it
+    assert queue_counts(project.broker_url, unique_queue) == (3, 0)
+    out = succeeded(project.run('purge', '-f', '-Q', unique_queue))
+    assert 'Purged 3 messages' in out
+    assert queue_counts(project.broker_url, unique_queue) == (0, 0)
