@@ -73,7 +73,8 @@ class Background:
         def found() -> re.Match[str] | None:
             match = compiled.search(self.log())
             if match is None and not self.alive():
-                raise AssertionError(f'{self.args[3:5]} exited with {self.proc.returncode} '
+                command = ' '.join(self.args[5:7])   # after: python -m celery -A <module>
+                raise AssertionError(f'{command} exited with {self.proc.returncode} '
                                      f'before logging {pattern!r}:\n{self.log()[-4000:]}')
             return match
 
