@@ -336,8 +336,8 @@ class Connection(asyncio.Protocol):
             pass
         elif isinstance(method, C.Channel.Flow):
             channel.flow_active = bool(method.active)
-            channel.update_deliverable()
             self.send_method(channel.id, C.Channel.FlowOk(method.active))
+            channel.update_deliverable()     # after flow-ok: deliveries follow it
         elif isinstance(method, C.Channel.FlowOk):
             pass
         elif isinstance(method, C.Channel.Open):

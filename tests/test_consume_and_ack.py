@@ -263,3 +263,21 @@ def test_kombu_simple_queue_round_trip(amqp_url, unique):
         message.ack()
         queue.close()
         conn.default_channel.queue_delete(unique)
+
+
+def test_channel_flow_pauses_and_resumes_deliveries(broker, unique):
+    # RabbitMQ refuses flow(active=false); Leveret does what the spec says.
+    with RawClient(broker.port) as client:
+        client.handshake()
+        client.open_channel(1)
+        client.rpc(1, C.Queue.Declare(queue=unique, exclusive=True), C.Queue.DeclareOk)
+        ok = client.rpc(1, C.Channel.Flow(active=False), C.Channel.FlowOk)
+        assert ok.active is False
+        client.rpc(1, C.Basic.Consume(queue=unique, consumer_tag='c', no_ack=True),
+                   C.Basic.ConsumeOk)
+        client.publish(1, '', unique, b'held back')
+        with pytest.raises(TimeoutError):
+            client.expect(C.Basic.Deliver, 1, timeout=0.5)
+        client.send_method(1, C.Channel.Flow(active=True))
+        client.expect(C.Channel.FlowOk, 1)
+        assert client.expect(C.Basic.Deliver, 1).consumer_tag == 'c'

@@ -307,3 +307,17 @@ def test_data_dir_lock_names_the_holder_pid(broker_factory):
     lock = Path(first.data_dir) / 'leveret.lock'
     assert lock.read_text().strip() == str(first.proc.pid)
     assert os.path.isdir(Path(first.data_dir) / 'messages')
+
+
+def test_fsync_off_still_persists_across_a_clean_restart(broker_factory):
+    broker = broker_factory(extra_env={'LEVERET_FSYNC': 'false'}).start()
+    with connect(broker) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare('q', durable=True)
+        for i in range(100):
+            ch.basic_publish('', 'q', b'%d' % i, PERSISTENT)
+    assert broker.stop() == 0
+    broker.start(port=broker.port)
+    with connect(broker) as conn:
+        assert conn.channel().queue_declare('q', passive=True).method.message_count == 100
