@@ -60,7 +60,7 @@ def _dead_lettered_copy(message: Message, queue: 'Queue', reason: str, dlx: str,
             'count': 1,
             'reason': reason,
             'queue': queue.name,
-            'time': datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
+            'time': datetime.datetime.now(datetime.UTC).replace(microsecond=0),
             'exchange': message.exchange,
             'routing-keys': [message.routing_key],
         }

@@ -9,13 +9,12 @@ import signal
 import sys
 from typing import Any
 
-from . import __version__
+from . import __version__, definitions, recovery
 from .auth import Users
 from .clock import LoopClock
 from .config import Settings
 from .connection import Connection
 from .memory import MemoryMonitor, default_high_watermark
-from . import definitions, recovery
 from .store import Store
 from .store.disk import DiskStore
 from .vhost import VirtualHost

@@ -107,7 +107,7 @@ class VirtualHost:
             return self.exchange(name)
         if name == '':
             raise AccessRefused(
-                f"operation not permitted on the default exchange")
+                "operation not permitted on the default exchange")
         if name.startswith('amq.') and name not in self.exchanges:
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         cls = EXCHANGE_TYPES.get(kind)
@@ -167,7 +167,7 @@ class VirtualHost:
     def _remove_exchange(self, exchange: Exchange) -> None:
         del self.exchanges[exchange.name]
         exchange.deleted = True
-        for destination, routing_key, _ in list(exchange.bindings):
+        for destination, _key, _args in list(exchange.bindings):
             self._forget_source(destination, exchange)
         exchange.bindings.clear()
         # Bindings where this exchange is the destination go too.
@@ -268,7 +268,7 @@ class VirtualHost:
         arguments = arguments or {}
         if source.name == '':
             raise AccessRefused(
-                f"operation not permitted on the default exchange")
+                "operation not permitted on the default exchange")
         if source.kind == 'headers':
             from .exchanges.headers import validate_binding
             problem = validate_binding(arguments)
@@ -283,7 +283,7 @@ class VirtualHost:
                arguments: dict[str, Any] | None = None) -> None:
         if source.name == '':
             raise AccessRefused(
-                f"operation not permitted on the default exchange")
+                "operation not permitted on the default exchange")
         if source.unbind(destination, routing_key, arguments or {}):
             self._forget_source(destination, source)
             self._maybe_auto_delete(source)

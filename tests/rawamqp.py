@@ -100,7 +100,7 @@ class RawClient:
                 self.recv_bytes(deadline - time.monotonic())
             except Closed:
                 return True
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 return False
             except ConnectionResetError:
                 return True

@@ -11,11 +11,8 @@ import pika.exceptions
 import pytest
 from pamqp import commands as C
 
+from .helpers import pika_connection
 from .rawamqp import RawClient
-
-
-def pika_connection(url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(url))
 
 
 def drain(conn: pika.BlockingConnection, until, timeout: float = 5.0) -> None:

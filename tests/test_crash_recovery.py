@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -59,6 +60,16 @@ def publisher(url: str, journal: Journal, stop: threading.Event) -> None:
         pass
 
 
+def commit(ch: Any, journal: Journal, pending: list[int]) -> None:
+    """Commit the acks of ``pending``; once commit-ok is back they are durable."""
+    ch.tx_commit()
+    with journal.lock:
+        done = journal.event()
+        for message_id in pending:
+            journal.committed.setdefault(message_id, done)
+    pending.clear()
+
+
 def consumer(url: str, journal: Journal, stop: threading.Event,
              final: bool = False) -> None:
     pending: list[int] = []
@@ -80,18 +91,9 @@ def consumer(url: str, journal: Journal, stop: threading.Event,
             ch.basic_ack(method.delivery_tag)
             pending.append(int(body))
             if len(pending) >= 7 or final:
-                ch.tx_commit()
-                with journal.lock:
-                    done = journal.event()
-                    for message_id in pending:
-                        journal.committed.setdefault(message_id, done)
-                pending.clear()
+                commit(ch, journal, pending)
         if pending:
-            ch.tx_commit()
-            with journal.lock:
-                done = journal.event()
-                for message_id in pending:
-                    journal.committed.setdefault(message_id, done)
+            commit(ch, journal, pending)
         conn.close()
     except CONNECTION_ERRORS:
         pass

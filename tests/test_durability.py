@@ -250,7 +250,7 @@ def test_disk_use_stays_bounded_in_a_long_publish_and_consume_run(broker_factory
         ch.basic_publish('', 'q', b'long-lived', PERSISTENT)   # pins the first segment
         ch.basic_get('q')                                      # held unacked throughout
         peak = 0
-        for round_ in range(40):        # ~20 MiB through a 256 KiB-segment log
+        for _ in range(40):        # ~20 MiB through a 256 KiB-segment log
             for _ in range(500):
                 ch.basic_publish('', 'q', body, PERSISTENT)
             for _ in range(500):

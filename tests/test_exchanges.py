@@ -8,9 +8,7 @@ import pika
 import pika.exceptions
 import pytest
 
-
-def pika_connection(url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(url))
+from .helpers import pika_connection
 
 
 def routed(ch, exchange: str, routing_key: str, queues: list[str], headers=None) -> list[str]:
@@ -41,7 +39,7 @@ def test_predeclared_exchanges_exist(ch):
 def test_direct_routing(ch, unique):
     ch.exchange_declare(unique, 'direct', auto_delete=True)
     qs = [unique + '.a', unique + '.b']
-    for q, key in zip(qs, ['red', 'blue']):
+    for q, key in zip(qs, ['red', 'blue'], strict=True):
         ch.queue_declare(q, exclusive=True)
         ch.queue_bind(q, unique, key)
     assert routed(ch, unique, 'red', qs) == [qs[0]]

@@ -60,7 +60,7 @@ def test_a_stuck_consumer_does_not_hold_publishers_back(broker, unique):
         publisher.open_channel(1)
         publisher.rpc(1, C.Confirm.Select(), C.Confirm.SelectOk)
         total = 20000
-        for start in range(0, total, 1000):
+        for _ in range(0, total, 1000):
             publisher.send(b''.join(_publish_frames(unique, 1000)))
         confirmed = 0
         while confirmed < total:

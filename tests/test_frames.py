@@ -38,7 +38,7 @@ def test_whole_stream_gives_every_frame():
 @given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=10))
 def test_any_split_gives_the_same_frames(cuts):
     points = sorted(set(cuts))
-    chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)])]
+    chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)], strict=True)]
     assert frames_of(chunks) == frames_of([STREAM])
 
 

@@ -12,11 +12,8 @@ import pytest
 from aio_pika.exceptions import ChannelClosed, ChannelNotFoundEntity
 from pamqp import commands as C
 
+from .helpers import pika_connection
 from .rawamqp import RawClient
-
-
-def pika_connection(url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.URLParameters(url))
 
 
 def test_server_named_queue_looks_like_rabbitmqs(amqp_url):
