@@ -109,6 +109,8 @@ class Worker:
                 if self._lost.is_set() and not self._shutting_down:
                     log.error('connection to the broker lost; reconnecting')
                     self._forget_deliveries()
+                    # Both connections start afresh (one may not know yet).
+                    await self.publisher.close()
             await self._warm_shutdown()
         finally:
             self.events.stop_heartbeat()
@@ -191,8 +193,6 @@ class Worker:
         self.scheduled.clear()
         self.ready.clear()
         self._prefetch = self.options.prefetch_count
-        if self.publisher.connection is not None and self.publisher.connection.is_closed:
-            self.publisher.connection = None
 
     # --- signals and shutdown ------------------------------------------------
     def _on_signal(self, sig: int) -> None:
