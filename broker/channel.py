@@ -399,7 +399,6 @@ class Channel:
             self.prefetch = prefetch_count
             for consumer in self.consumers.values():
                 consumer.prefetch = prefetch_count
-        self.kick()
 
     # --- teardown -----------------------------------------------------------
     def release_all(self) -> None:

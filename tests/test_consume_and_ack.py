@@ -278,3 +278,21 @@ def test_channel_flow_pauses_and_resumes_deliveries(broker, unique):
         client.send_method(1, C.Channel.Flow(active=True))
         client.expect(C.Channel.FlowOk, 1)
         assert client.expect(C.Basic.Deliver, 1).consumer_tag == 'c'
+
+
+def test_qos_ok_comes_before_the_deliveries_it_allows(broker, unique):
+    with RawClient(broker.port) as client:
+        client.handshake()
+        client.open_channel(1)
+        client.rpc(1, C.Queue.Declare(queue=unique, exclusive=True), C.Queue.DeclareOk)
+        client.rpc(1, C.Basic.Qos(prefetch_count=1), C.Basic.QosOk)
+        for _ in range(3):
+            client.publish(1, '', unique, b'x')
+        client.rpc(1, C.Basic.Consume(queue=unique, consumer_tag='c'), C.Basic.ConsumeOk)
+        client.expect(C.Basic.Deliver, 1)
+        client.send_method(1, C.Basic.Qos(prefetch_count=3))
+        _, frame = client.read_frame()
+        while type(frame).__name__ in ('ContentHeader', 'ContentBody'):
+            _, frame = client.read_frame()
+        assert isinstance(frame, C.Basic.QosOk)
+        client.expect(C.Basic.Deliver, 1)

@@ -30,6 +30,7 @@ def qos(channel: 'Channel', method: Basic.Qos) -> None:
         raise NotImplemented_(f'prefetch_size!=0 ({method.prefetch_size})')
     channel.set_qos(method.prefetch_count, method.global_)
     channel.send_method(Basic.QosOk())
+    channel.kick()      # deliveries the new limit allows go after qos-ok, as RabbitMQ
 
 
 def consume(channel: 'Channel', method: Basic.Consume) -> None:
