@@ -76,6 +76,9 @@ class Transport:
         self.name = name
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
+        #: Consumers get a channel of their own: a failed declare on the
+        #: publishing channel (406, say) must not stop them.
+        self._consumer_channel: AbstractChannel | None = None
         self._declared: set[str] = set()
         self._consumers: list[tuple[QueueSpec, MessageCallback]] = []
         self._lock = asyncio.Lock()
@@ -85,7 +88,8 @@ class Transport:
     @property
     def connected(self) -> bool:
         return (self._connection is not None and not self._connection.is_closed
-                and self._channel is not None and not self._channel.is_closed)
+                and self._channel is not None and not self._channel.is_closed
+                and (self._consumer_channel is None or not self._consumer_channel.is_closed))
 
     async def channel(self, timeout: float | None = None) -> AbstractChannel:
         """The publishing channel, connecting (again) if needed."""
@@ -117,11 +121,12 @@ class Transport:
                     try:
                         channel = await connection.channel(publisher_confirms=self.confirm)
                         self._connection, self._channel = connection, channel
+                        self._consumer_channel = None
                         self._declared = set()
                         for queue, callback in self._consumers:
                             await self._start_consumer(queue, callback)
                     except BaseException:
-                        self._connection = self._channel = None
+                        self._connection = self._channel = self._consumer_channel = None
                         await _close_quietly(connection)
                         raise
                 return
@@ -142,6 +147,7 @@ class Transport:
 
     async def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
+        self._consumer_channel = None
         if connection is not None:
             await _close_quietly(connection)
 
@@ -223,8 +229,10 @@ class Transport:
             await self.channel()
 
     async def _start_consumer(self, queue: QueueSpec, callback: MessageCallback) -> None:
-        assert self._channel is not None
-        declared = await self._channel.declare_queue(
+        assert self._connection is not None
+        if self._consumer_channel is None:
+            self._consumer_channel = await self._connection.channel(publisher_confirms=False)
+        declared = await self._consumer_channel.declare_queue(
             queue.name, durable=queue.durable, exclusive=queue.exclusive,
             auto_delete=queue.auto_delete, arguments=queue.arguments or None)
         self._declared.add(queue.name)
