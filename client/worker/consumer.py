@@ -37,9 +37,10 @@ from . import banner
 from .control import RemoteControl
 from .events import EventDispatcher, LamportClock
 from .execute import IGNORED, Job, Outcome
+from .frames import FrameWriter, Settler
 from .options import WorkerOptions
 from .pools import POOLS, Pool
-from .publisher import Outbox, Publisher, result_properties
+from .publisher import Outbox, Publisher
 from .request import TaskRequest
 from .tasks import Registry
 
@@ -66,6 +67,8 @@ class Worker:
         self.pool: Pool | None = None
         self.connection: AbstractConnection | None = None
         self.channel: Any = None  # the aiormq channel of the task consumers
+        self.settler: Settler | None = None  # its acks and rejects
+        self.results: FrameWriter | None = None  # results, on the producer connection
         self.ready: deque[TaskRequest] = deque()
         self.active: dict[int, TaskRequest] = {}
         self.scheduled: dict[int, TaskRequest] = {}
@@ -124,6 +127,9 @@ class Worker:
             await self.publisher.connect()
             self.publisher.connection.close_callbacks.add(self._connection_lost)  # type: ignore
             await self.publisher.declare_exchange('celeryev', 'topic', durable=True)
+            if self.results is not None:
+                self.results.stop()
+            self.results = FrameWriter(self.publisher.fast_channel)
         if self.connection is not None and not self.connection.is_closed:
             await self.connection.close()  # the broker requeues what it held
         connection = await aio_pika.connect(
@@ -136,12 +142,15 @@ class Worker:
         channel.close_callbacks.add(self._channel_lost)
         await self._declare_queues(channel)
         self.channel = await channel.get_underlay_channel()
+        if self.settler is not None:
+            self.settler.writer.stop()
+        self.settler = Settler(FrameWriter(self.channel))
         await self.channel.basic_qos(prefetch_count=self._prefetch_value(), global_=True)
         self._consumer_tags = []
         for queue in self.options.queues:
             tag = f'{self.hostname}.{queue}'
-            await self.channel.basic_consume(queue, self._make_on_message(self.channel),
-                                             consumer_tag=tag)
+            await self.channel.basic_consume(
+                queue, self._make_on_message(self.channel, self.settler), consumer_tag=tag)
             self._consumer_tags.append(tag)
         control = await connection.channel(publisher_confirms=False)
         try:
@@ -240,6 +249,11 @@ class Worker:
                             self.options.shutdown_timeout)
         self.events.flush()
         self.events.worker('worker-offline', **self.heartbeat_fields())
+        if self.settler is not None:
+            self.settler.flush()
+        for writer in (self.settler.writer if self.settler else None, self.results):
+            if writer is not None:
+                await writer.flush()
         await self.outbox.flush()
         await self.outbox.stop()
         if self.connection is not None:
@@ -252,16 +266,16 @@ class Worker:
         log.info('%s stopped.', self.hostname)
 
     # --- receiving -----------------------------------------------------------
-    def _make_on_message(self, channel: Any) -> Callable[[Any], Any]:
+    def _make_on_message(self, channel: Any, settler: Settler) -> Callable[[Any], Any]:
         async def on_message(delivered: Any) -> None:
-            self._on_message(delivered, channel)
+            settler.delivered(delivered.delivery.delivery_tag)
+            self._on_message(delivered, channel, settler)
         return on_message
 
-    def _on_message(self, delivered: Any, channel: Any) -> None:
+    def _on_message(self, delivered: Any, channel: Any, settler: Settler) -> None:
         delivery: spec.Basic.Deliver = delivered.delivery
         if self._shutting_down:
-            self.outbox.put(lambda: channel.basic_reject(delivery.delivery_tag, requeue=True,
-                                                         wait=False))
+            settler.reject(delivery.delivery_tag, requeue=True)
             return
         props = delivered.header.properties
         try:
@@ -272,12 +286,11 @@ class Worker:
                 'expiration': props.expiration}, delivered.body)
         except Exception as exc:
             log.error('rejecting an invalid task message (%s): %r', delivery.routing_key, exc)
-            self.outbox.put(lambda: channel.basic_reject(delivery.delivery_tag, requeue=False,
-                                                         wait=False))
+            settler.reject(delivery.delivery_tag, requeue=False)
             return
         runner = self.registry.get(message.name)
         if runner is None:
-            self._unregistered(message, delivery, channel)
+            self._unregistered(message, delivery, settler)
             return
         request = TaskRequest(message, props.headers or {}, runner.spec, delivery.delivery_tag,
                               channel, delivery.exchange, delivery.routing_key,
@@ -295,10 +308,9 @@ class Worker:
             self.dispatch()
 
     def _unregistered(self, message: TaskMessage, delivery: spec.Basic.Deliver,
-                      channel: Any) -> None:
+                      settler: Settler) -> None:
         log.error('received unregistered task %r (id %s): rejected', message.name, message.id)
-        self.outbox.put(lambda: channel.basic_reject(delivery.delivery_tag, requeue=False,
-                                                     wait=False))
+        settler.reject(delivery.delivery_tag, requeue=False)
         if message.properties.reply_to:
             exc = errors.NotRegistered(message.name)
             self._publish_result(message.properties.reply_to,
@@ -440,9 +452,8 @@ class Worker:
                                  outcome.result_body)
 
     def _publish_result(self, reply_to: str, correlation_id: str, body: bytes) -> None:
-        properties = result_properties(correlation_id)
-        publisher = self.publisher
-        self.outbox.put(lambda: publisher.publish(body, '', reply_to, properties))
+        if self.results is not None:
+            self.results.publish_result(reply_to, correlation_id, body)
 
     def _settle(self, request: TaskRequest) -> None:
         """The task is done with: ack it if acks_late held it."""
@@ -451,17 +462,15 @@ class Worker:
 
     def _ack(self, request: TaskRequest) -> None:
         request.acknowledged = True
-        channel, tag = request.channel, request.delivery_tag
-        if channel is self.channel:
-            self.outbox.put(lambda: channel.basic_ack(tag, wait=False))
+        if request.channel is self.channel and self.settler is not None:
+            self.settler.ack(request.delivery_tag)
 
     def _reject(self, request: TaskRequest, requeue: bool) -> None:
         if request.acknowledged:
             return  # acked when it started: nothing left to reject (as Celery)
         request.acknowledged = True
-        channel, tag = request.channel, request.delivery_tag
-        if channel is self.channel:
-            self.outbox.put(lambda: channel.basic_reject(tag, requeue=requeue, wait=False))
+        if request.channel is self.channel and self.settler is not None:
+            self.settler.reject(request.delivery_tag, requeue)
 
     def _republish(self, request: TaskRequest, outcome: Outcome) -> None:
         """Send the task again for a retry: same id, retries + 1, the new eta."""

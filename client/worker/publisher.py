@@ -98,6 +98,11 @@ class Publisher:
         self._exchanges = set()
 
     @property
+    def fast_channel(self) -> Any:
+        """The aiormq channel without confirms (results, events)."""
+        return self._fast
+
+    @property
     def connected(self) -> bool:
         return self.connection is not None and not self.connection.is_closed
 
@@ -132,8 +137,3 @@ class Publisher:
             except (TimeoutError, *CONNECTION_ERRORS) as exc:
                 log.debug('closing the producer connection: %r', exc)
 
-
-def result_properties(correlation_id: str) -> spec.Basic.Properties:
-    """Properties of an rpc:// result (as Celery's rpc backend sends them)."""
-    return spec.Basic.Properties(content_type=JSON, content_encoding=UTF8, headers={},
-                                 delivery_mode=1, priority=0, correlation_id=correlation_id)

@@ -1,0 +1,159 @@
+"""Tasks per second: the Leveret worker against Celery's prefork worker,
+same broker, same concurrency, in one run. A benchmark, not a test.
+
+    python -m client.bench.worker_throughput [--tasks 10000] [--concurrency 2]
+        [--broker-url URL] [--leveret-pool prefork]
+
+Without ``--broker-url`` it starts a Leveret broker of its own. For each
+worker and each mode (results ignored; results sent back in the rpc://
+format), the queue is filled with ``--tasks`` trivial tasks first, then the
+worker is started. The clock starts when the first message leaves the queue
+(so start-up is not counted) and stops when the last task is done: the last
+result received (rpc mode), or a final task with a result (ignore mode).
+Both workers log at WARNING level, task events off (the defaults of both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pika
+
+from client import App
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    log_path = workdir / 'broker.log'
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'broker', 'broker', '--port', '0', '--data-dir',
+         str(workdir / 'data'), '--log-level', 'warning'],
+        cwd=ROOT, stdout=open(log_path, 'wb'), stderr=subprocess.STDOUT,
+        env=dict(os.environ, LEVERET_LOG_LEVEL='info'))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(rb'listening on [^\s]+:(\d+)', log_path.read_bytes())
+        if found:
+            return proc, f'amqp://guest:guest@127.0.0.1:{int(found.group(1))}/'
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f'broker did not start:\n{log_path.read_text()}')
+
+
+def worker_command(kind: str, url: str, queue: str, concurrency: int, pool: str) -> list[str]:
+    if kind == 'celery':
+        return [sys.executable, '-m', 'celery', '-A', 'client.bench.celery_tasks', '-b',
+                url.rstrip('/') + '//', 'worker', '-P', 'prefork', '-c', str(concurrency),
+                '-Q', queue, '-l', 'warning', '--without-mingle', '--without-gossip',
+                '-n', f'bench-celery-{queue}@%h']
+    return [sys.executable, '-m', 'broker', 'worker', '-A', 'client.bench.leveret_tasks',
+            '-b', url, '-P', pool, '-c', str(concurrency), '-Q', queue, '-l', 'warning',
+            '-n', f'bench-leveret-{queue}@%h']
+
+
+def queue_depth(channel: Any, queue: str) -> int:
+    return channel.queue_declare(queue, passive=True).method.message_count
+
+
+async def preload(app: App, queue: str, tasks: int, mode: str) -> list[Any]:
+    """Publish the tasks (confirmed, 500 in flight); the results to wait for."""
+    results = []
+    for start in range(0, tasks, 500):
+        batch = range(start, min(start + 500, tasks))
+        if mode == 'rpc':
+            sends = [app.send_task_async('bench.add', (i, i), queue=queue) for i in batch]
+        else:
+            sends = [app.send_task_async('bench.noop', (i,), queue=queue, ignore_result=True)
+                     for i in batch]
+        results.extend(await asyncio.gather(*sends))
+    if mode == 'ignore':
+        # The last one has a result: when it is back, the run is over.
+        return [await app.send_task_async('bench.add', (0, 0), queue=queue)]
+    return results
+
+
+def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: str,
+            workdir: Path) -> float:
+    queue = f'bench-{kind}-{mode}-{uuid.uuid4().hex[:6]}'
+    app = App(url, publish_timeout=60)
+    app.results.max_ready = tasks + 10
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    channel = conn.channel()
+    channel.queue_declare(queue, durable=True)
+    loop_thread_results = app._run_sync(preload(app, queue, tasks, mode))
+    total = tasks + (1 if mode == 'ignore' else 0)
+    log = open(workdir / f'{queue}.log', 'wb')
+    worker = subprocess.Popen(worker_command(kind, url, queue, concurrency, pool), cwd=ROOT,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while queue_depth(channel, queue) >= total:
+            if worker.poll() is not None:
+                raise RuntimeError(f'{kind} worker exited: {(workdir / f"{queue}.log").read_text()}')
+            time.sleep(0.002)
+        started = time.perf_counter()
+        for result in loop_thread_results:
+            result.get(timeout=600)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        channel.queue_delete(queue)
+        conn.close()
+        app.close()
+    return tasks / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--tasks', type=int, default=10000)
+    parser.add_argument('--concurrency', type=int, default=2)
+    parser.add_argument('--broker-url', help='default: start a Leveret broker')
+    parser.add_argument('--leveret-pool', default='prefork',
+                        choices=('prefork', 'threads', 'asyncio', 'solo'))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix='leveret-bench-') as tmp:
+        workdir = Path(tmp)
+        broker = None
+        url = args.broker_url
+        if url is None:
+            broker, url = start_broker(workdir)
+        try:
+            rates: dict[str, dict[str, float]] = {}
+            for mode in ('ignore', 'rpc'):
+                for kind in ('leveret', 'celery'):
+                    rate = run_one(kind, mode, url, args.tasks, args.concurrency,
+                                   args.leveret_pool, workdir)
+                    rates.setdefault(mode, {})[kind] = rate
+                    print(f'{mode:>6} results  {kind:>8} worker: {rate:8.0f} tasks/s',
+                          flush=True)
+        finally:
+            if broker is not None:
+                broker.send_signal(signal.SIGTERM)
+                broker.wait(30)
+    for mode, by_kind in rates.items():
+        print(f'{mode:>6} results: Leveret/Celery = {by_kind["leveret"] / by_kind["celery"]:.2f}x')
+    print(json.dumps({'tasks': args.tasks, 'concurrency': args.concurrency,
+                      'leveret_pool': args.leveret_pool, 'rates': rates}))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Hand-packed AMQP frames for the worker's hot path, and a writer that
+coalesces them.
+
+Per task the worker sends an ack and often a result. Through aiormq each is
+a method call with a lock, a timeout, pamqp marshalling and its own socket
+write. Here they are packed with ``struct`` (the frames are checked against
+pamqp byte for byte in the tests) and appended to a buffer that is handed to
+the connection's writer once per loop turn: one write for many frames.
+Only frames that aiormq keeps no state for go this way (acks and rejects,
+publishes on a channel without confirms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections import deque
+from typing import Any
+
+from aiormq.abc import ChannelFrame
+
+log = logging.getLogger(__name__)
+
+FRAME_METHOD, FRAME_HEADER, FRAME_BODY = 1, 2, 3
+FRAME_END = b'\xce'
+BASIC = 60
+PUBLISH, ACK, REJECT = 40, 80, 90
+
+_frame_head = struct.Struct('>BHI')
+_method_head = struct.Struct('>HH')
+_ack = struct.Struct('>HHQB')
+_content_head = struct.Struct('>HHQH')
+#: content_type, content_encoding, headers, delivery_mode, priority, correlation_id
+RESULT_FLAGS = 0xFC00
+_RESULT_PREFIX = (b'\x10application/json' + b'\x05utf-8' + b'\x00\x00\x00\x00'
+                  + b'\x01' + b'\x00')
+
+
+def _frame(kind: int, channel: int, payload: bytes) -> bytes:
+    return _frame_head.pack(kind, channel, len(payload)) + payload + FRAME_END
+
+
+def _shortstr(value: str) -> bytes:
+    data = value.encode('utf-8')
+    if len(data) > 255:
+        raise ValueError(f'short string too long: {value[:40]!r}...')
+    return bytes((len(data),)) + data
+
+
+def ack(channel: int, delivery_tag: int, multiple: bool = False) -> bytes:
+    return _frame(FRAME_METHOD, channel, _ack.pack(BASIC, ACK, delivery_tag, int(multiple)))
+
+
+def reject(channel: int, delivery_tag: int, requeue: bool) -> bytes:
+    return _frame(FRAME_METHOD, channel, _ack.pack(BASIC, REJECT, delivery_tag, int(requeue)))
+
+
+def result_properties(correlation_id: str) -> bytes:
+    """Properties of an rpc:// result: JSON, UTF-8, no headers, transient,
+    priority 0, the task id as correlation id (what Celery sends)."""
+    return _RESULT_PREFIX + _shortstr(correlation_id)
+
+
+def publish(channel: int, exchange: str, routing_key: str, properties: bytes,
+            flags: int, body: bytes, max_body_frame: int) -> bytes:
+    """basic.publish + content header + body frames (split at ``max_body_frame``)."""
+    method = _method_head.pack(BASIC, PUBLISH) + b'\x00\x00' + _shortstr(exchange) \
+        + _shortstr(routing_key) + b'\x00'
+    parts = [_frame(FRAME_METHOD, channel, method),
+             _frame(FRAME_HEADER, channel,
+                    _content_head.pack(BASIC, 0, len(body), flags) + properties)]
+    for start in range(0, len(body), max_body_frame):
+        parts.append(_frame(FRAME_BODY, channel, body[start:start + max_body_frame]))
+    return b''.join(parts)
+
+
+class FrameWriter:
+    """Frames for one aiormq channel, written once per loop turn."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.number: int = channel.number
+        self.max_body_frame: int = channel.max_content_size
+        self._buffer: list[bytes] = []
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def write(self, frames: bytes) -> None:
+        self._buffer.append(frames)
+        self._wakeup.set()
+
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.write(ack(self.number, delivery_tag, multiple))
+
+    def reject(self, delivery_tag: int, requeue: bool) -> None:
+        self.write(reject(self.number, delivery_tag, requeue))
+
+    def publish_result(self, reply_to: str, correlation_id: str, body: bytes) -> None:
+        self.write(publish(self.number, '', reply_to, result_properties(correlation_id),
+                           RESULT_FLAGS, body, self.max_body_frame))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buffer)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self._buffer:
+                continue
+            data, self._buffer = b''.join(self._buffer), []
+            if self.channel.is_closed:
+                log.debug('dropping %d bytes for closed channel %d', len(data), self.number)
+                continue
+            # The connection's own writer task sends it (and applies back-pressure).
+            await self.channel.write_queue.put(ChannelFrame(payload=data, should_close=False))
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._buffer or self._wakeup.is_set()) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class Settler:
+    """Acks and rejects for one consumer channel.
+
+    Acks that complete a prefix of the outstanding deliveries go out as one
+    ``ack(multiple=True)``; an ack behind a delivery still held (an eta task,
+    a late-acked task still running) goes out on its own.
+    """
+
+    #: Rebuild the outstanding list when it gets this long (held deliveries
+    #: at its front keep everything after them in it).
+    COMPACT_AT = 10000
+
+    def __init__(self, writer: FrameWriter) -> None:
+        self.writer = writer
+        self.outstanding: deque[int] = deque()
+        self.settled: set[int] = set()
+        self._to_ack: list[int] = []
+        self._scheduled = False
+
+    def delivered(self, delivery_tag: int) -> None:
+        self.outstanding.append(delivery_tag)
+
+    def ack(self, delivery_tag: int) -> None:
+        self._to_ack.append(delivery_tag)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def reject(self, delivery_tag: int, requeue: bool) -> None:
+        self.flush()
+        self.writer.reject(delivery_tag, requeue)
+        self.settled.add(delivery_tag)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._to_ack:
+            return
+        to_ack = set(self._to_ack)
+        self._to_ack = []
+        outstanding, settled = self.outstanding, self.settled
+        top = None
+        while outstanding and (outstanding[0] in to_ack or outstanding[0] in settled):
+            tag = outstanding.popleft()
+            if tag in to_ack:
+                to_ack.discard(tag)
+                top = tag
+            else:
+                settled.discard(tag)
+        if top is not None:
+            self.writer.ack(top, multiple=True)
+        for tag in sorted(to_ack):
+            self.writer.ack(tag)
+            settled.add(tag)
+        if len(outstanding) > self.COMPACT_AT:
+            self.outstanding = deque(t for t in outstanding if t not in settled)
+            self.settled = set()

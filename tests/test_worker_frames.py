@@ -1,0 +1,98 @@
+"""The worker's hand-packed frames are pamqp's bytes, and acks are coalesced
+only over deliveries that are really done."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pamqp import commands as C
+from pamqp import frame as pframe
+
+from client.worker import frames
+
+
+def test_ack_and_reject_frames_are_pamqps():
+    assert frames.ack(3, 2**40 + 7, multiple=True) == \
+        pframe.marshal(C.Basic.Ack(delivery_tag=2**40 + 7, multiple=True), 3)
+    assert frames.ack(1, 5) == pframe.marshal(C.Basic.Ack(delivery_tag=5), 1)
+    assert frames.reject(2, 9, requeue=False) == \
+        pframe.marshal(C.Basic.Reject(delivery_tag=9, requeue=False), 2)
+
+
+@pytest.mark.parametrize('size', [0, 10, 131064, 300000])
+def test_a_result_publish_reads_back_as_celerys_result(size):
+    body = bytes(range(256)) * (size // 256) + b'x' * (size % 256)
+    packed = frames.publish(1, '', 'reply-queue', frames.result_properties('task-id'),
+                            frames.RESULT_FLAGS, body, 131064)
+    decoded = []
+    while packed:
+        used, channel, frame = pframe.unmarshal(packed)
+        assert channel == 1
+        decoded.append(frame)
+        packed = packed[used:]
+    method, header, *bodies = decoded
+    assert pframe.marshal(method, 1) == \
+        pframe.marshal(C.Basic.Publish(exchange='', routing_key='reply-queue'), 1)
+    assert header.body_size == size
+    props = header.properties
+    assert (props.content_type, props.content_encoding, props.delivery_mode, props.priority,
+            props.correlation_id) == ('application/json', 'utf-8', 1, 0, 'task-id')
+    assert not props.headers
+    assert [len(b.value) for b in bodies] == \
+        [min(131064, size - i) for i in range(0, size, 131064)]
+    assert b''.join(b.value for b in bodies) == body
+
+
+def test_result_properties_carry_celerys_flags():
+    # Celery's rpc results: flags 0xfc00, with an empty headers table present.
+    method = pframe.marshal(C.Basic.Publish(exchange='', routing_key='q'), 1)
+    packed = frames.publish(1, '', 'q', frames.result_properties('id'), frames.RESULT_FLAGS,
+                            b'{}', 131064)
+    header = packed[len(method):]
+    assert header[:1] == b'\x02'
+    payload = header[7:]
+    assert payload[12:14] == b'\xfc\x00'
+    assert payload[14:].startswith(b'\x10application/json\x05utf-8\x00\x00\x00\x00\x01\x00\x02id')
+
+
+class Recorder:
+    """Stands in for the FrameWriter: records what would be written."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple] = []
+
+    def ack(self, tag, multiple=False):
+        self.sent.append(('ack', tag, multiple))
+
+    def reject(self, tag, requeue):
+        self.sent.append(('reject', tag, requeue))
+
+
+def _settle(operations):
+    async def run():
+        writer = Recorder()
+        settler = frames.Settler(writer)  # type: ignore[arg-type]
+        for op, *args in operations:
+            getattr(settler, op)(*args)
+        settler.flush()
+        return writer.sent
+    return asyncio.run(run())
+
+
+def test_acks_of_a_prefix_become_one_multiple_ack():
+    assert _settle([('delivered', 1), ('delivered', 2), ('delivered', 3),
+                    ('ack', 2), ('ack', 1)]) == [('ack', 2, True)]
+
+
+def test_an_ack_behind_a_held_delivery_goes_alone():
+    sent = _settle([('delivered', 1), ('delivered', 2), ('delivered', 3),
+                    ('ack', 2), ('ack', 3)])
+    assert sent == [('ack', 2, False), ('ack', 3, False)]
+
+
+def test_rejected_and_single_acked_deliveries_do_not_block_the_prefix():
+    sent = _settle([('delivered', 1), ('delivered', 2), ('delivered', 3), ('delivered', 4),
+                    ('ack', 2), ('reject', 3, True), ('ack', 1), ('ack', 4)])
+    # 2 alone (1 was held), then 3 rejected; then 1 and 4 close the prefix.
+    assert sent == [('ack', 2, False), ('reject', 3, True), ('ack', 4, True)]
