@@ -8,8 +8,9 @@ Without ``--broker-url`` it starts a Leveret broker of its own. For each
 worker and each mode (results ignored; results sent back in the rpc://
 format), the queue is filled with ``--tasks`` trivial tasks first, then the
 worker is started. The clock starts when the first message leaves the queue
-(so start-up is not counted) and stops when the last task is done: the last
-result received (rpc mode), or a final task with a result (ignore mode).
+(so start-up is not counted) and stops when the last task is done: all
+results are in the reply queue (rpc mode), or the result of a final task
+sent after the others is (ignore mode).
 Both workers log at WARNING level, task events off (the defaults of both).
 """
 
@@ -69,33 +70,38 @@ def queue_depth(channel: Any, queue: str) -> int:
     return channel.queue_declare(queue, passive=True).method.message_count
 
 
-async def preload(app: App, queue: str, tasks: int, mode: str) -> list[Any]:
-    """Publish the tasks (confirmed, 500 in flight); the results to wait for."""
-    results = []
+async def preload(app: App, queue: str, reply_to: str, tasks: int, mode: str) -> None:
+    """Publish the tasks (confirmed, 500 in flight), results to ``reply_to``."""
     for start in range(0, tasks, 500):
         batch = range(start, min(start + 500, tasks))
         if mode == 'rpc':
-            sends = [app.send_task_async('bench.add', (i, i), queue=queue) for i in batch]
-        else:
-            sends = [app.send_task_async('bench.noop', (i,), queue=queue, ignore_result=True)
+            sends = [app.send_task_async('bench.add', (i, i), queue=queue, reply_to=reply_to)
                      for i in batch]
-        results.extend(await asyncio.gather(*sends))
+        else:
+            sends = [app.send_task_async('bench.noop', (i,), queue=queue, reply_to=reply_to,
+                                         ignore_result=True) for i in batch]
+        await asyncio.gather(*sends)
     if mode == 'ignore':
         # The last one has a result: when it is back, the run is over.
-        return [await app.send_task_async('bench.add', (0, 0), queue=queue)]
-    return results
+        await app.send_task_async('bench.add', (0, 0), queue=queue, reply_to=reply_to)
 
 
 def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: str,
             workdir: Path) -> float:
-    queue = f'bench-{kind}-{mode}-{uuid.uuid4().hex[:6]}'
+    """Tasks per second of one worker in one mode.
+
+    Results are left in their reply queue and counted by its depth, so that
+    reading them costs the measurement nothing (and the same for both workers)."""
+    suffix = uuid.uuid4().hex[:6]
+    queue, replies = f'bench-{kind}-{mode}-{suffix}', f'bench-replies-{suffix}'
     app = App(url, publish_timeout=60)
-    app.results.max_ready = tasks + 10
     conn = pika.BlockingConnection(pika.URLParameters(url))
     channel = conn.channel()
     channel.queue_declare(queue, durable=True)
-    loop_thread_results = app._run_sync(preload(app, queue, tasks, mode))
+    channel.queue_declare(replies)
+    app._run_sync(preload(app, queue, replies, tasks, mode))
     total = tasks + (1 if mode == 'ignore' else 0)
+    expected_results = tasks if mode == 'rpc' else 1
     log = open(workdir / f'{queue}.log', 'wb')
     worker = subprocess.Popen(worker_command(kind, url, queue, concurrency, pool), cwd=ROOT,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -105,8 +111,12 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
                 raise RuntimeError(f'{kind} worker exited: {(workdir / f"{queue}.log").read_text()}')
             time.sleep(0.002)
         started = time.perf_counter()
-        for result in loop_thread_results:
-            result.get(timeout=600)
+        deadline = started + 600
+        while queue_depth(channel, replies) < expected_results:
+            if time.perf_counter() > deadline or worker.poll() is not None:
+                raise RuntimeError(f'{kind} worker did not finish: '
+                                   f'{(workdir / f"{queue}.log").read_text()[-2000:]}')
+            time.sleep(0.005)
         elapsed = time.perf_counter() - started
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -116,6 +126,7 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
         channel.queue_delete(queue)
+        channel.queue_delete(replies)
         conn.close()
         app.close()
     return tasks / elapsed
