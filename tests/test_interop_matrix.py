@@ -19,6 +19,7 @@ from .client_fixtures import (
     celery_worker,
     close_celery_client,
     leveret_worker,
+    wait_until,
 )
 
 WORKERS = ['celery', 'leveret', 'leveret-runs-celery-app']
@@ -106,3 +107,22 @@ def test_the_task_sees_its_request(clients, queues, client, worker):
     assert request['id'] == result.id == request['root_id']
     assert request['retries'] == 0 and request['parent_id'] is None
     assert request['routing_key'] == queues[worker]
+
+
+@pytest.mark.parametrize('worker', WORKERS)
+def test_celery_chains_and_link_callbacks_run(clients, queues, worker, tmp_path):
+    from celery import chain
+
+    celery, queue = clients['celery'], queues[worker]
+
+    def add(*args):
+        return celery.signature('interop.add', args, queue=queue)
+
+    result = chain(add(1, 2), add(10), add(100)).apply_async()
+    assert result.get(timeout=TIMEOUT) == 113
+    assert result.parent.get(timeout=TIMEOUT) == 13
+    noted = tmp_path / 'noted'
+    linked = add(20, 22).apply_async(
+        link=celery.signature('interop.note', kwargs={'path': str(noted)}, queue=queue))
+    assert linked.get(timeout=TIMEOUT) == 42
+    wait_until(lambda: noted.exists() and noted.read_text() == '42\n', timeout=TIMEOUT)

@@ -77,6 +77,7 @@ def options_from(args: argparse.Namespace, app: Any) -> WorkerOptions:
         'app_name': args.app,
         'shutdown_timeout': args.shutdown_timeout,
         'queue_arguments': settings['queue_arguments'],
+        'default_queue': settings['queue'],
     }
     if settings.get('max_priority'):
         values['queue_arguments'] = {q: {'x-max-priority': settings['max_priority']}

@@ -31,7 +31,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
 from .. import errors, states
-from ..protocol import ResultMessage, TaskMessage, make_task_message
+from ..protocol import ResultMessage, TaskMessage, make_task_message, parse_iso
 from ..transport import CONNECTION_ERRORS, normalize_url
 from . import banner
 from .control import RemoteControl
@@ -365,8 +365,10 @@ class Worker:
         if not request.job_id:
             request.job_id = next(self._job_ids)
         hard, soft = request.time_limits
+        embed = request.message.embed
         job = Job(request.job_id, request.name, request.message.args, request.message.kwargs,
-                  request.context(self.hostname), request.wants_result, soft, hard)
+                  request.context(self.hostname), request.wants_result, soft, hard,
+                  wants_value=bool(embed.chain or embed.callbacks))
         request.time_start = time.time()
         self.active[request.job_id] = request
         if not request.spec.acks_late:
@@ -394,6 +396,7 @@ class Worker:
         self._send_outcome_result(request, outcome)
         if outcome.retry is not None:  # retry(throw=False)
             self._republish(request, outcome)
+        self._follow_up(request, outcome.value)
         self._settle(request)
         self.events.task('task-succeeded', uuid=request.id, result=outcome.summary,
                          runtime=outcome.runtime)
@@ -498,6 +501,50 @@ class Worker:
         properties['headers'] = retry.header_table()
         props = spec.Basic.Properties(**properties)
         body = retry.body()
+        publisher = self.publisher
+        self.outbox.put(lambda: publisher.publish(body, exchange, routing_key, props,
+                                                  confirm=True))
+
+    def _follow_up(self, request: TaskRequest, value: Any) -> None:
+        """Send the next task of a chain and the link callbacks (Celery's canvas
+        in the message), with the return value as first argument."""
+        embed = request.message.embed
+        chain = list(embed.chain or [])
+        if chain:
+            self._send_signature(chain.pop(), value, request, chain)
+        for signature in embed.callbacks or []:
+            self._send_signature(signature, value, request, [])
+
+    def _send_signature(self, signature: dict[str, Any], value: Any, request: TaskRequest,
+                        chain: list[Any]) -> None:
+        options = signature.get('options') or {}
+        args = list(signature.get('args') or ())
+        if not signature.get('immutable'):
+            args.insert(0, value)
+        headers = request.message.headers
+        expires, eta = options.get('expires'), options.get('eta')
+        message = make_task_message(
+            signature['task'], args, signature.get('kwargs') or {},
+            task_id=options.get('task_id'), reply_to=options.get('reply_to'),
+            root_id=headers.root_id or request.id, parent_id=request.id,
+            priority=options.get('priority'), countdown=options.get('countdown'),
+            eta=parse_iso(eta) if isinstance(eta, str) else eta,
+            expires=parse_iso(expires) if isinstance(expires, str) else expires,
+            group_id=options.get('group_id'), origin=self.hostname)
+        message.embed.chain = chain or None
+        message.embed.callbacks = options.get('link')
+        message.embed.errbacks = options.get('link_error')
+        queue = options.get('queue')
+        if isinstance(queue, dict):
+            queue = queue.get('name')
+        exchange = options.get('exchange') or ''
+        routing_key = options.get('routing_key') or queue or self.options.default_queue
+        if exchange and not isinstance(exchange, str):
+            exchange = exchange.get('name', '')
+        properties = message.properties.model_dump(exclude_none=True)
+        properties['headers'] = message.header_table()
+        props = spec.Basic.Properties(**properties)
+        body = message.body()
         publisher = self.publisher
         self.outbox.put(lambda: publisher.publish(body, exchange, routing_key, props,
                                                   confirm=True))

@@ -40,6 +40,8 @@ class Job:
     wants_result: bool = True
     soft_time_limit: float | None = None
     time_limit: float | None = None
+    #: Return the value itself (the message carries a chain or callbacks to send it to).
+    wants_value: bool = False
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Outcome:
     pid: int = 0
     #: The process running the task died under it.
     worker_lost: bool = False
+    #: The return value, when the job asked for it.
+    value: Any = None
 
 
 def _celery_exception(exc: BaseException, name: str) -> bool:
@@ -96,7 +100,7 @@ def _success(job: Job, value: Any, runtime: float) -> Outcome:
             error = errors.EncodeError(f'cannot serialize the return value: {exc}')
             return _failure(job, error, runtime, None)
     return Outcome(job.job_id, states.SUCCESS, body, saferepr(value), None, runtime,
-                   pid=os.getpid())
+                   pid=os.getpid(), value=value if job.wants_value else None)
 
 
 def _retry(job: Job, exc: BaseException, runtime: float, republish: bool) -> Outcome:

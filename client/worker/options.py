@@ -37,6 +37,8 @@ class WorkerOptions(BaseModel):
     #: On SIGTERM: how long running tasks may take to finish.
     shutdown_timeout: float = Field(30.0, ge=0)
     queue_arguments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Where tasks sent by the worker (chains, callbacks) go when they name no queue.
+    default_queue: str = 'celery'
     app_name: str = ''
 
     @property

@@ -58,3 +58,10 @@ def soft_limited(seconds):
 @app.task(name='interop.noop', ignore_result=True)
 def noop():
     return None
+
+
+@app.task(name='interop.note')
+def note(value, path):
+    with open(path, 'a') as f:
+        f.write(f'{value}\n')
+    return value

@@ -169,3 +169,11 @@ def spawn(self, queue):
     """Sends a child task (its result to our caller): root and parent ids follow."""
     child = request.apply_async(queue=queue, reply_to=self.request.reply_to)
     return child.id
+
+
+@app.task(name='interop.note')
+def note(value, path):
+    """A link callback: writes the value it was given."""
+    with open(path, 'a') as f:
+        f.write(f'{value}\n')
+    return value
