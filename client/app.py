@@ -31,6 +31,8 @@ from .transport import QueueSpec
 F = TypeVar('F', bound=Callable[..., Any])
 
 _current: weakref.ref[App] | None = None
+#: "Not given" for options where None means something (max_retries=None: forever).
+_UNSET: Any = object()
 
 
 def current_app() -> App:
@@ -224,7 +226,7 @@ class Task:
                  bind: bool = False, queue: str | None = None, priority: int | None = None,
                  acks_late: bool | None = None, reject_on_worker_lost: bool | None = None,
                  ignore_result: bool | None = None, track_started: bool | None = None,
-                 max_retries: int | None | type[Ellipsis] = ...,  # type: ignore[valid-type]
+                 max_retries: int | None = _UNSET,
                  default_retry_delay: float | None = None, time_limit: float | None = None,
                  soft_time_limit: float | None = None,
                  expires: float | datetime | None = None) -> None:
@@ -240,7 +242,8 @@ class Task:
                                       if reject_on_worker_lost is None else reject_on_worker_lost)
         self.ignore_result = conf.task_ignore_result if ignore_result is None else ignore_result
         self.track_started = conf.task_track_started if track_started is None else track_started
-        self.max_retries = conf.task_max_retries if max_retries is ... else max_retries
+        self.max_retries: int | None = conf.task_max_retries if max_retries is _UNSET \
+            else max_retries
         self.default_retry_delay = (conf.task_default_retry_delay
                                     if default_retry_delay is None else default_retry_delay)
         self.time_limit = conf.task_time_limit if time_limit is None else time_limit

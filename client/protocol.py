@@ -63,6 +63,10 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _no_limits() -> list[int | float | None]:
+    return [None, None]
+
+
 # --- task messages ------------------------------------------------------------
 class TaskHeaders(BaseModel):
     """The headers table of a protocol v2 task message, in Celery's order.
@@ -81,7 +85,7 @@ class TaskHeaders(BaseModel):
     group: str | None = None
     group_index: int | None = None
     retries: int = 0
-    timelimit: list[int | float | None] = Field(default_factory=lambda: [None, None])
+    timelimit: list[int | float | None] = Field(default_factory=lambda: _no_limits())
     root_id: str | None = None
     parent_id: str | None = None
     argsrepr: str | None = None

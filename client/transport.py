@@ -30,6 +30,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, OSError, aiormq.exceptions.AMQPConnectionError,
     aiormq.exceptions.ChannelInvalidStateError, aiormq.exceptions.ChannelClosed,
 )
+#: The same, and timeouts.
+RETRYABLE: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
 
 DEFAULT_URL = 'amqp://guest:guest@127.0.0.1:5672/'
 
@@ -132,7 +134,7 @@ class Transport:
                 return
             except aiormq.exceptions.ProbableAuthenticationError as exc:
                 raise errors.BrokerUnavailable(f'{self._where()}: access refused: {exc}') from exc
-            except (TimeoutError, *CONNECTION_ERRORS) as exc:
+            except RETRYABLE as exc:
                 last = exc
                 log.debug('cannot connect to %s: %r', self._where(), exc)
                 await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))

@@ -73,7 +73,8 @@ def test_countdown_and_expires_are_written_as_celery_writes_them(celery_app, app
     assert our_body == their_body
     theirs, ours = their_props['headers'], our_props['headers']
     for key in ('eta', 'expires'):
-        their_time, our_time = datetime.fromisoformat(theirs[key]), datetime.fromisoformat(ours[key])
+        their_time = datetime.fromisoformat(theirs[key])
+        our_time = datetime.fromisoformat(ours[key])
         assert our_time.utcoffset() == their_time.utcoffset() == timedelta(0)
         assert abs((our_time - their_time).total_seconds()) < 10
     assert abs(int(our_props['expiration']) - int(their_props['expiration'])) < 10000

@@ -108,7 +108,8 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
     try:
         while queue_depth(channel, queue) >= total:
             if worker.poll() is not None:
-                raise RuntimeError(f'{kind} worker exited: {(workdir / f"{queue}.log").read_text()}')
+                log_text = (workdir / f'{queue}.log').read_text()
+                raise RuntimeError(f'{kind} worker exited: {log_text}')
             time.sleep(0.002)
         started = time.perf_counter()
         deadline = started + 600

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         app.conf.broker_url = args.broker or options.broker_url
     registry = registry_for(app)
+    runner: Callable[..., int]
     try:
         import uvloop
         runner = uvloop.run

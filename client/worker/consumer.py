@@ -32,7 +32,7 @@ from pamqp import commands as spec
 
 from .. import errors, states
 from ..protocol import ResultMessage, TaskMessage, make_task_message, parse_iso
-from ..transport import CONNECTION_ERRORS, normalize_url
+from ..transport import RETRYABLE, normalize_url
 from . import banner
 from .control import RemoteControl
 from .events import EventDispatcher, LamportClock
@@ -97,7 +97,7 @@ class Worker:
             while not self._shutting_down:
                 try:
                     await self._connect()
-                except (TimeoutError, *CONNECTION_ERRORS) as exc:
+                except RETRYABLE as exc:
                     log.error('cannot connect to %s: %r; trying again in %gs',
                               banner.safe_url(self.options.broker_url), exc, RECONNECT_DELAY)
                     await self._sleep_unless_stopping(RECONNECT_DELAY)
@@ -228,7 +228,7 @@ class Worker:
                 try:
                     async with asyncio.timeout(5):
                         await self.channel.basic_cancel(tag)
-                except (TimeoutError, *CONNECTION_ERRORS) as exc:
+                except RETRYABLE as exc:
                     log.debug('cancelling %s: %r', tag, exc)
         # Give prefetched tasks back to the broker at once.
         returned = list(self.ready) + list(self.scheduled.values())
@@ -260,7 +260,7 @@ class Worker:
             try:
                 async with asyncio.timeout(5):
                     await self.connection.close()
-            except (TimeoutError, *CONNECTION_ERRORS):
+            except RETRYABLE:
                 pass
         await self.publisher.close()
         log.info('%s stopped.', self.hostname)
@@ -274,8 +274,9 @@ class Worker:
 
     def _on_message(self, delivered: Any, channel: Any, settler: Settler) -> None:
         delivery: spec.Basic.Deliver = delivered.delivery
+        tag = int(delivery.delivery_tag or 0)
         if self._shutting_down:
-            settler.reject(delivery.delivery_tag, requeue=True)
+            settler.reject(tag, requeue=True)
             return
         props = delivered.header.properties
         try:
@@ -286,15 +287,15 @@ class Worker:
                 'expiration': props.expiration}, delivered.body)
         except Exception as exc:
             log.error('rejecting an invalid task message (%s): %r', delivery.routing_key, exc)
-            settler.reject(delivery.delivery_tag, requeue=False)
+            settler.reject(tag, requeue=False)
             return
         runner = self.registry.get(message.name)
         if runner is None:
             self._unregistered(message, delivery, settler)
             return
-        request = TaskRequest(message, props.headers or {}, runner.spec, delivery.delivery_tag,
-                              channel, delivery.exchange, delivery.routing_key,
-                              delivery.redelivered)
+        request = TaskRequest(message, props.headers or {}, runner.spec, tag, channel,
+                              delivery.exchange or '', delivery.routing_key or '',
+                              bool(delivery.redelivered))
         headers = message.headers
         self.events.task('task-received', uuid=request.id, name=request.name,
                          args=headers.argsrepr, kwargs=headers.kwargsrepr,
@@ -310,7 +311,7 @@ class Worker:
     def _unregistered(self, message: TaskMessage, delivery: spec.Basic.Deliver,
                       settler: Settler) -> None:
         log.error('received unregistered task %r (id %s): rejected', message.name, message.id)
-        settler.reject(delivery.delivery_tag, requeue=False)
+        settler.reject(int(delivery.delivery_tag or 0), requeue=False)
         if message.properties.reply_to:
             exc = errors.NotRegistered(message.name)
             self._publish_result(message.properties.reply_to,

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 EXCHANGE = 'celery.pidbox'
 REPLY_EXCHANGE = 'reply.celery.pidbox'
-QUEUE_ARGUMENTS = {'x-expires': 10000, 'x-message-ttl': 300000}
+QUEUE_ARGUMENTS: dict[str, Any] = {'x-expires': 10000, 'x-message-ttl': 300000}
 
 Handler = Callable[..., Any]
 
@@ -64,7 +64,7 @@ class RemoteControl:
         except Exception as exc:
             log.warning('unreadable control message: %r', exc)
             return
-        headers = message.headers or {}
+        headers: dict[str, Any] = dict(message.headers or {})
         self.worker.clock.adjust(int(headers.get('clock') or 0))
         expires = headers.get('expires')
         if expires and float(expires) < time.time():
@@ -159,8 +159,8 @@ class RemoteControl:
         self.worker.request_shutdown()
         return None
 
-    def query_task(self, ids: list[str] | str = (), **_: Any) -> dict[str, Any]:
-        wanted = {ids} if isinstance(ids, str) else set(ids)
+    def query_task(self, ids: list[str] | str | None = None, **_: Any) -> dict[str, Any]:
+        wanted = {ids} if isinstance(ids, str) else set(ids or ())
         found: dict[str, Any] = {}
         for state, requests in (('active', self.worker.active.values()),
                                 ('reserved', self.worker.ready),

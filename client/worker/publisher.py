@@ -22,7 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
 from ..serialization import JSON, UTF8, dumps
-from ..transport import CONNECTION_ERRORS, normalize_url
+from ..transport import RETRYABLE, normalize_url
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,6 @@ class Publisher:
             try:
                 async with asyncio.timeout(5):
                     await connection.close()
-            except (TimeoutError, *CONNECTION_ERRORS) as exc:
+            except RETRYABLE as exc:
                 log.debug('closing the producer connection: %r', exc)
 

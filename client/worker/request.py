@@ -80,7 +80,7 @@ class TaskRequest:
             reply_to=message.properties.reply_to or None,
             correlation_id=message.properties.correlation_id, hostname=hostname,
             headers=dict(self.raw_headers), delivery_info=self.delivery_info,
-            timelimit=tuple(self.time_limits), ignore_result=self.ignore_result,
+            timelimit=self.time_limits, ignore_result=self.ignore_result,
             called_directly=False)
 
     def info(self, hostname: str) -> dict[str, Any]:
