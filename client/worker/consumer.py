@@ -214,7 +214,7 @@ class Worker:
         else:
             log.warning('%s again: cold shutdown', signal.Signals(sig).name)
             if self.pool is not None:
-                self.pool.stop()
+                self.pool.kill()
             os._exit(1)
 
     def request_shutdown(self) -> None:

@@ -55,6 +55,10 @@ class Pool:
     def stop(self) -> None:
         """Stop at once; running jobs are abandoned."""
 
+    def kill(self) -> None:
+        """Stop now, without waiting for anything (cold shutdown)."""
+        self.stop()
+
     def info(self) -> dict[str, Any]:
         return {'max-concurrency': self.concurrency, 'implementation': self.name,
                 'processes': [], 'running': len(self.running)}

@@ -220,6 +220,17 @@ class PreforkPool(Pool):
                 pass
         self.children.clear()
 
+    def kill(self) -> None:
+        self._stopping = True
+        for child in self.children.values():
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for child in self.children.values():
+            _reap(child.pid)
+        self.children.clear()
+
     def info(self) -> dict[str, Any]:
         info = super().info()
         info['processes'] = sorted(self.children)
