@@ -162,10 +162,11 @@ class TaskMessage(BaseModel):
         headers = headers or {}
         if 'task' in headers:
             args, kwargs, embed = decoded
-            task_headers = TaskHeaders.model_validate(headers)
-            props.setdefault('correlation_id', task_headers.id)
-            return cls(properties=TaskProperties.model_validate(props), headers=task_headers,
-                       args=list(args), kwargs=kwargs, embed=TaskEmbed.model_validate(embed or {}))
+            if 'correlation_id' not in props:
+                props['correlation_id'] = headers.get('id')
+            # One validation for the whole message (nested models included).
+            return cls.model_validate({'properties': props, 'headers': headers, 'args': args,
+                                       'kwargs': kwargs, 'embed': embed or {}})
         return cls._from_v1(decoded, props)
 
     @classmethod

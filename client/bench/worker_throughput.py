@@ -41,9 +41,8 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     log_path = workdir / 'broker.log'
     proc = subprocess.Popen(
         [sys.executable, '-m', 'broker', 'broker', '--port', '0', '--data-dir',
-         str(workdir / 'data'), '--log-level', 'warning'],
-        cwd=ROOT, stdout=open(log_path, 'wb'), stderr=subprocess.STDOUT,
-        env=dict(os.environ, LEVERET_LOG_LEVEL='info'))
+         str(workdir / 'data'), '--log-level', 'info'],
+        cwd=ROOT, stdout=open(log_path, 'wb'), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = re.search(rb'listening on [^\s]+:(\d+)', log_path.read_bytes())

@@ -366,9 +366,13 @@ class Worker:
         if not request.job_id:
             request.job_id = next(self._job_ids)
         hard, soft = request.time_limits
-        embed = request.message.embed
-        job = Job(request.job_id, request.name, request.message.args, request.message.kwargs,
-                  request.context(self.hostname), request.wants_result, soft, hard,
+        message = request.message
+        embed = message.embed
+        headers = request.raw_headers if message.protocol == 2 else message.header_table()
+        job = Job(request.job_id, request.name, message.args, message.kwargs, headers,
+                  request.delivery_info, message.properties.reply_to or None,
+                  message.properties.correlation_id, self.hostname, request.ignore_result,
+                  request.wants_result, soft, hard,
                   wants_value=bool(embed.chain or embed.callbacks))
         request.time_start = time.time()
         self.active[request.job_id] = request

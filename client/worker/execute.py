@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import errors, states
 from ..context import Request
-from ..protocol import ResultMessage, saferepr, utcnow
+from ..protocol import ResultMessage, parse_iso, saferepr, utcnow
 from .tasks import Runner
 
 IGNORED = 'IGNORED'
@@ -31,17 +31,42 @@ IGNORED = 'IGNORED'
 
 @dataclass
 class Job:
+    """A task to run. It carries the message's headers as delivered; the
+    :class:`Request` the task sees is built from them where it runs (a
+    pool process), not in the busy main process."""
+
     job_id: int
     name: str
     args: list[Any]
     kwargs: dict[str, Any]
-    request: Request
+    headers: dict[str, Any]
+    delivery_info: dict[str, Any]
+    reply_to: str | None
+    correlation_id: str | None
+    hostname: str
+    ignore_result: bool = False
     #: Send a result message (the caller has a reply queue and wants it).
     wants_result: bool = True
     soft_time_limit: float | None = None
     time_limit: float | None = None
     #: Return the value itself (the message carries a chain or callbacks to send it to).
     wants_value: bool = False
+    _request: Request | None = field(default=None, repr=False)
+
+    @property
+    def request(self) -> Request:
+        if self._request is None:
+            h = self.headers
+            self._request = Request(
+                id=h.get('id'), task=self.name, args=tuple(self.args), kwargs=self.kwargs,
+                retries=h.get('retries') or 0, eta=parse_iso(h.get('eta')),
+                expires=parse_iso(h.get('expires')), root_id=h.get('root_id'),
+                parent_id=h.get('parent_id'), group=h.get('group'), reply_to=self.reply_to,
+                correlation_id=self.correlation_id, hostname=self.hostname,
+                headers=dict(h), delivery_info=self.delivery_info,
+                timelimit=(self.time_limit, self.soft_time_limit),
+                ignore_result=self.ignore_result, called_directly=False)
+        return self._request
 
 
 @dataclass

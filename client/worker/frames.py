@@ -76,19 +76,24 @@ def publish(channel: int, exchange: str, routing_key: str, properties: bytes,
 
 
 class FrameWriter:
-    """Frames for one aiormq channel, written once per loop turn."""
+    """Frames for one aiormq channel, handed to the connection's writer once
+    per loop turn (its queue is bounded: when full, a task waits for room)."""
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
         self.number: int = channel.number
         self.max_body_frame: int = channel.max_content_size
         self._buffer: list[bytes] = []
-        self._wakeup = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._scheduled = False
+        self._backlog: asyncio.Queue[bytes] = asyncio.Queue()
+        self._draining = False
+        self._task = asyncio.get_running_loop().create_task(self._drain_backlog())
 
     def write(self, frames: bytes) -> None:
         self._buffer.append(frames)
-        self._wakeup.set()
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self.write(ack(self.number, delivery_tag, multiple))
@@ -100,27 +105,39 @@ class FrameWriter:
         self.write(publish(self.number, '', reply_to, result_properties(correlation_id),
                            RESULT_FLAGS, body, self.max_body_frame))
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._buffer)
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._buffer:
+            return
+        data, self._buffer = b''.join(self._buffer), []
+        if self.channel.is_closed:
+            log.debug('dropping %d bytes for closed channel %d', len(data), self.number)
+            return
+        if self._draining or not self._backlog.empty():
+            self._backlog.put_nowait(data)  # keep the order behind what waits
+            return
+        try:
+            # The connection's own writer task sends it.
+            self.channel.write_queue.put_nowait(ChannelFrame(payload=data, should_close=False))
+        except asyncio.QueueFull:
+            self._backlog.put_nowait(data)
 
-    async def _run(self) -> None:
+    async def _drain_backlog(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if not self._buffer:
-                continue
-            data, self._buffer = b''.join(self._buffer), []
-            if self.channel.is_closed:
-                log.debug('dropping %d bytes for closed channel %d', len(data), self.number)
-                continue
-            # The connection's own writer task sends it (and applies back-pressure).
-            await self.channel.write_queue.put(ChannelFrame(payload=data, should_close=False))
+            data = await self._backlog.get()
+            self._draining = True
+            try:
+                if not self.channel.is_closed:
+                    await self.channel.write_queue.put(
+                        ChannelFrame(payload=data, should_close=False))
+            finally:
+                self._draining = self._backlog.qsize() > 0
 
     async def flush(self, timeout: float = 5.0) -> None:
+        self._flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (self._buffer or self._wakeup.is_set()) and loop.time() < deadline:
+        while (self._draining or not self._backlog.empty()) and loop.time() < deadline:
             await asyncio.sleep(0.01)
 
     def stop(self) -> None:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..context import Request
 from ..protocol import TaskMessage
 from .tasks import TaskSpec
 
@@ -69,19 +68,6 @@ class TaskRequest:
     def delivery_info(self) -> dict[str, Any]:
         return {'exchange': self.exchange, 'routing_key': self.routing_key,
                 'priority': self.message.properties.priority, 'redelivered': self.redelivered}
-
-    def context(self, hostname: str) -> Request:
-        """What the task sees as ``self.request``."""
-        message, headers = self.message, self.message.headers
-        return Request(
-            id=headers.id, task=headers.task, args=tuple(message.args), kwargs=message.kwargs,
-            retries=headers.retries, eta=message.eta, expires=message.expires,
-            root_id=headers.root_id, parent_id=headers.parent_id, group=headers.group,
-            reply_to=message.properties.reply_to or None,
-            correlation_id=message.properties.correlation_id, hostname=hostname,
-            headers=dict(self.raw_headers), delivery_info=self.delivery_info,
-            timelimit=self.time_limits, ignore_result=self.ignore_result,
-            called_directly=False)
 
     def info(self, hostname: str) -> dict[str, Any]:
         """Celery's ``Request.info()``, for ``inspect active/reserved/scheduled``."""
