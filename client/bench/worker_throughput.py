@@ -51,6 +51,8 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         if proc.poll() is not None:
             break
         time.sleep(0.05)
+    proc.kill()
+    proc.wait()
     raise RuntimeError(f'broker did not start:\n{log_path.read_text()}')
 
 
