@@ -142,6 +142,8 @@ class DiskStore:
         self._live_messages = live_messages
         if self.fsync:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix='leveret-store')
+        if self._buffer or self._sealed or self._to_delete:
+            self._schedule_flush()
 
     def close(self) -> None:
         """Write and sync whatever is buffered, then release the files."""
@@ -243,9 +245,10 @@ class DiskStore:
 
     # --- group commit -------------------------------------------------------
     def _schedule_flush(self) -> None:
+        if self._loop is None:
+            return      # before attach() (recovery): attach() flushes what is pending
         self._flush_scheduled = True
-        if self._loop is not None:
-            self._loop.call_soon(self._flush)
+        self._loop.call_soon(self._flush)
 
     def _seal(self) -> None:
         """Close the current buffer; later records go to a new one."""
