@@ -13,10 +13,7 @@ def test_worker_and_client_carry_on_after_a_broker_restart(fresh_broker, unique,
     broker = fresh_broker.start()
     port = broker.port
     worker = leveret_worker('lv_tasks', broker.url, unique, tmp_path / 'w.log', pool='threads')
-    # Transient task messages: a persistent one published after the restart is
-    # never confirmed by the broker when the queue had persistent messages acked
-    # before it (a broker bug, reported separately).
-    app = App(broker.url, publish_timeout=30, task_default_delivery_mode=1)
+    app = App(broker.url, publish_timeout=30)   # persistent tasks, confirmed publishes
     try:
         assert app.send_task('interop.add', (1, 2), queue=unique).get(TIMEOUT) == 3
         assert broker.stop() == 0
