@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 SEGMENT_SUFFIX = '.seg'
 #: Seconds between attempts to write again after a failure.
 RETRY_AFTER = 5.0
+#: Seconds records may wait in memory when nobody waits for them.
+LAZY_FLUSH = 0.02
+#: Records buffered above which a flush is started at once.
+BUFFER_RECORDS = 20000
 
 #: Yields every stored message the broker holds: (queue, message, out)
 #: where ``out`` is True while the message is delivered and unacked.
@@ -120,6 +124,8 @@ class DiskStore:
         self._synced = 0
         self._waiters: list[Callable[[], None]] = []
         self._flush_scheduled = False
+        self._flush_soon = False
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._writing = False
         self.failed: OSError | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
@@ -199,8 +205,8 @@ class DiskStore:
         self._segment_bytes += len(record)
         if self._segment_bytes >= self.segment_size:
             self._roll()
-        if not self._flush_scheduled:
-            self._schedule_flush()
+        if not self._flush_scheduled or len(self._buffer) > BUFFER_RECORDS:
+            self._schedule_flush(urgent=len(self._buffer) > BUFFER_RECORDS)
 
     def delivered(self, message: 'Message') -> None:
         """One more delivery of a stored message (redelivered flag, count)."""
@@ -228,8 +234,8 @@ class DiskStore:
         self._appended += 1
         self._segment_bytes += len(record)
         self._counts[self._segment][2] += len(record)
-        if not self._flush_scheduled:
-            self._schedule_flush()
+        if not self._flush_scheduled or len(self._buffer) > BUFFER_RECORDS:
+            self._schedule_flush(urgent=len(self._buffer) > BUFFER_RECORDS)
 
     # --- confirms -----------------------------------------------------------
     def write_position(self) -> int:
@@ -240,15 +246,23 @@ class DiskStore:
 
     def when_synced(self, callback: Callable[[], None]) -> None:
         self._waiters.append(callback)
-        if not self._flush_scheduled:
-            self._schedule_flush()
+        self._schedule_flush(urgent=True)
 
     # --- group commit -------------------------------------------------------
-    def _schedule_flush(self) -> None:
-        if self._loop is None:
+    def _schedule_flush(self, urgent: bool = False) -> None:
+        """Flush at the end of this loop turn when someone waits for the disk
+        (a confirm, a commit), else within LAZY_FLUSH: acks and deliveries
+        alone are not worth an fsync each."""
+        loop = self._loop
+        if loop is None:
             return      # before attach() (recovery): attach() flushes what is pending
+        if urgent:
+            if not self._flush_soon:
+                self._flush_soon = True
+                loop.call_soon(self._flush)
+        elif not self._flush_scheduled:
+            self._flush_timer = loop.call_later(LAZY_FLUSH, self._flush)
         self._flush_scheduled = True
-        self._loop.call_soon(self._flush)
 
     def _seal(self) -> None:
         """Close the current buffer; later records go to a new one."""
@@ -258,7 +272,10 @@ class DiskStore:
         self._buffer_segment = self._segment
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_scheduled = self._flush_soon = False
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         if self._writing or self.failed is not None:
             return
         self._seal()
@@ -295,8 +312,10 @@ class DiskStore:
             return
         self._synced = position
         self._wake()
-        if self._buffer or self._sealed or self._to_delete or self._waiters:
+        if self._waiters:
             self._flush()
+        elif self._buffer or self._sealed or self._to_delete:
+            self._schedule_flush()
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
