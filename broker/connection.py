@@ -577,7 +577,8 @@ class Connection(asyncio.Protocol):
         if self.state is CLOSED_CONN:
             return
         self._silent_ticks += 1
-        # Ticks come every heartbeat/2: four silent ticks = two intervals.
+        # Ticks come every heartbeat/2: past four silent ticks the client has
+        # said nothing for at least two intervals.
         if self._silent_ticks > 4:
             log.warning('%r: missed heartbeats from client, timeout: %ds',
                         self, self.heartbeat)
@@ -585,7 +586,8 @@ class Connection(asyncio.Protocol):
             self.abort()
             self._release()
             return
-        if not self._sent_since_tick and self.transport is not None:
+        if (not self._sent_since_tick and self.transport is not None
+                and not self.transport.is_closing()):
             # Written directly: a heartbeat must not count as traffic itself.
             self._flush()
             self.transport.write(HEARTBEAT_FRAME)
