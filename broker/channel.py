@@ -174,6 +174,7 @@ class Channel:
         exchange_name = publish.exchange
         message = Message(exchange_name, publish.routing_key, header, body, priority,
                           delivery_mode == 2, ttl)
+        message._exchange_and_key = publish.exchange_and_key
         if exchange_name == '':
             queue = vhost.queues.get(publish.routing_key)
             queues: Any = (queue,) if queue is not None else ()

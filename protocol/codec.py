@@ -37,14 +37,16 @@ _END = b'\xce'
 class Publish:
     """A decoded basic.publish method (the content follows separately)."""
 
-    __slots__ = ('exchange', 'routing_key', 'mandatory', 'immediate')
+    __slots__ = ('exchange', 'routing_key', 'mandatory', 'immediate', 'exchange_and_key')
 
     def __init__(self, exchange: str, routing_key: str, mandatory: bool,
-                 immediate: bool) -> None:
+                 immediate: bool, exchange_and_key: bytes | None = None) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
         self.mandatory = mandatory
         self.immediate = immediate
+        #: The two short strings as received: basic.deliver reuses them.
+        self.exchange_and_key = exchange_and_key
 
 
 def shortstr(value: str) -> bytes:
@@ -71,7 +73,7 @@ def decode_publish(payload: bytes) -> Publish:
     bits = payload[q]
     if q + 1 != len(payload):
         raise ValueError('basic.publish payload has a wrong length')
-    return Publish(exchange, routing_key, bool(bits & 1), bool(bits & 2))
+    return Publish(exchange, routing_key, bool(bits & 1), bool(bits & 2), payload[6:q])
 
 
 def decode_content_header(payload: bytes) -> tuple[int, int, int]:

@@ -128,3 +128,10 @@ def test_return_frame_matches_pamqp():
     method = C.Basic.Return(reply_code=312, reply_text='NO_ROUTE', exchange='x',
                             routing_key='rk')
     assert codec.return_frame(3, 312, 'NO_ROUTE', b'\x01x\x02rk') == pframe.marshal(method, 3)
+
+
+@given(exchange=names, routing_key=names)
+def test_decoded_publish_keeps_the_raw_exchange_and_key(exchange, routing_key):
+    wire = pframe.marshal(C.Basic.Publish(exchange=exchange, routing_key=routing_key), 1)
+    decoded = codec.decode_publish(payload_of(wire))
+    assert decoded.exchange_and_key == codec.shortstr(exchange) + codec.shortstr(routing_key)
