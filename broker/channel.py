@@ -293,14 +293,14 @@ class Channel:
                 taken = list(unacked.items())
                 unacked.clear()
                 return taken
-            taken = []
+            keys = []
             for key in unacked:
                 if key > tag:
                     break
-                taken.append(key)
-            if not taken and tag not in unacked:
+                keys.append(key)
+            if not keys:
                 raise PreconditionFailed(f'unknown delivery tag {tag}')
-            return [(key, unacked.pop(key)) for key in taken]
+            return [(key, unacked.pop(key)) for key in keys]
         entry = unacked.pop(tag, None)
         if entry is None:
             raise PreconditionFailed(f'unknown delivery tag {tag}')

@@ -73,7 +73,7 @@ CLOSING_CONN = 'closing'       # we sent connection.close, wait for close-ok
 CLOSED_CONN = 'closed'
 
 #: Which connection method each handshake state accepts.
-EXPECTED = {
+EXPECTED: dict[str, Any] = {
     AWAIT_START_OK: C.Connection.StartOk,
     AWAIT_TUNE_OK: C.Connection.TuneOk,
     AWAIT_OPEN: C.Connection.Open,
@@ -130,7 +130,7 @@ class Connection(asyncio.Protocol):
         self.heartbeat = settings.heartbeat
         self.exclusive_queues: set[Any] = set()
         # --- output ---
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
         self._out_size = 0
         self._flush_scheduled = False
         self.writable = True
@@ -157,7 +157,8 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info('peername')
         self.peer = f'{peer[0]}:{peer[1]}' if peer else '?'
-        transport.set_write_buffer_limits(high=TRANSPORT_HIGH, low=TRANSPORT_LOW)
+        transport.set_write_buffer_limits(  # type: ignore[attr-defined]
+            high=TRANSPORT_HIGH, low=TRANSPORT_LOW)
         self.broker.connection_opened(self)
         self._handshake_timer = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
 
@@ -595,7 +596,7 @@ class Connection(asyncio.Protocol):
         self._hb_timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
     # --- output -------------------------------------------------------------
-    def send_raw(self, data: bytes) -> None:
+    def send_raw(self, data: bytes | memoryview) -> None:
         self._out.append(data)
         self._out_size += len(data)
         if not self._flush_scheduled:

@@ -89,6 +89,7 @@ def restore(broker: 'Broker', definitions: Definitions) -> None:
     for item in definitions.bindings:
         vhost = broker.vhosts[item['vhost']]
         source = vhost.exchanges.get(item['source'])
+        destination: Queue | Exchange | None
         if item['destination_type'] == 'queue':
             destination = vhost.queues.get(item['destination'])
         else:

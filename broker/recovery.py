@@ -53,7 +53,8 @@ def recover(broker: 'Broker') -> None:
     # build them with the GC off, then move them out of its sight.
     gc.disable()
     try:
-        report = store.recover(queues.get, lambda p, q: message_from_record(p, q, now))
+        report = store.recover(
+            queues.get, lambda p, q: message_from_record(p, q, now))  # type: ignore[misc]
     finally:
         gc.enable()
     gc.freeze()

@@ -39,7 +39,7 @@ SHUTDOWN_GRACE = 5.0
 class Broker:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store: Store = store if store is not None else DiskStore(
+        self.store: Store = store if store is not None else DiskStore(  # type: ignore[assignment]
             settings.data_dir, fsync=settings.fsync, segment_size=settings.segment_size)
         #: True until the store is open: nothing may be saved before that.
         self._restoring = True

@@ -135,13 +135,15 @@ def return_frame(channel: int, reply_code: int, reply_text: str,
     return _FRAME_HEADER.pack(FRAME_METHOD, channel, len(payload)) + payload + _END
 
 
-def content_frames(channel: int, header: bytes, body: bytes, frame_max: int) -> list[bytes]:
+def content_frames(channel: int, header: bytes, body: bytes,
+                   frame_max: int) -> list[bytes | memoryview]:
     """The header frame and as many body frames as ``frame_max`` requires.
 
     ``header`` is the relayed content-header payload.  An empty body sends
     no body frame, as RabbitMQ does.
     """
-    out = [_FRAME_HEADER.pack(FRAME_HEADER, channel, len(header)), header, _END]
+    out: list[bytes | memoryview] = [
+        _FRAME_HEADER.pack(FRAME_HEADER, channel, len(header)), header, _END]
     size = len(body)
     if size:
         chunk = frame_max - 8

@@ -10,6 +10,7 @@ the broker must be able to echo back whatever it accepted.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from pamqp import base, commands, encode
 
@@ -28,7 +29,7 @@ def decode_method(payload: bytes) -> Method:
     if len(payload) < 4:
         raise FrameError('method frame too short')
     index = _INDEX.unpack_from(payload)[0]
-    cls = commands.INDEX_MAPPING.get(index)
+    cls: Any = commands.INDEX_MAPPING.get(index)
     if cls is None:
         raise CommandInvalid(
             f'unknown method class {index >> 16} method {index & 0xFFFF}')
@@ -45,6 +46,7 @@ def encode_payload(method: Method) -> bytes:
     """Encode a method's payload (ids included) without pamqp's validation."""
     out = [_INDEX.pack(method.index)]
     byte, offset, in_bits = 0, 0, False
+    value: Any
     for name in method.__slots__:
         data_type = method.amqp_type(name)
         value = getattr(method, name, None)

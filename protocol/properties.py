@@ -10,6 +10,7 @@ re-encoded with pamqp.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from pamqp import commands
 from pamqp.header import ContentHeader
@@ -98,7 +99,7 @@ def encode(properties: commands.Basic.Properties, body_size: int) -> bytes:
     return ContentHeader(0, body_size, properties).marshal()
 
 
-def with_header(header: bytes, key: str, value: object) -> bytes:
+def with_header(header: bytes, key: str, value: Any) -> bytes:
     """A copy of a content-header payload with one entry of ``headers`` set."""
     content = ContentHeader()
     content.unmarshal(header)

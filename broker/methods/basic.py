@@ -52,7 +52,7 @@ def consume(channel: 'Channel', method: Basic.Consume) -> None:
 
 
 def cancel(channel: 'Channel', method: Basic.Cancel) -> None:
-    channel.cancel_consumer(method.consumer_tag)
+    channel.cancel_consumer(method.consumer_tag or '')
     if not method.nowait:
         channel.send_method(Basic.CancelOk(method.consumer_tag))
 
@@ -94,4 +94,4 @@ def nack(channel: 'Channel', method: Basic.Nack) -> None:
 
 
 def reject(channel: 'Channel', method: Basic.Reject) -> None:
-    channel.nack(method.delivery_tag, False, method.requeue)
+    channel.nack(method.delivery_tag or 0, False, method.requeue)

@@ -35,7 +35,7 @@ class Store(Protocol):
         """Start writing from ``loop``; ``live_messages`` lists stored messages."""
 
     def recover(self, find_queue: Callable[[bytes], Any],
-                make_message: Callable[[Any], 'Message']) -> Any:
+                make_message: Callable[[Any, Any], 'Message']) -> Any:
         """Read the stored messages back into their queues."""
 
     def delivered(self, message: 'Message') -> None:

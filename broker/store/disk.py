@@ -288,10 +288,10 @@ class DiskStore:
             return
         # Every buffered record is handed over now: none can be dropped any more.
         self._unwritten.clear()
-        jobs = _join(jobs)
+        joined = _join(jobs)
         if self._executor is None:
             try:
-                self._writer.run(jobs, deletes, sync=False)
+                self._writer.run(joined, deletes, sync=False)
             except OSError as exc:
                 self._failed(exc)
                 return
@@ -300,8 +300,8 @@ class DiskStore:
             return
         self._writing = True
         assert self._loop is not None
-        future = self._loop.run_in_executor(self._executor, self._writer.run, jobs, deletes,
-                                            True)
+        future = self._loop.run_in_executor(self._executor, self._writer.run, joined,
+                                            deletes, True)
         future.add_done_callback(lambda f: self._written(f, position))
 
     def _written(self, future: 'asyncio.Future[None]', position: int) -> None:
@@ -525,9 +525,9 @@ class _SegmentWriter:
         for old in [s for s in self._fds if s < newest]:
             os.close(self._fds.pop(old))
         for segment in deletes:
-            fd = self._fds.pop(segment, None)
-            if fd is not None:
-                os.close(fd)
+            stale = self._fds.pop(segment, None)
+            if stale is not None:
+                os.close(stale)
             try:
                 os.unlink(self._path(segment))
             except FileNotFoundError:
