@@ -27,14 +27,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
 from .. import errors, states
 from ..protocol import ResultMessage, TaskMessage, make_task_message, parse_iso
 from ..transport import RETRYABLE, normalize_url
 from . import banner
+from .connection import ConsumerConnection
 from .control import RemoteControl
+from .delivery import Delivery
 from .events import EventDispatcher, LamportClock
 from .execute import IGNORED, Job, Outcome
 from .frames import FrameWriter, Settler
@@ -65,8 +66,8 @@ class Worker:
                                       options.task_events)
         self.control = RemoteControl(self)
         self.pool: Pool | None = None
-        self.connection: AbstractConnection | None = None
-        self.channel: Any = None  # the aiormq channel of the task consumers
+        #: The task consumers' connection (requests keep the one they came on).
+        self.connection: ConsumerConnection | None = None
         self.settler: Settler | None = None  # its acks and rejects
         self.results: FrameWriter | None = None  # results, on the producer connection
         self.ready: deque[TaskRequest] = deque()
@@ -122,6 +123,8 @@ class Worker:
         return 0
 
     async def _connect(self) -> None:
+        """The producer connection (with declarations and remote control), then
+        the consumer connection: tasks come only on the latter."""
         self._lost.clear()
         if not self.publisher.connected:
             await self.publisher.connect()
@@ -130,37 +133,35 @@ class Worker:
             if self.results is not None:
                 self.results.stop()
             self.results = FrameWriter(self.publisher.fast_channel)
-        if self.connection is not None and not self.connection.is_closed:
-            await self.connection.close()  # the broker requeues what it held
-        connection = await aio_pika.connect(
-            normalize_url(self.options.broker_url),
-            client_properties={'connection_name': f'{self.hostname} consumer'})
-        connection.close_callbacks.add(self._connection_lost)
+            await self._start_control()
+        await self._declare_queues()
+        if self.connection is not None:
+            self.connection.abort()  # the broker requeues what it held
+        connection = await ConsumerConnection.open(
+            normalize_url(self.options.broker_url), self._on_message, self._consumer_lost,
+            name=f'{self.hostname} consumer')
         self.connection = connection
-        channel = await connection.channel(publisher_confirms=False)
-        # A channel error (say an ack the broker refuses) ends consuming too.
-        channel.close_callbacks.add(self._channel_lost)
-        await self._declare_queues(channel)
-        self.channel = await channel.get_underlay_channel()
-        if self.settler is not None:
-            self.settler.writer.stop()
-        self.settler = Settler(FrameWriter(self.channel))
-        await self.channel.basic_qos(prefetch_count=self._prefetch_value(), global_=True)
+        self.settler = Settler(connection)
+        await connection.qos(self._prefetch_value(), global_=True)
         self._consumer_tags = []
         for queue in self.options.queues:
             tag = f'{self.hostname}.{queue}'
-            await self.channel.basic_consume(
-                queue, self._make_on_message(self.channel, self.settler), consumer_tag=tag)
+            await connection.consume(queue, tag)
             self._consumer_tags.append(tag)
-        control = await connection.channel(publisher_confirms=False)
+
+    async def _start_control(self) -> None:
+        assert self.publisher.connection is not None
+        control = await self.publisher.connection.channel(publisher_confirms=False)
         try:
             await self.control.start(control)
         except aio_pika.exceptions.ChannelClosed as exc:
             log.error('remote control disabled: %s (another worker named %s?)',
                       exc, self.hostname)
 
-    async def _declare_queues(self, channel: AbstractChannel) -> None:
+    async def _declare_queues(self) -> None:
         """Each queue as Celery declares it: durable, with a direct exchange of its name."""
+        assert self.publisher.connection is not None
+        channel = await self.publisher.connection.channel(publisher_confirms=False)
         for queue in self.options.queues:
             arguments = self.options.queue_arguments.get(queue)
             try:
@@ -171,13 +172,15 @@ class Worker:
                 # Declared elsewhere with other arguments: consume it as it is.
                 log.warning('queue %s exists with other arguments: %s', queue, exc)
                 await channel.reopen()
+        await channel.close()
 
     def _connection_lost(self, *args: Any) -> None:
         self._lost.set()
 
-    def _channel_lost(self, channel: Any, exc: BaseException | None = None) -> None:
+    def _consumer_lost(self, exc: BaseException) -> None:
+        # A channel error (say an ack the broker refuses) ends consuming too.
         if not self._shutting_down:
-            log.error('the task channel was closed: %r', exc)
+            log.error('the task connection was closed: %s', exc)
             self._lost.set()
 
     async def _wait_lost_or_stop(self) -> None:
@@ -223,11 +226,12 @@ class Worker:
 
     async def _warm_shutdown(self) -> None:
         self.events.stop_heartbeat()
-        if self.channel is not None and not self.channel.is_closed:
+        connection = self.connection
+        if connection is not None and not connection.is_closed:
             for tag in self._consumer_tags:
                 try:
                     async with asyncio.timeout(5):
-                        await self.channel.basic_cancel(tag)
+                        await connection.cancel(tag)
                 except RETRYABLE as exc:
                     log.debug('cancelling %s: %r', tag, exc)
         # Give prefetched tasks back to the broker at once.
@@ -251,51 +255,45 @@ class Worker:
         self.events.worker('worker-offline', **self.heartbeat_fields())
         if self.settler is not None:
             self.settler.flush()
-        for writer in (self.settler.writer if self.settler else None, self.results):
-            if writer is not None:
-                await writer.flush()
+        if connection is not None:
+            await connection.flush()
+        if self.results is not None:
+            await self.results.flush()
         await self.outbox.flush()
         await self.outbox.stop()
-        if self.connection is not None:
-            try:
-                async with asyncio.timeout(5):
-                    await self.connection.close()
-            except RETRYABLE:
-                pass
+        if connection is not None:
+            await connection.close()
         await self.publisher.close()
         log.info('%s stopped.', self.hostname)
 
     # --- receiving -----------------------------------------------------------
-    def _make_on_message(self, channel: Any, settler: Settler) -> Callable[[Any], Any]:
-        async def on_message(delivered: Any) -> None:
-            settler.delivered(delivered.delivery.delivery_tag)
-            self._on_message(delivered, channel, settler)
-        return on_message
-
-    def _on_message(self, delivered: Any, channel: Any, settler: Settler) -> None:
-        delivery: spec.Basic.Deliver = delivered.delivery
-        tag = int(delivery.delivery_tag or 0)
+    def _on_message(self, delivery: Delivery) -> None:
+        """A task message from the consumer connection (called by it, on the loop)."""
+        connection, settler = self.connection, self.settler
+        assert settler is not None
+        tag = delivery.delivery_tag
+        settler.delivered(tag)
         if self._shutting_down:
             settler.reject(tag, requeue=True)
             return
-        props = delivered.header.properties
+        props = delivery.properties
+        assert props is not None
         try:
             message = TaskMessage.from_wire(props.headers, {
                 'content_type': props.content_type, 'content_encoding': props.content_encoding,
                 'correlation_id': props.correlation_id, 'reply_to': props.reply_to,
                 'priority': props.priority, 'delivery_mode': props.delivery_mode,
-                'expiration': props.expiration}, delivered.body)
+                'expiration': props.expiration}, delivery.body)
         except Exception as exc:
             log.error('rejecting an invalid task message (%s): %r', delivery.routing_key, exc)
             settler.reject(tag, requeue=False)
             return
         runner = self.registry.get(message.name)
         if runner is None:
-            self._unregistered(message, delivery, settler)
+            self._unregistered(message, tag, settler)
             return
-        request = TaskRequest(message, props.headers or {}, runner.spec, tag, channel,
-                              delivery.exchange or '', delivery.routing_key or '',
-                              bool(delivery.redelivered))
+        request = TaskRequest(message, props.headers or {}, runner.spec, tag, connection,
+                              delivery.exchange, delivery.routing_key, delivery.redelivered)
         headers = message.headers
         self.events.task('task-received', uuid=request.id, name=request.name,
                          args=headers.argsrepr, kwargs=headers.kwargsrepr,
@@ -308,10 +306,9 @@ class Worker:
             self.ready.append(request)
             self.dispatch()
 
-    def _unregistered(self, message: TaskMessage, delivery: spec.Basic.Deliver,
-                      settler: Settler) -> None:
+    def _unregistered(self, message: TaskMessage, tag: int, settler: Settler) -> None:
         log.error('received unregistered task %r (id %s): rejected', message.name, message.id)
-        settler.reject(int(delivery.delivery_tag or 0), requeue=False)
+        settler.reject(tag, requeue=False)
         if message.properties.reply_to:
             exc = errors.NotRegistered(message.name)
             self._publish_result(message.properties.reply_to,
@@ -343,8 +340,8 @@ class Worker:
         if self.options.prefetch_count == 0:
             return
         self._prefetch += delta
-        channel, value = self.channel, self._prefetch_value()
-        self.outbox.put(lambda: channel.basic_qos(prefetch_count=value, global_=True))
+        if self.connection is not None:
+            self.connection.qos(self._prefetch_value(), global_=True)
 
     # --- running -------------------------------------------------------------
     def dispatch(self) -> None:
@@ -353,7 +350,7 @@ class Worker:
         assert pool is not None
         while self.ready and pool.has_capacity():
             request = self.ready.popleft()
-            if request.channel is not self.channel:
+            if request.channel is not self.connection:
                 continue  # delivered before a reconnect: the broker redelivers it
             if request.id in self.revoked:
                 self._revoked(request, expired=False)
@@ -470,14 +467,14 @@ class Worker:
 
     def _ack(self, request: TaskRequest) -> None:
         request.acknowledged = True
-        if request.channel is self.channel and self.settler is not None:
+        if request.channel is self.connection and self.settler is not None:
             self.settler.ack(request.delivery_tag)
 
     def _reject(self, request: TaskRequest, requeue: bool) -> None:
         if request.acknowledged:
             return  # acked when it started: nothing left to reject (as Celery)
         request.acknowledged = True
-        if request.channel is self.channel and self.settler is not None:
+        if request.channel is self.connection and self.settler is not None:
             self.settler.reject(request.delivery_tag, requeue)
 
     def _republish(self, request: TaskRequest, outcome: Outcome) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import struct
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from aiormq.abc import ChannelFrame
 
@@ -144,6 +144,12 @@ class FrameWriter:
         self._task.cancel()
 
 
+class AckWriter(Protocol):
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None: ...
+
+    def reject(self, delivery_tag: int, requeue: bool) -> None: ...
+
+
 class Settler:
     """Acks and rejects for one consumer channel.
 
@@ -156,7 +162,7 @@ class Settler:
     #: at its front keep everything after them in it).
     COMPACT_AT = 10000
 
-    def __init__(self, writer: FrameWriter) -> None:
+    def __init__(self, writer: AckWriter) -> None:
         self.writer = writer
         self.outstanding: deque[int] = deque()
         self.settled: set[int] = set()

@@ -18,7 +18,7 @@ class TaskRequest:
     raw_headers: dict[str, Any]
     spec: TaskSpec
     delivery_tag: int
-    #: The consumer channel it came on (acks go there); stale after a reconnect.
+    #: The consumer connection it came on (acks go there); stale after a reconnect.
     channel: Any
     exchange: str
     routing_key: str
