@@ -37,7 +37,7 @@ from .connection import ConsumerConnection
 from .control import RemoteControl
 from .delivery import Delivery
 from .events import EventDispatcher, LamportClock
-from .execute import IGNORED, Job, Outcome
+from .execute import IGNORED, UNSTARTED, Job, Outcome
 from .frames import FrameWriter, Settler
 from .options import WorkerOptions
 from .pools import POOLS, Pool
@@ -90,7 +90,8 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         pool_cls = POOLS[self.options.pool]
-        self.pool = pool_cls(self.registry, self.options.concurrency, loop, self._on_outcome)
+        self.pool = pool_cls(self.registry, self.options.concurrency, loop, self._on_outcome,
+                             self._on_started)
         self.pool.start()
         self.outbox.start()
         try:
@@ -199,6 +200,8 @@ class Worker:
 
     def _forget_deliveries(self) -> None:
         """After a reconnect the broker redelivers what we held but had not run."""
+        if self.pool is not None:
+            self.pool.cancel_waiting()
         for request in list(self.scheduled.values()):
             if request.eta_handle is not None:
                 request.eta_handle.cancel()
@@ -243,8 +246,10 @@ class Worker:
         self.scheduled.clear()
         for request in returned:
             self._reject(request, requeue=True)
-        if returned:
-            log.info('returned %d prefetched tasks to the broker', len(returned))
+        # Jobs queued in the pool come back unstarted: rejected in _unstarted.
+        waiting = self.pool.cancel_waiting() if self.pool is not None else 0
+        if returned or waiting:
+            log.info('returned %d prefetched tasks to the broker', len(returned) + waiting)
         if self.pool is not None and self.pool.running:
             log.info('waiting for %d running tasks', len(self.pool.running))
             await self.pool.join(self.options.shutdown_timeout)
@@ -350,7 +355,7 @@ class Worker:
         assert pool is not None
         while self.ready and pool.has_capacity():
             request = self.ready.popleft()
-            if request.channel is not self.connection:
+            if self._stale(request):
                 continue  # delivered before a reconnect: the broker redelivers it
             if request.id in self.revoked:
                 self._revoked(request, expired=False)
@@ -371,28 +376,56 @@ class Worker:
                   message.properties.correlation_id, self.hostname, request.ignore_result,
                   request.wants_result, soft, hard,
                   wants_value=bool(embed.chain or embed.callbacks))
-        request.time_start = time.time()
         self.active[request.job_id] = request
+        if not pool.reports_start:
+            self._started(request, os.getpid())
+        pool.apply(job)
+
+    def _on_started(self, job_id: int, pid: int) -> None:
+        request = self.active.get(job_id)
+        if request is not None:
+            self._started(request, pid)
+
+    def _started(self, request: TaskRequest, pid: int) -> None:
+        """The task runs now (in process ``pid``): ack it unless acks_late."""
+        request.time_start = time.time()
+        request.worker_pid = pid
         if not request.spec.acks_late:
             self._ack(request)
-        pool.apply(job)
-        request.worker_pid = pool.worker_pid(job.job_id) or os.getpid()
         self.events.task('task-started', uuid=request.id)
         if request.spec.track_started and request.wants_result:
             self._publish_result(request.reply_to, request.message.properties.correlation_id,
-                                 ResultMessage.started(request.id, self.hostname,
-                                                       request.worker_pid).body())
+                                 ResultMessage.started(request.id, self.hostname, pid).body())
 
     def _on_outcome(self, outcome: Outcome) -> None:
         request = self.active.pop(outcome.job_id, None)
         if request is None:
             return
-        name = request.name
-        self.total[name] = self.total.get(name, 0) + 1
-        handler = _OUTCOME_HANDLERS.get(outcome.state, Worker._failed)
-        handler(self, request, outcome)
+        if outcome.state == UNSTARTED:
+            self._unstarted(request)
+        else:
+            name = request.name
+            self.total[name] = self.total.get(name, 0) + 1
+            handler = _OUTCOME_HANDLERS.get(outcome.state, Worker._failed)
+            handler(self, request, outcome)
         if not self._shutting_down:
             self.dispatch()
+
+    def _unstarted(self, request: TaskRequest) -> None:
+        """A job the pool gave back before it ran (taken back, or its process died)."""
+        if self._stale(request):
+            return  # the broker redelivers it
+        if self._shutting_down:
+            self._reject(request, requeue=True)
+        elif request.id in self.revoked:
+            self._revoked(request, expired=False)
+        else:
+            self.ready.appendleft(request)
+
+    def _stale(self, request: TaskRequest) -> bool:
+        """Delivered on a connection that is gone: not ours to run or settle any more."""
+        connection = self.connection
+        return connection is None or request.channel is not connection or connection.is_closed
 
     def _succeeded(self, request: TaskRequest, outcome: Outcome) -> None:
         self._send_outcome_result(request, outcome)
@@ -556,13 +589,25 @@ class Worker:
         self.revoked[task_id] = None
         while len(self.revoked) > REVOKES_MAX:
             self.revoked.popitem(last=False)
-        if terminate and self.pool is not None:
+        if self.pool is not None:
             for job_id, request in list(self.active.items()):
-                if request.id == task_id:
+                if request.id != task_id:
+                    continue
+                if request.time_start is None:  # queued in the pool: take it back
+                    self.pool.cancel_job(job_id)
+                elif terminate:
                     self.pool.terminate_job(job_id)
 
+    def running_requests(self) -> list[TaskRequest]:
+        """The tasks running now."""
+        return [r for r in self.active.values() if r.time_start is not None]
+
+    def reserved_requests(self) -> list[TaskRequest]:
+        """The tasks received, due and not running yet (queued in the pool included)."""
+        return list(self.ready) + [r for r in self.active.values() if r.time_start is None]
+
     def heartbeat_fields(self) -> dict[str, Any]:
-        return {'active': len(self.active), 'processed': sum(self.total.values()),
+        return {'active': len(self.running_requests()), 'processed': sum(self.total.values()),
                 'loadavg': [round(x, 2) for x in os.getloadavg()]}
 
     def stats(self) -> dict[str, Any]:

@@ -107,10 +107,10 @@ class RemoteControl:
         return {'ok': 'pong'}
 
     def active(self, safe: bool = False, **_: Any) -> list[dict[str, Any]]:
-        return [r.info(self.hostname) for r in self.worker.active.values()]
+        return [r.info(self.hostname) for r in self.worker.running_requests()]
 
     def reserved(self, **_: Any) -> list[dict[str, Any]]:
-        return [r.info(self.hostname) for r in self.worker.ready]
+        return [r.info(self.hostname) for r in self.worker.reserved_requests()]
 
     def scheduled(self, **_: Any) -> list[dict[str, Any]]:
         return [{'eta': r.eta.isoformat() if r.eta else None,
@@ -162,8 +162,8 @@ class RemoteControl:
     def query_task(self, ids: list[str] | str | None = None, **_: Any) -> dict[str, Any]:
         wanted = {ids} if isinstance(ids, str) else set(ids or ())
         found: dict[str, Any] = {}
-        for state, requests in (('active', self.worker.active.values()),
-                                ('reserved', self.worker.ready),
+        for state, requests in (('active', self.worker.running_requests()),
+                                ('reserved', self.worker.reserved_requests()),
                                 ('scheduled', self.worker.scheduled.values())):
             for request in requests:
                 if request.id in wanted:

@@ -27,6 +27,8 @@ from ..protocol import ResultMessage, parse_iso, saferepr, utcnow
 from .tasks import Runner
 
 IGNORED = 'IGNORED'
+#: The outcome of a job taken back before it started (a pool that queues jobs).
+UNSTARTED = 'UNSTARTED'
 
 
 @dataclass

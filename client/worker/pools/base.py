@@ -2,7 +2,11 @@
 
 A pool runs :class:`~client.worker.execute.Job`s, at most ``concurrency``
 at a time, and calls ``on_done(outcome)`` on the event loop thread when one
-finishes (or is lost: killed at its hard time limit, its process gone).
+finishes (or is lost: killed at its hard time limit, its process gone). A
+pool that ``reports_start`` may hold a job before it runs: it calls
+``on_started(job_id, pid)`` when the job starts, and a job taken back
+before it started ends with an ``UNSTARTED`` outcome. Other pools start a
+job when it is applied.
 """
 
 from __future__ import annotations
@@ -15,17 +19,21 @@ from ..execute import Job, Outcome
 from ..tasks import Registry
 
 OnDone = Callable[[Outcome], None]
+OnStarted = Callable[[int, int], None]
 
 
 class Pool:
     name = 'base'
+    reports_start = False
 
     def __init__(self, registry: Registry, concurrency: int, loop: asyncio.AbstractEventLoop,
-                 on_done: OnDone) -> None:
+                 on_done: OnDone, on_started: OnStarted | None = None) -> None:
         self.registry = registry
         self.concurrency = concurrency
         self.loop = loop
         self.on_done = on_done
+        self.on_started = on_started
+        #: Every job applied and not done yet (started or not).
         self.running: dict[int, Job] = {}
 
     def start(self) -> None:
@@ -40,6 +48,14 @@ class Pool:
     def terminate_job(self, job_id: int) -> bool:
         """Stop a running job at once (``revoke(terminate=True)``), if the pool can."""
         return False
+
+    def cancel_job(self, job_id: int) -> bool:
+        """Take back a job that has not started (it ends ``UNSTARTED``), if the pool holds it."""
+        return False
+
+    def cancel_waiting(self) -> int:
+        """Take back every job that has not started; how many were asked back."""
+        return 0
 
     def worker_pid(self, job_id: int) -> int | None:
         return None

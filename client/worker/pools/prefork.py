@@ -1,80 +1,77 @@
 """The prefork pool: one forked child process per slot.
 
-Each child runs one job at a time, reading jobs from a pipe and writing
-outcomes to another (4-byte length + pickle). The parent watches the
-outcome pipe on its event loop: end-of-file means the child is gone. A job
-past its hard time limit has its child killed; every lost child is replaced.
+Jobs go to a child through a pipe and outcomes come back through another
+(the messages of :mod:`.pipes`; the child's side is :mod:`.prefork_child`).
+The parent watches the outcome pipes on its event loop: end-of-file means
+a child is gone, and every lost child is replaced. A child reports when it
+starts a job: the job's hard time limit runs from then (past it the child
+is killed) and the consumer acks it then, unless acks_late.
 
-Children are forked from the running worker, so right after the fork a
-child lets go of what belongs to the parent: its sockets (broker
-connections), the other children's pipes and the event loop's signal
-wake-up fd. It ignores SIGINT (a Ctrl-C reaches the whole process group;
-the parent decides) and dies with the parent (PR_SET_PDEATHSIG).
+A child may have one job queued behind the one it runs, so that it does
+not wait a round trip through the busy main process between short tasks.
+Only behind tasks known to be short (their recent runtimes under
+``PIPELINE_RUNTIME``) and never behind one that has already run that long:
+a queued job cannot move to another child that frees up meanwhile. A
+queued job is taken back with CANCEL (a revoke, a warm shutdown, a lost
+connection): the child skips it when it gets to it and reports it
+UNSTARTED, unless it started it already. When a child dies, the jobs
+queued behind its running one come back unstarted too.
 """
 
 from __future__ import annotations
 
-import ctypes
+import asyncio
 import logging
 import os
-import pickle
 import signal
-import stat
-import struct
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from ... import errors
-from ..execute import Job, Outcome, _failure, execute, mark_child, soft_time_limit
-from ..tasks import Registry
+from ..execute import UNSTARTED, Job, Outcome, _failure
+from . import pipes
 from .base import Pool
+from .prefork_child import child_main
 
 log = logging.getLogger(__name__)
 
-_LENGTH = struct.Struct('>I')
-PR_SET_PDEATHSIG = 1
+#: Queue a job behind a running one only when that task usually takes less (seconds).
+PIPELINE_RUNTIME = 0.01
+#: Weight of the newest runtime in a task's average (a longer one counts at once).
+RUNTIME_WEIGHT = 0.2
 
 
-def _write_frame(fd: int, obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_LENGTH.pack(len(data)) + data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    chunks = []
-    while size:
-        chunk = os.read(fd, size)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b''.join(chunks)
-
-
-@dataclass
+@dataclass(eq=False)
 class Child:
     pid: int
     job_fd: int
     outcome_fd: int
-    buffer: bytearray = field(default_factory=bytearray)
-    job: Job | None = None
+    inbox: bytearray = field(default_factory=bytearray)
+    #: Bytes for the job pipe not written yet.
+    outbox: bytearray = field(default_factory=bytearray)
+    writing: bool = False
+    #: Jobs handed to it, in order, until their outcome; the first may be running.
+    jobs: deque[Job] = field(default_factory=deque)
+    running: Job | None = None
     started: float = 0.0
-    timer: Any = None
+    timer: asyncio.TimerHandle | None = None
     #: Why the parent killed it, if it did: the outcome to report for its job.
     killed_for: BaseException | None = None
 
 
 class PreforkPool(Pool):
     name = 'prefork'
+    reports_start = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.children: dict[int, Child] = {}
         self._stopping = False
+        #: Task name -> recent runtime (seconds).
+        self._runtimes: dict[str, float] = {}
+        self._unflushed: list[Child] = []
 
     # --- processes -----------------------------------------------------------
     def start(self) -> None:
@@ -91,7 +88,7 @@ class PreforkPool(Pool):
             try:
                 os.close(job_w)
                 os.close(outcome_r)
-                _child_main(self.registry, job_r, outcome_w, siblings)
+                child_main(self.registry, job_r, outcome_w, siblings)
                 code = 0
             except BaseException:
                 log.exception('pool process crashed')
@@ -100,6 +97,7 @@ class PreforkPool(Pool):
         os.close(job_r)
         os.close(outcome_w)
         os.set_blocking(outcome_r, False)
+        os.set_blocking(job_w, False)
         child = Child(pid, job_w, outcome_r)
         self.children[pid] = child
         self.loop.add_reader(outcome_r, self._readable, child)
@@ -115,66 +113,164 @@ class PreforkPool(Pool):
         if not data:
             self._lost(child)
             return
-        child.buffer += data
-        while len(child.buffer) >= 4:
-            (size,) = _LENGTH.unpack_from(child.buffer)
-            if len(child.buffer) < 4 + size:
-                break
-            outcome: Outcome = pickle.loads(child.buffer[4:4 + size])
-            del child.buffer[:4 + size]
+        child.inbox += data
+        for kind, value in pipes.split(child.inbox):
+            if kind == pipes.OUTCOME:
+                self._finished(child, value)
+            elif kind == pipes.STARTED:
+                self._started(child, value)
+            elif kind == pipes.UNSTARTED:
+                self._unstarted(child, value)
+
+    def _started(self, child: Child, job_id: int) -> None:
+        job = _find(child.jobs, job_id)
+        if job is None:
+            return
+        child.running = job
+        child.started = time.monotonic()
+        if job.time_limit:
+            child.timer = self.loop.call_later(job.time_limit, self._time_limit_hit, child, job)
+        if self.on_started is not None:
+            self.on_started(job_id, child.pid)
+
+    def _finished(self, child: Child, outcome: Outcome) -> None:
+        job = child.running
+        if job is not None and job.job_id == outcome.job_id:
             self._settle(child)
-            self._done(outcome)
+            child.jobs.remove(job)
+            self._note_runtime(job.name, outcome.runtime)
+        self._done(outcome)
+
+    def _unstarted(self, child: Child, job_id: int) -> None:
+        job = _find(child.jobs, job_id)
+        if job is not None:
+            child.jobs.remove(job)
+        self._done(Outcome(job_id, UNSTARTED))
 
     def _settle(self, child: Child) -> None:
         if child.timer is not None:
             child.timer.cancel()
             child.timer = None
-        child.job = None
+        child.running = None
+
+    def _note_runtime(self, name: str, runtime: float) -> None:
+        average = self._runtimes.get(name)
+        if average is None or runtime > average:
+            self._runtimes[name] = runtime
+        else:
+            self._runtimes[name] = average + (runtime - average) * RUNTIME_WEIGHT
 
     def _lost(self, child: Child) -> None:
-        """The child exited (or was killed): report its job, replace it."""
+        """The child exited (or was killed): report its jobs, replace it."""
         self.loop.remove_reader(child.outcome_fd)
+        if child.writing:
+            self.loop.remove_writer(child.job_fd)
         for fd in (child.job_fd, child.outcome_fd):
             try:
                 os.close(fd)
             except OSError:
                 pass
+        child.job_fd = child.outcome_fd = -1
         self.children.pop(child.pid, None)
         status = _reap(child.pid)
-        job = child.job
+        job = child.running
+        queued = [j for j in child.jobs if j is not job]
+        elapsed = time.monotonic() - child.started
         self._settle(child)
+        child.jobs.clear()
+        if not self._stopping:
+            self._spawn()
+        for waiting in queued:  # never started: the consumer runs them elsewhere
+            self._done(Outcome(waiting.job_id, UNSTARTED))
         if job is not None:
             exc = child.killed_for or errors.WorkerLostError(
                 f'Worker exited prematurely: {status}.')
             log.error('pool process %d lost while running %s[%s]: %s',
                       child.pid, job.name, job.request.id, exc)
-            outcome = _failure(job, exc, time.monotonic() - child.started, None)
+            self._note_runtime(job.name, elapsed)
+            outcome = _failure(job, exc, elapsed, None)
             outcome.pid = child.pid
             outcome.worker_lost = isinstance(exc, errors.WorkerLostError)
             self._done(outcome)
-        if not self._stopping:
-            self._spawn()
 
     # --- jobs ----------------------------------------------------------------
-    def apply(self, job: Job) -> None:
-        child = next(c for c in self.children.values() if c.job is None)
-        child.job = job
-        child.started = time.monotonic()
-        child.killed_for = None
-        self.running[job.job_id] = job
-        if job.time_limit:
-            child.timer = self.loop.call_later(job.time_limit, self._time_limit_hit, child, job)
-        try:
-            _write_frame(child.job_fd, job)
-        except OSError:
-            # The child died just now: _lost will report the job.
-            pass
-
     def has_capacity(self) -> bool:
-        return any(c.job is None for c in self.children.values())
+        return self._pick() is not None
+
+    def _pick(self) -> Child | None:
+        """An idle child, else one that can take a job behind its running one."""
+        behind = None
+        for child in self.children.values():
+            if not child.jobs:
+                return child
+            if behind is None and len(child.jobs) == 1 and self._short(child):
+                behind = child
+        return behind
+
+    def _short(self, child: Child) -> bool:
+        """Whether the child's one job should be over soon."""
+        runtime = self._runtimes.get(child.jobs[0].name)
+        if runtime is None or runtime >= PIPELINE_RUNTIME:
+            return False
+        return child.running is None or time.monotonic() - child.started < PIPELINE_RUNTIME
+
+    def apply(self, job: Job) -> None:
+        child = self._pick()
+        if child is None:
+            raise RuntimeError('no pool process can take a job')
+        child.jobs.append(job)
+        self.running[job.job_id] = job
+        self._send(child, pipes.pickled(pipes.JOB, job))
+
+    def cancel_job(self, job_id: int) -> bool:
+        for child in self.children.values():
+            for job in child.jobs:
+                if job.job_id == job_id and job is not child.running:
+                    self._send(child, pipes.job_id_message(pipes.CANCEL, job_id))
+                    return True
+        return False
+
+    def cancel_waiting(self) -> int:
+        count = 0
+        for child in self.children.values():
+            for job in child.jobs:
+                if job is not child.running:
+                    self._send(child, pipes.job_id_message(pipes.CANCEL, job.job_id))
+                    count += 1
+        return count
+
+    def _send(self, child: Child, data: bytes) -> None:
+        """Write to the child's job pipe at the end of this loop turn."""
+        if not child.outbox and not child.writing:
+            if not self._unflushed:
+                self.loop.call_soon(self._flush)
+            self._unflushed.append(child)
+        child.outbox += data
+
+    def _flush(self) -> None:
+        children, self._unflushed = self._unflushed, []
+        for child in children:
+            self._write(child)
+
+    def _write(self, child: Child) -> None:
+        if child.job_fd < 0:
+            return  # lost: its jobs were reported
+        try:
+            written = os.write(child.job_fd, child.outbox)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            written = len(child.outbox)  # it died just now: _lost reports its jobs
+        del child.outbox[:written]
+        if child.outbox and not child.writing:
+            child.writing = True  # the pipe is full: go on when the child has read
+            self.loop.add_writer(child.job_fd, self._write, child)
+        elif not child.outbox and child.writing:
+            child.writing = False
+            self.loop.remove_writer(child.job_fd)
 
     def _time_limit_hit(self, child: Child, job: Job) -> None:
-        if child.job is job:
+        if child.running is job:
             log.error('hard time limit (%ss) exceeded for %s[%s]: replacing process %d',
                       job.time_limit, job.name, job.request.id, child.pid)
             self._kill(child, errors.TimeLimitExceeded(job.time_limit))
@@ -188,14 +284,14 @@ class PreforkPool(Pool):
 
     def terminate_job(self, job_id: int) -> bool:
         for child in self.children.values():
-            if child.job is not None and child.job.job_id == job_id:
+            if child.running is not None and child.running.job_id == job_id:
                 self._kill(child, errors.TaskRevokedError('terminated'))
                 return True
-        return False
+        return self.cancel_job(job_id)
 
     def worker_pid(self, job_id: int) -> int | None:
         for child in self.children.values():
-            if child.job is not None and child.job.job_id == job_id:
+            if child.running is not None and child.running.job_id == job_id:
                 return child.pid
         return None
 
@@ -204,11 +300,14 @@ class PreforkPool(Pool):
         self._stopping = True
         for child in list(self.children.values()):
             self.loop.remove_reader(child.outcome_fd)
+            if child.writing:
+                self.loop.remove_writer(child.job_fd)
             for fd in (child.job_fd, child.outcome_fd):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
+            child.job_fd = child.outcome_fd = -1
         deadline = time.monotonic() + 2.0
         for child in list(self.children.values()):
             while _reap(child.pid, block=False) is None and time.monotonic() < deadline:
@@ -237,6 +336,13 @@ class PreforkPool(Pool):
         return info
 
 
+def _find(jobs: deque[Job], job_id: int) -> Job | None:
+    for job in jobs:
+        if job.job_id == job_id:
+            return job
+    return None
+
+
 def _reap(pid: int, block: bool = True) -> str | None:
     """Wait for ``pid``; how it ended, or None if it is still running."""
     try:
@@ -249,60 +355,3 @@ def _reap(pid: int, block: bool = True) -> str | None:
         sig = os.WTERMSIG(status)
         return f'signal {sig} ({signal.Signals(sig).name})'
     return f'exitcode {os.WEXITSTATUS(status)}'
-
-
-# --- inside the child ---------------------------------------------------------
-def _detach_from_parent(keep: set[int], siblings: list[int]) -> None:
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGALRM):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in siblings:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    try:
-        fds = [int(name) for name in os.listdir('/proc/self/fd')]
-    except OSError:
-        fds = []
-    for fd in fds:
-        if fd in keep or fd <= 2:
-            continue
-        try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                os.close(fd)
-        except OSError:
-            pass
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the parent died before prctl
-            os._exit(1)
-    except (OSError, AttributeError):
-        pass
-
-
-def _child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[int]) -> None:
-    mark_child()
-    _detach_from_parent({job_fd, outcome_fd}, siblings)
-    pid = os.getpid()
-    while True:
-        header = _read_exactly(job_fd, 4)
-        if header is None:
-            return
-        data = _read_exactly(job_fd, _LENGTH.unpack(header)[0])
-        if data is None:
-            return
-        job: Job = pickle.loads(data)
-        runner = registry.get(job.name)
-        if runner is None:
-            outcome = _failure(job, errors.NotRegistered(job.name), 0.0, None)
-        else:
-            try:
-                with soft_time_limit(job.soft_time_limit, runner.soft_limit_error):
-                    outcome = execute(runner, job)
-            except runner.soft_limit_error as exc:  # fired as the task returned
-                outcome = _failure(job, exc, job.soft_time_limit or 0.0, None)
-        outcome.pid = pid
-        _write_frame(outcome_fd, outcome)

@@ -1,0 +1,53 @@
+"""The messages between the prefork pool and its processes, and their framing.
+
+Each message is a 5-byte head (payload length, kind) and a payload:
+
+parent -> child
+    ``JOB`` (a pickled :class:`~client.worker.execute.Job`) and ``CANCEL``
+    (a job id: skip that job if it has not started).
+child -> parent
+    ``STARTED`` (a job id, written before the task runs), ``OUTCOME`` (a
+    pickled :class:`~client.worker.execute.Outcome`) and ``UNSTARTED`` (a job
+    id: cancelled before it started).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+JOB, CANCEL, STARTED, OUTCOME, UNSTARTED = 1, 2, 3, 4, 5
+
+_HEAD = struct.Struct('>IB')
+_ID = struct.Struct('>Q')
+_HEAD_SIZE = _HEAD.size
+
+
+def pickled(kind: int, obj: Any) -> bytes:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEAD.pack(len(data), kind) + data
+
+
+def job_id_message(kind: int, job_id: int) -> bytes:
+    return _HEAD.pack(8, kind) + _ID.pack(job_id)
+
+
+def split(buffer: bytearray) -> Iterator[tuple[int, Any]]:
+    """Yield ``(kind, value)`` for each complete message at the front of
+    ``buffer`` (ids as ints, the rest unpickled) and remove what was read.
+
+    What the caller does between two messages may add to ``buffer``.
+    """
+    while len(buffer) >= _HEAD_SIZE:
+        size, kind = _HEAD.unpack_from(buffer)
+        end = _HEAD_SIZE + size
+        if len(buffer) < end:
+            return
+        if size == 8 and kind in (CANCEL, STARTED, UNSTARTED):
+            value: Any = _ID.unpack_from(buffer, _HEAD_SIZE)[0]
+        else:
+            value = pickle.loads(buffer[_HEAD_SIZE:end])
+        del buffer[:end]
+        yield kind, value

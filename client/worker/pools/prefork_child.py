@@ -1,0 +1,141 @@
+"""Inside a prefork pool process: take jobs from the parent, run them one
+at a time, report when each starts and how it ended (messages of
+:mod:`.pipes`).
+
+The parent may queue a job behind the running one. Before starting a job
+the child reads whatever has arrived, so a CANCEL sent for a queued job is
+seen in time. The outcome of a job is written together with the start of
+the next one when that one is already there: one write per job when busy.
+
+Children are forked from the running worker, so right after the fork a
+child lets go of what belongs to the parent: its sockets (broker
+connections), the other children's pipes and the event loop's signal
+wake-up fd. It ignores SIGINT (a Ctrl-C reaches the whole process group;
+the parent decides) and dies with the parent (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import stat
+from collections import deque
+
+from ... import errors
+from ..execute import Job, Outcome, _failure, execute, mark_child, soft_time_limit
+from ..tasks import Registry
+from . import pipes
+
+PR_SET_PDEATHSIG = 1
+
+
+def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[int]) -> None:
+    mark_child()
+    _detach_from_parent({job_fd, outcome_fd}, siblings)
+    os.set_blocking(job_fd, False)
+    waiter = select.poll()  # not select(): the fd may be past FD_SETSIZE
+    waiter.register(job_fd, select.POLLIN)
+    pid = os.getpid()
+    inbox = bytearray()
+    queued: deque[Job] = deque()
+    out: list[bytes] = []
+    try:
+        while True:
+            _take(inbox, queued, out)
+            if not queued:
+                _write(outcome_fd, out)  # the last outcome, before waiting
+                waiter.poll()
+                if not _read(job_fd, inbox):
+                    return
+                continue
+            job = queued.popleft()
+            out.append(pipes.job_id_message(pipes.STARTED, job.job_id))
+            _write(outcome_fd, out)
+            outcome = _run(registry, job)
+            outcome.pid = pid
+            out.append(pipes.pickled(pipes.OUTCOME, outcome))
+            if not _read(job_fd, inbox):
+                return
+    finally:
+        try:
+            _write(outcome_fd, out)
+        except OSError:
+            pass  # the parent is gone
+
+
+def _read(fd: int, inbox: bytearray) -> bool:
+    """Add what the parent sent to ``inbox``; False at end of file."""
+    try:
+        data = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return True
+    if not data:
+        return False
+    inbox += data
+    return True
+
+
+def _take(inbox: bytearray, queued: deque[Job], out: list[bytes]) -> None:
+    for kind, value in pipes.split(inbox):
+        if kind == pipes.JOB:
+            queued.append(value)
+        elif kind == pipes.CANCEL:
+            for job in queued:
+                if job.job_id == value:
+                    queued.remove(job)
+                    out.append(pipes.job_id_message(pipes.UNSTARTED, value))
+                    break
+            # Not queued: it ran already; the parent gets its outcome.
+
+
+def _write(fd: int, out: list[bytes]) -> None:
+    if not out:
+        return
+    view = memoryview(b''.join(out))
+    out.clear()
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _run(registry: Registry, job: Job) -> Outcome:
+    runner = registry.get(job.name)
+    if runner is None:
+        return _failure(job, errors.NotRegistered(job.name), 0.0, None)
+    try:
+        with soft_time_limit(job.soft_time_limit, runner.soft_limit_error):
+            return execute(runner, job)
+    except runner.soft_limit_error as exc:  # fired as the task returned
+        return _failure(job, exc, job.soft_time_limit or 0.0, None)
+
+
+def _detach_from_parent(keep: set[int], siblings: list[int]) -> None:
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for fd in siblings:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        fds = [int(name) for name in os.listdir('/proc/self/fd')]
+    except OSError:
+        fds = []
+    for fd in fds:
+        if fd in keep or fd <= 2:
+            continue
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
+        except OSError:
+            pass
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
