@@ -109,6 +109,9 @@ class TaskProperties(BaseModel):
     expiration: str | None = None
 
 
+_PROPERTY_FIELDS = frozenset(TaskProperties.model_fields)
+
+
 class TaskEmbed(BaseModel):
     """The third element of a v2 body: canvas links carried with the task."""
 
@@ -158,7 +161,7 @@ class TaskMessage(BaseModel):
         decoded = serialization.decode_body(
             body, properties.get('content_type'), properties.get('content_encoding'))
         props = {k: v for k, v in properties.items()
-                 if k in TaskProperties.model_fields and v is not None}
+                 if k in _PROPERTY_FIELDS and v is not None}
         headers = headers or {}
         if 'task' in headers:
             args, kwargs, embed = decoded

@@ -72,6 +72,8 @@ def _object_hook(o: dict[str, Any]) -> Any:
 
 
 _encoder = _Encoder()
+#: One decoder for every call (json.loads with a hook builds a new one each time).
+_decoder = json.JSONDecoder(object_hook=_object_hook)
 
 
 def dumps(value: Any) -> bytes:
@@ -84,7 +86,9 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         data = data.tobytes()
     if isinstance(data, bytes | bytearray):
         data = data.decode('utf-8')
-    return json.loads(data, object_hook=_object_hook)
+    if data.startswith('\ufeff'):  # json.loads refuses it too
+        raise json.JSONDecodeError('Unexpected UTF-8 BOM (decode using utf-8-sig)', data, 0)
+    return _decoder.decode(data)
 
 
 class UnsupportedContentType(ValueError):

@@ -326,8 +326,8 @@ def test_a_delivery_trickling_in_byte_by_byte_is_read(unique):
      + pframe.marshal(C.Basic.QosOk(), 1), 505),                   # a method inside a content
     (pframe.marshal(C.Basic.Deliver(consumer_tag='c', delivery_tag=1, exchange='',
                                      routing_key='q'), 1)
-     + b'\x02\x00\x01\x00\x00\x00\x0e' + b'\x00\x3c\x00\x00' + b'\x00' * 8 + b'\x80\x00'
-     + b'\xce', 501),                                              # properties cut short
+     + b'\x02\x00\x01\x00\x00\x00\x0a' + b'\x00\x3c\x00\x00' + b'\x00' * 6
+     + b'\xce', 501),                                              # a header cut short
     (pframe.marshal(C.Basic.QosOk(), 1) * 2, 505),                 # a reply nobody waits for
     (pframe.marshal(C.Channel.OpenOk(), 2), 505),                  # another channel
 ])
@@ -348,6 +348,32 @@ def test_malformed_input_closes_the_connection_with_a_reply_code(garbage, code):
 
     with_fake_server(script, check)
     assert closes and closes[0] is not None and closes[0].reply_code == code
+
+
+def test_a_message_whose_properties_cannot_be_read_is_rejected():
+    rejects: list[Any] = []
+    bad_header = (b'\x00\x3c\x00\x00' + (3).to_bytes(8, 'big') + b'\x20\x00'
+                  + b'\x00\x00\x00\x10' + b'\x01k\x53\x00\x00\x00\xff')  # a string past the end
+
+    async def script(fake: FakeServer) -> None:
+        fake.writer.write(pframe.marshal(C.Basic.Deliver(
+            consumer_tag='c', delivery_tag=1, exchange='', routing_key='q'), 1))
+        fake.writer.write(b'\x02\x00\x01' + len(bad_header).to_bytes(4, 'big') + bad_header
+                          + b'\xce')
+        fake.writer.write(pframe.marshal(pbody.ContentBody(b'bad'), 1))
+        fake.writer.write(deliver_frames(2, b'good'))
+        rejects.append(await fake.expect(C.Basic.Reject))
+        await fake.close_from_client()
+
+    async def check(consumer: Consumer, connection: ConsumerConnection) -> None:
+        await consumer.wait_for(lambda: len(consumer.deliveries) == 1)
+        assert consumer.deliveries[0].body == b'good'
+        await connection.flush()
+        await connection.close(timeout=1)
+        assert consumer.lost == []
+
+    with_fake_server(script, check)
+    assert [(r.delivery_tag, r.requeue) for r in rejects] == [(1, False)]
 
 
 def test_a_connection_close_in_the_handshake_fails_the_open():

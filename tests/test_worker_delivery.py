@@ -20,7 +20,11 @@ tags = st.integers(min_value=1, max_value=2**63 - 1)
 short_texts = st.text(max_size=20).filter(lambda s: len(s.encode()) <= 255)
 table_values = st.recursive(
     st.one_of(st.integers(min_value=-2**63, max_value=2**63 - 1), short_texts, st.booleans(),
-              st.none(), st.floats(min_value=-2.0**100, max_value=2.0**100, width=32)),
+              st.none(), st.floats(min_value=-2.0**100, max_value=2.0**100, width=32),
+              st.binary(max_size=10).map(bytearray),
+              st.datetimes(min_value=datetime.datetime(1971, 1, 1),
+                           max_value=datetime.datetime(2100, 1, 1)).map(
+                               lambda d: d.replace(microsecond=0))),
     lambda inner: st.one_of(st.lists(inner, max_size=3),
                             st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3)),
     max_leaves=6)

@@ -41,7 +41,14 @@ from protocol.constants import (
 from protocol.errors import FrameError
 
 from . import frames
-from .delivery import DELIVER_ID, Delivery, decode_content_header, decode_deliver
+from .delivery import (
+    DELIVER_ID,
+    MALFORMED,
+    Delivery,
+    body_size,
+    decode_content_header,
+    decode_deliver,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +149,7 @@ class ConsumerConnection(asyncio.Protocol):
         self._flush_scheduled = False
         #: A delivery whose content is still coming.
         self._delivery: Delivery | None = None
+        self._awaiting_header = False
         self._body: list[bytes] = []
         self._body_left = 0
         self._heard = False
@@ -239,24 +247,31 @@ class ConsumerConnection(asyncio.Protocol):
             raise _Unexpected('basic.deliver before the content of the previous one')
         try:
             self._delivery = decode_deliver(payload)
-        except (IndexError, ValueError) as exc:
+        except MALFORMED as exc:
             raise FrameError(f'malformed basic.deliver: {exc!r}') from None
+        self._awaiting_header = True
 
     def _content_header(self, channel: int, payload: bytes) -> None:
         delivery = self._delivery
-        if delivery is None or channel != CHANNEL or delivery.properties is not None:
+        if delivery is None or channel != CHANNEL or not self._awaiting_header:
             raise _Unexpected(f'content header on channel {channel} without a delivery')
+        self._awaiting_header = False
         try:
-            size, delivery.properties = decode_content_header(payload)
-        except (IndexError, ValueError) as exc:
+            size = body_size(payload)
+        except MALFORMED as exc:
             raise FrameError(f'malformed content header: {exc!r}') from None
+        try:
+            _, delivery.properties = decode_content_header(payload)
+        except MALFORMED as exc:
+            # The frames are sound: only this message is lost (see _complete).
+            delivery.error = exc
         delivery.body_size = self._body_left = size
         if not size:
             self._complete()
 
     def _content_body(self, channel: int, payload: bytes) -> None:
         delivery = self._delivery
-        if delivery is None or channel != CHANNEL or delivery.properties is None:
+        if delivery is None or channel != CHANNEL or self._awaiting_header:
             raise _Unexpected(f'content body on channel {channel} without a content header')
         self._body_left -= len(payload)
         if self._body_left < 0:
@@ -271,12 +286,19 @@ class ConsumerConnection(asyncio.Protocol):
 
     def _complete(self) -> None:
         delivery, self._delivery = self._delivery, None
+        assert delivery is not None
         if self._closing:
             return  # the broker requeues it
+        if delivery.error is not None:
+            # Dropped rather than closing the connection: it would come back forever.
+            log.error('rejecting a message whose properties cannot be read (%s): %r',
+                      delivery.routing_key, delivery.error)
+            self.reject(delivery.delivery_tag, requeue=False)
+            return
         try:
-            self.on_delivery(delivery)  # type: ignore[arg-type]
+            self.on_delivery(delivery)
         except Exception:
-            log.exception('handling delivery %s failed', delivery.delivery_tag)  # type: ignore
+            log.exception('handling delivery %s failed', delivery.delivery_tag)
 
     def _method(self, channel: int, payload: bytes) -> None:
         if self._delivery is not None:
