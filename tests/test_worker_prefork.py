@@ -123,16 +123,31 @@ def test_a_job_starts_before_it_ends_and_not_behind_an_unknown_task():
     with_pool(scenario)
 
 
-def test_a_job_is_queued_behind_a_short_one_and_runs_after_it(tmp_path):
+def test_jobs_are_queued_behind_a_short_one_and_run_after_it(tmp_path):
+    depth = prefork.PIPELINE_DEPTH
+
     async def scenario(pool: PreforkPool, recorder: Recorder) -> None:
         await learn_short(pool, recorder, 'pool.pid')
-        pool.apply(job(1, 'pool.pid'))
-        assert pool.has_capacity()  # one more behind it
-        pool.apply(job(2, 'pool.pid'))
+        for number in range(1, depth + 1):
+            assert pool.has_capacity()
+            pool.apply(job(number, 'pool.pid'))
         assert not pool.has_capacity()
-        first, second = await recorder.wait_done(1, 2)
-        assert result_of(first) == result_of(second)
-        assert recorder.started_ids() == [1000, 1, 2]
+        outcomes = await recorder.wait_done(*range(1, depth + 1))
+        assert len({result_of(o) for o in outcomes}) == 1
+        assert recorder.started_ids() == [1000, *range(1, depth + 1)]
+
+    with_pool(scenario)
+
+
+def test_no_more_is_queued_than_can_be_done_soon():
+    async def scenario(pool: PreforkPool, recorder: Recorder) -> None:
+        await learn_short(pool, recorder, 'pool.pid')
+        pool._runtimes['pool.pid'] = prefork.PIPELINE_RUNTIME * 0.6
+        pool.apply(job(1, 'pool.pid'))
+        assert pool.has_capacity()  # 0.6 of the budget ahead
+        pool.apply(job(2, 'pool.pid'))
+        assert not pool.has_capacity()  # 1.2 ahead
+        await recorder.wait_done(1, 2)
 
     with_pool(scenario)
 
@@ -193,17 +208,19 @@ def test_every_queued_job_can_be_taken_back(tmp_path):
     async def scenario(pool: PreforkPool, recorder: Recorder) -> None:
         await learn_short(pool, recorder, 'pool.wait_for', str(gate))
         gate.unlink()
-        for number in (1, 2, 3, 4):  # two processes: two running, two queued
+        numbers = range(1, 2 * prefork.PIPELINE_DEPTH + 1)
+        for number in numbers:  # two processes: two running, the rest queued
+            assert pool.has_capacity()
             pool.apply(job(number, 'pool.wait_for', str(gate)))
         assert not pool.has_capacity()
         async with asyncio.timeout(30):
             while len(recorder.started_ids()) < 3:  # the learning job and 1, 2
                 recorder.changed.clear()
                 await recorder.changed.wait()
-        assert pool.cancel_waiting() == 2
+        assert pool.cancel_waiting() == len(numbers) - 2
         gate.touch()
-        outcomes = await recorder.wait_done(1, 2, 3, 4)
-        assert [o.state for o in outcomes] == ['SUCCESS', 'SUCCESS', UNSTARTED, UNSTARTED]
+        outcomes = await recorder.wait_done(*numbers)
+        assert [o.state for o in outcomes] == ['SUCCESS'] * 2 + [UNSTARTED] * (len(numbers) - 2)
         assert sorted(recorder.started_ids()) == [1, 2, 1000]
 
     with_pool(scenario, concurrency=2)

@@ -300,16 +300,18 @@ class Worker:
         request = TaskRequest(message, props.headers or {}, runner.spec, tag, connection,
                               delivery.exchange, delivery.routing_key, delivery.redelivered)
         headers = message.headers
-        self.events.task('task-received', uuid=request.id, name=request.name,
-                         args=headers.argsrepr, kwargs=headers.kwargsrepr,
-                         root_id=headers.root_id, parent_id=headers.parent_id,
-                         retries=headers.retries, eta=headers.eta, expires=headers.expires)
-        eta = request.eta
-        if eta is not None and eta > datetime.now(UTC):
-            self._hold(request, eta)
-        else:
-            self.ready.append(request)
-            self.dispatch()
+        if self.events.task_events:
+            self.events.task('task-received', uuid=request.id, name=request.name,
+                             args=headers.argsrepr, kwargs=headers.kwargsrepr,
+                             root_id=headers.root_id, parent_id=headers.parent_id,
+                             retries=headers.retries, eta=headers.eta, expires=headers.expires)
+        if headers.eta is not None:
+            eta = request.eta
+            if eta is not None and eta > datetime.now(UTC):
+                self._hold(request, eta)
+                return
+        self.ready.append(request)
+        self.dispatch()
 
     def _unregistered(self, message: TaskMessage, tag: int, settler: Settler) -> None:
         log.error('received unregistered task %r (id %s): rejected', message.name, message.id)
@@ -351,15 +353,16 @@ class Worker:
     # --- running -------------------------------------------------------------
     def dispatch(self) -> None:
         """Start ready tasks while the pool has free slots."""
-        pool = self.pool
+        pool, ready, revoked = self.pool, self.ready, self.revoked
         assert pool is not None
-        while self.ready and pool.has_capacity():
-            request = self.ready.popleft()
+        while ready and pool.has_capacity():
+            request = ready.popleft()
             if self._stale(request):
                 continue  # delivered before a reconnect: the broker redelivers it
-            if request.id in self.revoked:
+            if request.id in revoked:
                 self._revoked(request, expired=False)
-            elif request.expires is not None and request.expires < datetime.now(UTC):
+            elif request.message.headers.expires is not None and request.expires is not None \
+                    and request.expires < datetime.now(UTC):
                 self._revoked(request, expired=True)
             else:
                 self._start(request, pool)
@@ -392,7 +395,8 @@ class Worker:
         request.worker_pid = pid
         if not request.spec.acks_late:
             self._ack(request)
-        self.events.task('task-started', uuid=request.id)
+        if self.events.task_events:
+            self.events.task('task-started', uuid=request.id)
         if request.spec.track_started and request.wants_result:
             self._publish_result(request.reply_to, request.message.properties.correlation_id,
                                  ResultMessage.started(request.id, self.hostname, pid).body())

@@ -59,6 +59,7 @@ class EventDispatcher:
         self._buffer: list[dict[str, Any]] = []
         self._flush_scheduled = False
         self._heartbeat: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._headers = {'hostname': hostname}
 
     def _event(self, type_: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +79,9 @@ class EventDispatcher:
             self.flush()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            if self._loop is None:  # kept: get_running_loop() makes a system call
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._flush_scheduled = False

@@ -106,6 +106,18 @@ class Outcome:
                           self.worker_lost, self.value))
 
 
+#: This process's id (os.getpid() is a system call; a task outcome needs it).
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def _celery_exception(exc: BaseException, name: str) -> bool:
     module = sys.modules.get('celery.exceptions')
     cls = getattr(module, name, None) if module is not None else None
@@ -119,7 +131,7 @@ def _failure(job: Job, exc: BaseException, runtime: float, tb: str | None,
         req = job.request
         body = ResultMessage.failure(req.id or '', exc, tb, status=status,
                                      group_id=req.group, parent_id=req.parent_id).body()
-    return Outcome(job.job_id, status, body, saferepr(exc), tb, runtime, pid=os.getpid())
+    return Outcome(job.job_id, status, body, saferepr(exc), tb, runtime, pid=_pid)
 
 
 def _success(job: Job, value: Any, runtime: float) -> Outcome:
@@ -133,7 +145,7 @@ def _success(job: Job, value: Any, runtime: float) -> Outcome:
             error = errors.EncodeError(f'cannot serialize the return value: {exc}')
             return _failure(job, error, runtime, None)
     return Outcome(job.job_id, states.SUCCESS, body, saferepr(value), None, runtime,
-                   pid=os.getpid(), value=value if job.wants_value else None)
+                   pid=_pid, value=value if job.wants_value else None)
 
 
 def _retry(job: Job, exc: BaseException, runtime: float, republish: bool) -> Outcome:
@@ -159,7 +171,7 @@ def _retry(job: Job, exc: BaseException, runtime: float, republish: bool) -> Out
             if reason is not None else ResultMessage(task_id=req.id or '', status=states.RETRY)
         body = message.body()
     return Outcome(job.job_id, states.RETRY, body, str(exc), None, runtime, retry=plan,
-                   pid=os.getpid())
+                   pid=_pid)
 
 
 def _listed(args: Any) -> list[Any] | None:
@@ -174,9 +186,9 @@ def _classify(job: Job, exc: BaseException, runtime: float) -> Outcome:
         return _retry(job, exc, runtime, republish=False)
     if isinstance(exc, errors.Reject) or _celery_exception(exc, 'Reject'):
         return Outcome(job.job_id, states.REJECTED, None, saferepr(exc), None, runtime,
-                       requeue=bool(getattr(exc, 'requeue', False)), pid=os.getpid())
+                       requeue=bool(getattr(exc, 'requeue', False)), pid=_pid)
     if isinstance(exc, errors.Ignore) or _celery_exception(exc, 'Ignore'):
-        return Outcome(job.job_id, IGNORED, None, saferepr(exc), None, runtime, pid=os.getpid())
+        return Outcome(job.job_id, IGNORED, None, saferepr(exc), None, runtime, pid=_pid)
     return _failure(job, exc, runtime, traceback.format_exc())
 
 
@@ -206,10 +218,13 @@ def execute(runner: Runner, job: Job) -> Outcome:
     """Run ``job`` here, synchronously (async tasks on this thread's own loop)."""
     start = time.perf_counter()
     try:
-        with runner.request_pushed(job.request):
+        token = runner.push(job.request)
+        try:
             value = runner.call(job.args, job.kwargs)
             if inspect.isawaitable(value):
                 value = _thread_loop().run_until_complete(_awaited(value))
+        finally:
+            runner.pop(token)
     except BaseException as exc:  # the task's failure is the outcome
         if isinstance(exc, KeyboardInterrupt | SystemExit) and not _in_child():
             raise

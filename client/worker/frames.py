@@ -87,13 +87,15 @@ class FrameWriter:
         self._scheduled = False
         self._backlog: asyncio.Queue[bytes] = asyncio.Queue()
         self._draining = False
-        self._task = asyncio.get_running_loop().create_task(self._drain_backlog())
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time.
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._drain_backlog())
 
     def write(self, frames: bytes) -> None:
         self._buffer.append(frames)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self.write(ack(self.number, delivery_tag, multiple))
@@ -168,6 +170,7 @@ class Settler:
         self.settled: set[int] = set()
         self._to_ack: list[int] = []
         self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def delivered(self, delivery_tag: int) -> None:
         self.outstanding.append(delivery_tag)
@@ -176,7 +179,9 @@ class Settler:
         self._to_ack.append(delivery_tag)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            if self._loop is None:  # kept: get_running_loop() makes a system call
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self.flush)
 
     def reject(self, delivery_tag: int, requeue: bool) -> None:
         self.flush()

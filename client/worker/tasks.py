@@ -43,9 +43,20 @@ class Runner:
     #: What to raise inside the task when its soft time limit is reached.
     soft_limit_error: type[BaseException] = SoftTimeLimitExceeded
 
+    def push(self, request: Request) -> Any:
+        """Make ``request`` the current one; what :meth:`pop` needs to undo it."""
+        return None
+
+    def pop(self, token: Any) -> None:
+        """Undo :meth:`push`."""
+
     @contextmanager
     def request_pushed(self, request: Request) -> Iterator[None]:
-        yield
+        token = self.push(request)
+        try:
+            yield
+        finally:
+            self.pop(token)
 
     def call(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -61,13 +72,11 @@ class LeveretRunner(Runner):
             soft_time_limit=task.soft_time_limit, max_retries=task.max_retries,
             default_retry_delay=task.default_retry_delay, is_async=task.is_async)
 
-    @contextmanager
-    def request_pushed(self, request: Request) -> Iterator[None]:
-        token = current_request.set(request)
-        try:
-            yield
-        finally:
-            current_request.reset(token)
+    def push(self, request: Request) -> Any:
+        return current_request.set(request)
+
+    def pop(self, token: Any) -> None:
+        current_request.reset(token)
 
     def call(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
         return self.task(*args, **kwargs)
@@ -91,16 +100,16 @@ class CeleryRunner(Runner):
             max_retries=task.max_retries, default_retry_delay=task.default_retry_delay,
             is_async=inspect.iscoroutinefunction(task.run), kind='celery')
 
-    @contextmanager
-    def request_pushed(self, request: Request) -> Iterator[None]:
+    def push(self, request: Request) -> Any:
         from celery._state import _task_stack
         self.task.push_request(**celery_context(request))
         _task_stack.push(self.task)
-        try:
-            yield
-        finally:
-            _task_stack.pop()
-            self.task.pop_request()
+        return None
+
+    def pop(self, token: Any) -> None:
+        from celery._state import _task_stack
+        _task_stack.pop()
+        self.task.pop_request()
 
     def call(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
         return self.fun(*args, **kwargs)

@@ -7,11 +7,13 @@ a child is gone, and every lost child is replaced. A child reports when it
 starts a job: the job's hard time limit runs from then (past it the child
 is killed) and the consumer acks it then, unless acks_late.
 
-A child may have one job queued behind the one it runs, so that it does
-not wait a round trip through the busy main process between short tasks.
-Only behind tasks known to be short (their recent runtimes under
-``PIPELINE_RUNTIME``) and never behind one that has already run that long:
-a queued job cannot move to another child that frees up meanwhile. A
+A child may have jobs queued behind the one it runs (up to
+``PIPELINE_DEPTH`` in all), so that it does not wait a round trip through
+the busy main process between short tasks, and takes several per wake-up.
+Only while the tasks ahead are known to be short: their recent runtimes
+add up to less than ``PIPELINE_RUNTIME``, and the running one has not run
+that long already. A queued job cannot move to another child that frees up
+meanwhile, so it should not wait long. A
 queued job is taken back with CANCEL (a revoke, a warm shutdown, a lost
 connection): the child skips it when it gets to it and reports it
 UNSTARTED, unless it started it already. When a child dies, the jobs
@@ -37,8 +39,10 @@ from .prefork_child import child_main
 
 log = logging.getLogger(__name__)
 
-#: Queue a job behind a running one only when that task usually takes less (seconds).
+#: Queue a job behind others only when they usually take less in all (seconds).
 PIPELINE_RUNTIME = 0.01
+#: Jobs a child holds at most: the running one and those queued behind it.
+PIPELINE_DEPTH = 3
 #: Weight of the newest runtime in a task's average (a longer one counts at once).
 RUNTIME_WEIGHT = 0.2
 
@@ -72,6 +76,8 @@ class PreforkPool(Pool):
         #: Task name -> recent runtime (seconds).
         self._runtimes: dict[str, float] = {}
         self._unflushed: list[Child] = []
+        #: What has_capacity() found, for the apply() that follows it.
+        self._candidate: Child | None = None
 
     # --- processes -----------------------------------------------------------
     def start(self) -> None:
@@ -195,27 +201,38 @@ class PreforkPool(Pool):
 
     # --- jobs ----------------------------------------------------------------
     def has_capacity(self) -> bool:
-        return self._pick() is not None
+        self._candidate = self._pick()
+        return self._candidate is not None
 
     def _pick(self) -> Child | None:
-        """An idle child, else one that can take a job behind its running one."""
+        """An idle child, else the least busy one that can queue a job."""
         behind = None
         for child in self.children.values():
             if not child.jobs:
                 return child
-            if behind is None and len(child.jobs) == 1 and self._short(child):
+            if (behind is None or len(child.jobs) < len(behind.jobs)) and self._soon_free(child):
                 behind = child
         return behind
 
-    def _short(self, child: Child) -> bool:
-        """Whether the child's one job should be over soon."""
-        runtime = self._runtimes.get(child.jobs[0].name)
-        if runtime is None or runtime >= PIPELINE_RUNTIME:
+    def _soon_free(self, child: Child) -> bool:
+        """Whether the child's jobs should all be over within PIPELINE_RUNTIME."""
+        if len(child.jobs) >= PIPELINE_DEPTH:
             return False
-        return child.running is None or time.monotonic() - child.started < PIPELINE_RUNTIME
+        if child.running is not None and \
+                time.monotonic() - child.started >= PIPELINE_RUNTIME:
+            return False  # longer than usual this time
+        ahead = 0.0
+        for job in child.jobs:
+            runtime = self._runtimes.get(job.name)
+            if runtime is None:
+                return False  # not known to be short
+            ahead += runtime
+        return ahead < PIPELINE_RUNTIME
 
     def apply(self, job: Job) -> None:
-        child = self._pick()
+        child, self._candidate = self._candidate, None
+        if child is None or self.children.get(child.pid) is not child:
+            child = self._pick()
         if child is None:
             raise RuntimeError('no pool process can take a job')
         child.jobs.append(job)

@@ -103,6 +103,8 @@ def _run(registry: Registry, job: Job) -> Outcome:
     runner = registry.get(job.name)
     if runner is None:
         return _failure(job, errors.NotRegistered(job.name), 0.0, None)
+    if not job.soft_time_limit:
+        return execute(runner, job)
     try:
         with soft_time_limit(job.soft_time_limit, runner.soft_limit_error):
             return execute(runner, job)
