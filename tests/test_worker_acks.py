@@ -101,3 +101,23 @@ def test_tasks_of_a_leveret_worker_keep_their_pool_pids(broker, app, unique, tmp
         assert all(os.getpgid(pid) == worker.pid for pid in pids)
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize('pool', ['prefork', 'solo'])
+def test_a_message_that_is_not_a_valid_task_is_rejected(broker, app, unique, tmp_path, pool):
+    # Its task and id headers are fine, its body is not ``[args, kwargs, embed]``:
+    # the prefork pool finds out in the pool process, the others in the worker.
+    worker = leveret_worker('lv_tasks', broker.url, unique, tmp_path / 'w.log', pool=pool)
+    try:
+        with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
+            conn.channel().basic_publish(
+                '', unique, b'{"not": "a task body"}',
+                pika.BasicProperties(content_type='application/json',
+                                     content_encoding='utf-8', correlation_id='x1',
+                                     headers={'lang': 'py', 'task': 'interop.add',
+                                              'id': 'x1', 'argsrepr': '()'}))
+        worker.wait_for_log(r'rejecting an invalid task message')
+        assert app.send_task('interop.add', (2, 3), queue=unique).get(TIMEOUT) == 5
+        assert _ready_count(broker.url, unique) == 0
+    finally:
+        worker.stop()

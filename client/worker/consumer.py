@@ -37,12 +37,12 @@ from .connection import ConsumerConnection
 from .control import RemoteControl
 from .delivery import Delivery
 from .events import EventDispatcher, LamportClock
-from .execute import IGNORED, UNSTARTED, Job, Outcome
+from .execute import IGNORED, INVALID, UNSTARTED, Job, Outcome
 from .frames import FrameWriter, Settler
 from .options import WorkerOptions
 from .pools import POOLS, Pool
 from .publisher import Outbox, Publisher
-from .request import TaskRequest
+from .request import TaskRequest, scan_headers, wire_properties
 from .tasks import Registry
 
 log = logging.getLogger('leveret.worker')
@@ -283,35 +283,57 @@ class Worker:
             return
         props = delivery.properties
         assert props is not None
+        request = None
+        # A pool process reads the message whole before it starts the task (and
+        # reports it invalid); here only what the worker acts on.
+        if props.headers_raw is not None and self._read_in_pool():
+            hot = scan_headers(props.headers_raw)
+            if hot is not None:
+                runner = self.registry.get(hot['task'])
+                if runner is not None:
+                    request = TaskRequest.unread(hot, props, runner.spec, delivery, connection)
         try:
-            message = TaskMessage.from_wire(props.headers, {
-                'content_type': props.content_type, 'content_encoding': props.content_encoding,
-                'correlation_id': props.correlation_id, 'reply_to': props.reply_to,
-                'priority': props.priority, 'delivery_mode': props.delivery_mode,
-                'expiration': props.expiration}, delivery.body)
+            if request is None:
+                request = self._read(delivery, props, connection, settler)
+                if request is None:
+                    return
+            eta = request.eta if request.eta_text is not None else None
+            if request.expires_text is not None:
+                request.expires  # noqa: B018 - a malformed time is refused now, not later
         except Exception as exc:
             log.error('rejecting an invalid task message (%s): %r', delivery.routing_key, exc)
             settler.reject(tag, requeue=False)
             return
+        if eta is not None and eta > datetime.now(UTC):
+            self._hold(request, eta)
+        else:
+            self.ready.append(request)
+            self.dispatch()
+
+    def _read_in_pool(self) -> bool:
+        """Whether messages may be left for the pool process to read (task-received
+        events need the whole message here)."""
+        pool = self.pool
+        return pool is not None and pool.reports_start and not self.events.task_events
+
+    def _read(self, delivery: Delivery, props: Any, connection: Any,
+              settler: Settler) -> TaskRequest | None:
+        """Read and validate the whole message here (raises if it is invalid);
+        None if it was handled already (an unregistered task)."""
+        message = TaskMessage.from_wire(props.headers, wire_properties(props), delivery.body)
         runner = self.registry.get(message.name)
         if runner is None:
-            self._unregistered(message, tag, settler)
-            return
-        request = TaskRequest(message, props.headers or {}, runner.spec, tag, connection,
-                              delivery.exchange, delivery.routing_key, delivery.redelivered)
-        headers = message.headers
+            self._unregistered(message, delivery.delivery_tag, settler)
+            return None
+        request = TaskRequest.read(message, props.headers or {}, runner.spec, delivery,
+                                   connection)
         if self.events.task_events:
+            headers = message.headers
             self.events.task('task-received', uuid=request.id, name=request.name,
                              args=headers.argsrepr, kwargs=headers.kwargsrepr,
                              root_id=headers.root_id, parent_id=headers.parent_id,
                              retries=headers.retries, eta=headers.eta, expires=headers.expires)
-        if headers.eta is not None:
-            eta = request.eta
-            if eta is not None and eta > datetime.now(UTC):
-                self._hold(request, eta)
-                return
-        self.ready.append(request)
-        self.dispatch()
+        return request
 
     def _unregistered(self, message: TaskMessage, tag: int, settler: Settler) -> None:
         log.error('received unregistered task %r (id %s): rejected', message.name, message.id)
@@ -361,7 +383,7 @@ class Worker:
                 continue  # delivered before a reconnect: the broker redelivers it
             if request.id in revoked:
                 self._revoked(request, expired=False)
-            elif request.message.headers.expires is not None and request.expires is not None \
+            elif request.expires_text is not None and request.expires is not None \
                     and request.expires < datetime.now(UTC):
                 self._revoked(request, expired=True)
             else:
@@ -371,14 +393,19 @@ class Worker:
         if not request.job_id:
             request.job_id = next(self._job_ids)
         hard, soft = request.time_limits
-        message = request.message
-        embed = message.embed
-        headers = request.raw_headers if message.protocol == 2 else message.header_table()
-        job = Job(request.job_id, request.name, message.args, message.kwargs, headers,
-                  request.delivery_info, message.properties.reply_to or None,
-                  message.properties.correlation_id, self.hostname, request.ignore_result,
-                  request.wants_result, soft, hard,
-                  wants_value=bool(embed.chain or embed.callbacks))
+        if request.raw is not None:  # read where it runs
+            job = Job(request.job_id, request.name, [], {}, {}, request.delivery_info,
+                      request.reply_to or None, request.correlation_id, self.hostname,
+                      request.ignore_result, request.wants_result, soft, hard, raw=request.raw)
+        else:
+            message = request.message
+            embed = message.embed
+            headers = request.raw_headers if message.protocol == 2 else message.header_table()
+            job = Job(request.job_id, request.name, message.args, message.kwargs,
+                      headers or {}, request.delivery_info, request.reply_to or None,
+                      request.correlation_id, self.hostname, request.ignore_result,
+                      request.wants_result, soft, hard,
+                      wants_value=bool(embed.chain or embed.callbacks))
         self.active[request.job_id] = request
         if not pool.reports_start:
             self._started(request, os.getpid())
@@ -398,7 +425,7 @@ class Worker:
         if self.events.task_events:
             self.events.task('task-started', uuid=request.id)
         if request.spec.track_started and request.wants_result:
-            self._publish_result(request.reply_to, request.message.properties.correlation_id,
+            self._publish_result(request.reply_to, request.correlation_id,
                                  ResultMessage.started(request.id, self.hostname, pid).body())
 
     def _on_outcome(self, outcome: Outcome) -> None:
@@ -407,6 +434,10 @@ class Worker:
             return
         if outcome.state == UNSTARTED:
             self._unstarted(request)
+        elif outcome.state == INVALID:
+            log.error('rejecting an invalid task message (%s): %s', request.routing_key,
+                      outcome.summary)
+            self._reject(request, requeue=False)
         else:
             name = request.name
             self.total[name] = self.total.get(name, 0) + 1
@@ -435,7 +466,8 @@ class Worker:
         self._send_outcome_result(request, outcome)
         if outcome.retry is not None:  # retry(throw=False)
             self._republish(request, outcome)
-        self._follow_up(request, outcome.value)
+        if outcome.follow_up:
+            self._follow_up(request, outcome.value)
         self._settle(request)
         self.events.task('task-succeeded', uuid=request.id, result=outcome.summary,
                          runtime=outcome.runtime)
@@ -481,8 +513,7 @@ class Worker:
         if request.wants_result:
             body = ResultMessage.failure(request.id, errors.TaskRevokedError(reason),
                                          status=states.REVOKED).body()
-            self._publish_result(request.reply_to, request.message.properties.correlation_id,
-                                 body)
+            self._publish_result(request.reply_to, request.correlation_id, body)
         self.events.task('task-revoked', uuid=request.id, terminated=False, signum=None,
                          expired=expired)
         log.info('Task %s[%s] %s: discarded', request.name, request.id, reason)
@@ -490,7 +521,7 @@ class Worker:
     # --- broker writes -------------------------------------------------------
     def _send_outcome_result(self, request: TaskRequest, outcome: Outcome) -> None:
         if outcome.result_body is not None and request.wants_result:
-            self._publish_result(request.reply_to, request.message.properties.correlation_id,
+            self._publish_result(request.reply_to, request.correlation_id,
                                  outcome.result_body)
 
     def _publish_result(self, reply_to: str, correlation_id: str, body: bytes) -> None:

@@ -114,7 +114,7 @@ class RemoteControl:
 
     def scheduled(self, **_: Any) -> list[dict[str, Any]]:
         return [{'eta': r.eta.isoformat() if r.eta else None,
-                 'priority': r.message.properties.priority,
+                 'priority': r.priority,
                  'request': r.info(self.hostname)} for r in self.worker.scheduled.values()]
 
     def registered(self, taskinfoitems: Any = None, builtins: bool = False,

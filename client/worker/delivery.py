@@ -2,10 +2,13 @@
 
 basic.deliver, the content header and the headers table are unpacked with
 ``struct``; pamqp decodes only the table values Celery never sends
-(decimals, timestamps, byte arrays, 16-bit and unsigned integers). pamqp's own table
-decoder copies the rest of the payload for every value: it was the most
-expensive step of reading a task message. ``tests/test_worker_delivery.py``
-checks the results against pamqp.
+(decimals, timestamps, byte arrays, 16-bit and unsigned integers). pamqp's
+own table decoder copies the rest of the payload for every value.
+
+The headers table is kept as bytes and decoded when first asked for;
+:func:`scan_table` reads a few entries and skips the others, which is what
+the worker's main process does (a pool process decodes the whole table).
+``tests/test_worker_delivery.py`` checks the results against pamqp.
 """
 
 from __future__ import annotations
@@ -50,14 +53,16 @@ CLUSTER_ID = 0x0004
 class Properties:
     """The basic properties of a message (absent ones are None)."""
 
-    __slots__ = ('content_type', 'content_encoding', 'headers', 'delivery_mode', 'priority',
-                 'correlation_id', 'reply_to', 'expiration', 'message_id', 'timestamp',
-                 'message_type', 'user_id', 'app_id', 'cluster_id')
+    __slots__ = ('content_type', 'content_encoding', 'headers_raw', '_headers', 'delivery_mode',
+                 'priority', 'correlation_id', 'reply_to', 'expiration', 'message_id',
+                 'timestamp', 'message_type', 'user_id', 'app_id', 'cluster_id')
 
     def __init__(self) -> None:
         self.content_type: str | None = None
         self.content_encoding: str | None = None
-        self.headers: dict[str, Any] | None = None
+        #: The headers table as received (its 4-byte length first).
+        self.headers_raw: bytes | None = None
+        self._headers: dict[str, Any] | None = None
         self.delivery_mode: int | None = None
         self.priority: int | None = None
         self.correlation_id: str | None = None
@@ -69,6 +74,14 @@ class Properties:
         self.user_id: str | None = None
         self.app_id: str | None = None
         self.cluster_id: str | None = None
+
+    @property
+    def headers(self) -> dict[str, Any] | None:
+        """The headers table, decoded on first use (raises one of
+        :data:`MALFORMED` if it cannot be read)."""
+        if self._headers is None and self.headers_raw is not None:
+            self._headers = decode_table(self.headers_raw, 0)[0]
+        return self._headers
 
 
 class Delivery:
@@ -138,7 +151,11 @@ def decode_content_header(payload: bytes) -> tuple[int, Properties]:
         props.content_encoding = payload[p + 1:p + 1 + n].decode()
         p += 1 + n
     if flags & HEADERS:
-        props.headers, p = decode_table(payload, p)
+        end = p + 4 + _U32.unpack_from(payload, p)[0]
+        if end > len(payload):
+            raise ValueError('field table longer than its payload')
+        props.headers_raw = payload[p:end]
+        p = end
     if flags & DELIVERY_MODE:
         props.delivery_mode = payload[p]
         p += 1
@@ -200,6 +217,44 @@ def decode_table(data: bytes, p: int) -> tuple[dict[str, Any], int]:
         raise ValueError('field table entries overrun its length')
     return table, end
 
+
+def scan_table(data: bytes, wanted: dict[bytes, str]) -> dict[str, Any]:
+    """The entries of the table ``data`` (length first) whose raw keys are in
+    ``wanted``, under the names ``wanted`` gives them; the others are skipped
+    undecoded. A key found twice raises ``ValueError`` (decoded whole, the
+    table would keep the last one).
+    """
+    end = 4 + _U32.unpack_from(data, 0)[0]
+    if end > len(data):
+        raise ValueError('field table longer than its payload')
+    p = 4
+    found: dict[str, Any] = {}
+    while p < end:
+        n = data[p] + p + 1
+        name = wanted.get(data[p + 1:n])
+        if name is not None:
+            if name in found:
+                raise ValueError(f'header {name!r} appears twice')
+            found[name], p = _value(data, n)
+            continue
+        kind = data[n]
+        size = _FIXED_SIZES.get(kind)
+        if size is not None:
+            p = n + 1 + size
+        elif kind in _SIZED_KINDS:
+            p = n + 5 + _U32.unpack_from(data, n + 1)[0]
+        else:
+            raise ValueError(f'unknown field kind {kind:#04x}')
+    if p != end:
+        raise ValueError('field table entries overrun its length')
+    return found
+
+
+#: Value sizes of the fixed-size kinds (void, booleans, integers, floats, timestamps).
+_FIXED_SIZES = {0x56: 0, 0x00: 0, 0x74: 1, 0x62: 1, 0x42: 1, 0x73: 2, 0x75: 2, 0x49: 4,
+                0x69: 4, 0x66: 4, 0x6C: 8, 0x4C: 8, 0x64: 8, 0x54: 8, 0x44: 5}
+#: Kinds whose value starts with its 4-byte length: long string, array, table, bytes.
+_SIZED_KINDS = frozenset((0x53, 0x41, 0x46, 0x78))
 
 #: Table keys seen (Celery's header names), decoded once.
 _KEYS: dict[bytes, str] = {}

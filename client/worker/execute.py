@@ -3,6 +3,9 @@
 Both are picklable, so the same code runs in a prefork child, a thread, or
 on the worker's event loop. The outcome carries the result message body
 ready to publish (serialized where the task ran, off the main process).
+A job for a prefork child may carry its message as delivered
+(:class:`RawMessage`): the child reads and validates it, not the busy main
+process.
 """
 
 from __future__ import annotations
@@ -23,12 +26,27 @@ from typing import Any
 
 from .. import errors, states
 from ..context import Request
-from ..protocol import ResultMessage, parse_iso, saferepr, utcnow
+from ..protocol import ResultMessage, TaskMessage, parse_iso, saferepr, utcnow
+from .delivery import decode_table
 from .tasks import Runner
 
 IGNORED = 'IGNORED'
 #: The outcome of a job taken back before it started (a pool that queues jobs).
 UNSTARTED = 'UNSTARTED'
+#: The outcome of a job whose message turned out not to be a valid task message
+#: where it was read (see :class:`RawMessage`); it never started.
+INVALID = 'INVALID'
+
+
+@dataclass
+class RawMessage:
+    """A task message as delivered (protocol v2), not read yet."""
+
+    #: The AMQP headers table, its 4-byte length first.
+    headers: bytes
+    body: bytes
+    #: The properties :meth:`TaskMessage.from_wire` takes.
+    properties: dict[str, Any]
 
 
 @dataclass
@@ -53,7 +71,26 @@ class Job:
     time_limit: float | None = None
     #: Return the value itself (the message carries a chain or callbacks to send it to).
     wants_value: bool = False
+    #: The message as delivered; args, kwargs, headers and wants_value come from it
+    #: in :meth:`decode`, where the job runs.
+    raw: RawMessage | None = None
     _request: Request | None = field(default=None, repr=False)
+
+    def decode(self) -> None:
+        """Read the delivered message, if the job carries one. Raises when it is
+        not a valid task message (the same validation the main process does for
+        the messages it reads itself)."""
+        raw = self.raw
+        if raw is None:
+            return
+        headers = decode_table(raw.headers, 0)[0]
+        message = TaskMessage.from_wire(headers, raw.properties, raw.body)
+        if message.name != self.name:
+            raise ValueError(f'task name {message.name!r}, expected {self.name!r}')
+        self.headers, self.args, self.kwargs = headers, message.args, message.kwargs
+        self.wants_value = bool(message.embed.chain or message.embed.callbacks)
+        self.raw = None
+        self._request = None
 
     @property
     def request(self) -> Request:
@@ -98,12 +135,14 @@ class Outcome:
     worker_lost: bool = False
     #: The return value, when the job asked for it.
     value: Any = None
+    #: The message carries a chain or callbacks to send ``value`` to.
+    follow_up: bool = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         # As a plain tuple: unpickled in the busy main process, this is twice as fast.
         return (Outcome, (self.job_id, self.state, self.result_body, self.summary,
                           self.traceback, self.runtime, self.retry, self.requeue, self.pid,
-                          self.worker_lost, self.value))
+                          self.worker_lost, self.value, self.follow_up))
 
 
 #: This process's id (os.getpid() is a system call; a task outcome needs it).
@@ -145,7 +184,8 @@ def _success(job: Job, value: Any, runtime: float) -> Outcome:
             error = errors.EncodeError(f'cannot serialize the return value: {exc}')
             return _failure(job, error, runtime, None)
     return Outcome(job.job_id, states.SUCCESS, body, saferepr(value), None, runtime,
-                   pid=_pid, value=value if job.wants_value else None)
+                   pid=_pid, value=value if job.wants_value else None,
+                   follow_up=job.wants_value)
 
 
 def _retry(job: Job, exc: BaseException, runtime: float, republish: bool) -> Outcome:
@@ -218,6 +258,7 @@ def execute(runner: Runner, job: Job) -> Outcome:
     """Run ``job`` here, synchronously (async tasks on this thread's own loop)."""
     start = time.perf_counter()
     try:
+        job.decode()  # a no-op unless the job carries its message unread
         token = runner.push(job.request)
         try:
             value = runner.call(job.args, job.kwargs)
@@ -242,6 +283,7 @@ async def execute_async(runner: Runner, job: Job) -> Outcome:
     limit = job.soft_time_limit or job.time_limit
     deadline = asyncio.timeout(limit)
     try:
+        job.decode()
         with runner.request_pushed(job.request):
             value = runner.call(job.args, job.kwargs)
             if inspect.isawaitable(value):

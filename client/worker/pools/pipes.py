@@ -7,8 +7,9 @@ parent -> child
     (a job id: skip that job if it has not started).
 child -> parent
     ``STARTED`` (a job id, written before the task runs), ``OUTCOME`` (a
-    pickled :class:`~client.worker.execute.Outcome`) and ``UNSTARTED`` (a job
-    id: cancelled before it started).
+    pickled :class:`~client.worker.execute.Outcome`), ``UNSTARTED`` (a job
+    id: cancelled before it started) and ``INVALID`` (a pickled job id and
+    reason: its message is not a valid task message; it did not start).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-JOB, CANCEL, STARTED, OUTCOME, UNSTARTED = 1, 2, 3, 4, 5
+JOB, CANCEL, STARTED, OUTCOME, UNSTARTED, INVALID = 1, 2, 3, 4, 5, 6
 
 _HEAD = struct.Struct('>IB')
 _ID = struct.Struct('>Q')

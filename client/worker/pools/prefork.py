@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import errors
-from ..execute import UNSTARTED, Job, Outcome, _failure
+from ..execute import INVALID, UNSTARTED, Job, Outcome, _failure
 from . import pipes
 from .base import Pool
 from .prefork_child import child_main
@@ -127,6 +127,8 @@ class PreforkPool(Pool):
                 self._started(child, value)
             elif kind == pipes.UNSTARTED:
                 self._unstarted(child, value)
+            elif kind == pipes.INVALID:
+                self._unstarted(child, value[0], Outcome(value[0], INVALID, summary=value[1]))
 
     def _started(self, child: Child, job_id: int) -> None:
         job = _find(child.jobs, job_id)
@@ -147,11 +149,11 @@ class PreforkPool(Pool):
             self._note_runtime(job.name, outcome.runtime)
         self._done(outcome)
 
-    def _unstarted(self, child: Child, job_id: int) -> None:
+    def _unstarted(self, child: Child, job_id: int, outcome: Outcome | None = None) -> None:
         job = _find(child.jobs, job_id)
         if job is not None:
             child.jobs.remove(job)
-        self._done(Outcome(job_id, UNSTARTED))
+        self._done(outcome or Outcome(job_id, UNSTARTED))
 
     def _settle(self, child: Child) -> None:
         if child.timer is not None:
@@ -189,6 +191,7 @@ class PreforkPool(Pool):
         for waiting in queued:  # never started: the consumer runs them elsewhere
             self._done(Outcome(waiting.job_id, UNSTARTED))
         if job is not None:
+            job.decode()  # read in the child, which got as far as starting it
             exc = child.killed_for or errors.WorkerLostError(
                 f'Worker exited prematurely: {status}.')
             log.error('pool process %d lost while running %s[%s]: %s',
@@ -288,6 +291,7 @@ class PreforkPool(Pool):
 
     def _time_limit_hit(self, child: Child, job: Job) -> None:
         if child.running is job:
+            job.decode()  # read in the child, which got as far as starting it
             log.error('hard time limit (%ss) exceeded for %s[%s]: replacing process %d',
                       job.time_limit, job.name, job.request.id, child.pid)
             self._kill(child, errors.TimeLimitExceeded(job.time_limit))

@@ -4,8 +4,10 @@ at a time, report when each starts and how it ended (messages of
 
 The parent may queue a job behind the running one. Before starting a job
 the child reads whatever has arrived, so a CANCEL sent for a queued job is
-seen in time. The outcome of a job is written together with the start of
-the next one when that one is already there: one write per job when busy.
+seen in time, and it reads the job's message (the parent leaves that to
+it): one that is not a valid task message is reported INVALID, not run.
+The outcome of a job is written together with the start of the next one
+when that one is already there: one write per job when busy.
 
 Children are forked from the running worker, so right after the fork a
 child lets go of what belongs to the parent: its sockets (broker
@@ -51,6 +53,11 @@ def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[
                     return
                 continue
             job = queued.popleft()
+            try:
+                job.decode()
+            except Exception as exc:  # noqa: BLE001 - not a task message: never started
+                out.append(pipes.pickled(pipes.INVALID, (job.job_id, repr(exc))))
+                continue
             out.append(pipes.job_id_message(pipes.STARTED, job.job_id))
             _write(outcome_fd, out)
             outcome = _run(registry, job)
