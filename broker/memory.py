@@ -6,17 +6,43 @@ Above the high watermark, connections that publish get
 ``connection.blocked`` and are no longer read from; below the low
 watermark they get ``connection.unblocked`` and are read again.
 Connections that only consume are never blocked: their acks free memory.
+
+The bodies of messages that left are freed, but the C allocator keeps the
+pages for reuse: after a large backlog drains the broker would go on holding
+its peak size. Every few seconds, once enough message bytes have left since
+the last look, the monitor asks glibc to hand free pages back
+(``malloc_trim``; nothing happens where the C library has no such call).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 LOW_RATIO = 0.8
+#: Seconds between looks at how much memory was freed.
+TRIM_INTERVAL = 2.0
+#: Message bytes that must have left since the peak before memory is trimmed.
+TRIM_AFTER = 32 << 20
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 def default_high_watermark() -> int:
@@ -30,11 +56,14 @@ def default_high_watermark() -> int:
 class MemoryMonitor:
     def __init__(self, high_watermark: int) -> None:
         self.held = 0
+        #: The most ``held`` has been since memory was last trimmed.
+        self.peak = 0
         self.high = high_watermark
         self.low = int(high_watermark * LOW_RATIO)
         self.alarm = False
         #: Connections blocked by the alarm (same protocol as queue flow control).
         self.throttled: set[Any] = set()
+        self._trim_timer: asyncio.TimerHandle | None = None
 
     def check(self) -> None:
         """Raise or clear the alarm after ``held`` moved past a watermark."""
@@ -56,3 +85,21 @@ class MemoryMonitor:
             self.throttled.add(connection)
             connection.send_blocked('low on memory')
             connection.throttle(self)
+
+    def start_trimming(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand freed memory back to the system from now on, every
+        :data:`TRIM_INTERVAL` seconds when :data:`TRIM_AFTER` bytes have left."""
+        if _malloc_trim is not None:
+            self._trim_timer = loop.call_later(TRIM_INTERVAL, self._trim, loop)
+
+    def stop_trimming(self) -> None:
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()
+            self._trim_timer = None
+
+    def _trim(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.peak - self.held >= TRIM_AFTER and _malloc_trim is not None:
+            _malloc_trim(0)
+            self.peak = self.held
+            log.debug('returned freed memory to the system (%d message bytes held)', self.held)
+        self._trim_timer = loop.call_later(TRIM_INTERVAL, self._trim, loop)

@@ -141,9 +141,11 @@ class Queue:
 
     def _count_in(self, message: Message) -> None:
         memory = self._memory
-        memory.held += len(message.body)
-        if memory.held > memory.high:
-            memory.check()
+        held = memory.held = memory.held + len(message.body)
+        if held > memory.peak:
+            memory.peak = held
+            if held > memory.high:
+                memory.check()
 
     def restore(self, messages: list[Message]) -> None:
         """Messages recovered from the store at start-up, in queue order."""

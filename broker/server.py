@@ -103,6 +103,7 @@ class Broker:
         self._server = await loop.create_server(
             lambda: Connection(self), self.settings.host, self.settings.port,
             backlog=1024, reuse_address=True)
+        self.memory.start_trimming(loop)
         log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
 
     async def stop(self) -> None:
@@ -118,6 +119,7 @@ class Broker:
             connection.abort()
         if self._server is not None:
             await self._server.wait_closed()
+        self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')
 

@@ -3,14 +3,18 @@ never hold publishers back when consumers are stuck."""
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
 import time
 
 import pika
+import pytest
 from pamqp import commands as C
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
+from .client_fixtures import wait_until
 from .rawamqp import RawClient
 
 
@@ -105,3 +109,40 @@ def test_memory_alarm_blocks_publishers_and_unblocks_them(broker_factory, unique
         publisher.publish(1, '', unique, b'after')
         publisher.send_method(1, C.Queue.Declare(queue=unique, passive=True))
         assert publisher.expect(C.Queue.DeclareOk, 1).message_count == 1
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f'/proc/{pid}/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+    raise AssertionError('no VmRSS')
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/status') or platform.libc_ver()[0] != 'glibc',
+                    reason='reads /proc, trims with glibc')
+def test_memory_of_a_drained_backlog_goes_back_to_the_system(broker_factory, unique):
+    broker = broker_factory().start()
+    pid = broker.proc.pid
+    before = _rss_bytes(pid)
+    body = b'x' * 8192
+    count = 12_000                    # 96 MiB of bodies
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
+        channel = conn.channel()
+        channel.queue_declare(unique)
+        for _ in range(count):
+            channel.basic_publish('', unique, body)
+        assert channel.queue_declare(unique, passive=True).method.message_count == count
+        assert _rss_bytes(pid) > before + (64 << 20)
+        taken = 0
+        for method, _, _ in channel.consume(unique, auto_ack=True, inactivity_timeout=5):
+            if method is None:
+                break
+            taken += 1
+            if taken == count:
+                break
+        channel.cancel()
+        assert taken == count
+    wait_until(lambda: _rss_bytes(pid) < before + (32 << 20), timeout=20,
+               message=lambda: f'RSS still {_rss_bytes(pid) >> 20} MiB, '
+                               f'{before >> 20} MiB before the backlog')
