@@ -229,6 +229,30 @@ def test_disk_full_nacks_persistent_publishes_and_consumers_keep_going(broker_fa
     assert 'writing the message store failed' in broker.log()
 
 
+def test_persistent_publishes_are_confirmed_again_once_writes_succeed(broker_factory):
+    # The size limit is per file: the segment after the failed one has room,
+    # as a disk has once space is freed.
+    broker = broker_factory(file_size_limit=64 * 1024).start()
+    body = b'x' * 4096
+    with RawClient(broker.port) as client:
+        client.handshake()
+        client.open_channel(1)
+        client.rpc(1, C.Queue.Declare(queue='q', durable=True), C.Queue.DeclareOk)
+        client.rpc(1, C.Confirm.Select(), C.Confirm.SelectOk)
+        outcomes = [confirm_one(client, 'q', body) for _ in range(40)]   # 160 KiB
+        assert not all(outcomes)
+        deadline = time.monotonic() + 30
+        while 'message store writable again' not in broker.log():
+            assert time.monotonic() < deadline, broker.log()
+            time.sleep(0.1)
+        assert confirm_one(client, 'q', body)
+    # Every confirmed message is on disk: a crash keeps them all.
+    broker = restart(broker, 'kill')
+    with connect(broker) as conn:
+        count = conn.channel().queue_declare('q', passive=True).method.message_count
+    assert count >= outcomes.count(True) + 1
+
+
 def test_disk_full_without_confirms_is_a_channel_error(broker_factory):
     broker = broker_factory(file_size_limit=64 * 1024).start()
     with connect(broker) as conn:
