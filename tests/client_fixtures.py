@@ -5,34 +5,20 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pika
 
+from . import processes
+from .processes import wait_until  # noqa: F401 - the tests import it from here
+
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / 'client_apps'
-T = TypeVar('T')
-
-
-def wait_until(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.05,
-               message: str | Callable[[], str] = 'condition not met') -> T:
-    """Poll ``check`` until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f'after {timeout}s: {text}')
-        time.sleep(interval)
 
 
 def celery_url(amqp_url: str) -> str:
@@ -40,74 +26,14 @@ def celery_url(amqp_url: str) -> str:
     return amqp_url.rstrip('/') + '//'
 
 
-class Background:
-    """A subprocess in a session of its own, its output in a log file."""
+class Background(processes.Background):
+    """A subprocess run from the test apps' directory, which it can import."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None,
                  cwd: Path = APPS) -> None:
-        self.args = args
-        self.log_path = log_path
-        self._log = open(log_path, 'ab')
-        self._start = self._log.tell()
         full_env = dict(os.environ, PYTHONUNBUFFERED='1',
                         PYTHONPATH=os.pathsep.join([str(APPS), str(ROOT)]), **(env or {}))
-        self.proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log(self) -> str:
-        with open(self.log_path, 'rb') as f:
-            f.seek(self._start)
-            return f.read().decode(errors='replace')
-
-    def wait_for_log(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
-        compiled = re.compile(pattern)
-
-        def found() -> re.Match[str] | None:
-            match = compiled.search(self.log())
-            if match is None and not self.alive():
-                raise AssertionError(f'{self.args} exited with {self.proc.returncode} '
-                                     f'before logging {pattern!r}:\n{self.log()[-4000:]}')
-            return match
-
-        return wait_until(found, timeout, message=lambda: f'no {pattern!r} in:\n'
-                                                          f'{self.log()[-4000:]}')
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 60.0) -> int:
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the process and everything in its session."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM, wait, then kill whatever is left of the session."""
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        code = self.proc.poll()
-        self.kill()
-        return code
+        super().__init__(args, log_path, cwd=cwd, env=full_env)
 
 
 def nodename(prefix: str) -> str:

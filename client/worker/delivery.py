@@ -19,6 +19,23 @@ from typing import Any
 
 from pamqp import decode
 
+from protocol.properties import (
+    APP_ID,
+    CLUSTER_ID,
+    CONTENT_ENCODING,
+    CONTENT_TYPE,
+    CORRELATION_ID,
+    DELIVERY_MODE,
+    EXPIRATION,
+    HEADERS,
+    MESSAGE_ID,
+    PRIORITY,
+    REPLY_TO,
+    TIMESTAMP,
+    TYPE,
+    USER_ID,
+)
+
 _DELIVERY_TAG = struct.Struct('>QB')
 _HEADER = struct.Struct('>HHQH')
 _U64 = struct.Struct('>Q')
@@ -32,22 +49,6 @@ MALFORMED = (IndexError, ValueError, struct.error)
 
 #: basic.deliver: class 60, method 60.
 DELIVER_ID = b'\x00\x3c\x00\x3c'
-
-# Property flag bits, in wire order.
-CONTENT_TYPE = 0x8000
-CONTENT_ENCODING = 0x4000
-HEADERS = 0x2000
-DELIVERY_MODE = 0x1000
-PRIORITY = 0x0800
-CORRELATION_ID = 0x0400
-REPLY_TO = 0x0200
-EXPIRATION = 0x0100
-MESSAGE_ID = 0x0080
-TIMESTAMP = 0x0040
-TYPE = 0x0020
-USER_ID = 0x0010
-APP_ID = 0x0008
-CLUSTER_ID = 0x0004
 
 
 class Properties:

@@ -7,35 +7,19 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 from ..conftest import BrokerProcess
+from ..processes import Background, wait_until
 
 APP_MODULE = Path(__file__).with_name('app_module.py')
 
-T = TypeVar('T')
-
-
-def wait_until(check: Callable[[], T], timeout: float, interval: float = 0.1,
-               message: str | Callable[[], str] = 'condition not met') -> T:
-    """Poll ``check`` until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f'after {timeout} s: {text}')
-        time.sleep(interval)
 
 
 def celery_url(broker: BrokerProcess) -> str:
@@ -43,77 +27,10 @@ def celery_url(broker: BrokerProcess) -> str:
     return f'amqp://guest:guest@127.0.0.1:{broker.port}//'
 
 
-class Background:
-    """A subprocess in a session of its own, with its output in a log file."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> None:
-        self.args = args
-        self.log_path = log_path
-        self._log = open(log_path, 'ab')
-        self._log_start = self._log.tell()
-        self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log(self) -> str:
-        """Output of this run only (a restarted worker may share its log file)."""
-        with open(self.log_path, 'rb') as f:
-            f.seek(self._log_start)
-            return f.read().decode(errors='replace')
-
-    def wait_for_log(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        compiled = re.compile(pattern)
-
-        def found() -> re.Match[str] | None:
-            match = compiled.search(self.log())
-            if match is None and not self.alive():
-                command = ' '.join(self.args[5:7])   # after: python -m celery -A <module>
-                raise AssertionError(f'{command} exited with {self.proc.returncode} '
-                                     f'before logging {pattern!r}:\n{self.log()[-4000:]}')
-            return match
-
-        return wait_until(found, timeout, message=lambda: f'no {pattern!r} in log:\n'
-                                                          f'{self.log()[-4000:]}')
-
-    def signal_group(self, sig: int) -> None:
-        """Send ``sig`` to the process and every process of its session."""
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def kill(self) -> None:
-        """SIGKILL the whole group (pool children too) and reap the main process."""
-        self.signal_group(signal.SIGKILL)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        """Ask the main process to stop; kill the group if it does not."""
-        if self.alive():
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        code = self.proc.poll()
-        self.kill()
-        return code
-
-
 class CeleryWorker(Background):
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], log_path: Path,
+    def __init__(self, args: list[str], log_path: Path, *, cwd: Path, env: dict[str, str],
                  nodename: str) -> None:
-        super().__init__(args, cwd, env, log_path)
+        super().__init__(args, log_path, cwd=cwd, env=env)
         self.nodename = nodename
 
     def wait_ready(self, timeout: float = 60.0) -> CeleryWorker:
@@ -215,8 +132,9 @@ class CeleryProject:
 
     def spawn(self, *args: str, name: str) -> Background:
         self._serial += 1
-        process = Background(self.celery_args(*args), self.directory, self.env(),
-                             self.directory / f'{self._serial:02d}-{name}.log')
+        process = Background(self.celery_args(*args),
+                             self.directory / f'{self._serial:02d}-{name}.log',
+                             cwd=self.directory, env=self.env())
         self._processes.append(process)
         return process
 
@@ -228,7 +146,7 @@ class CeleryProject:
         log_path = self.directory / (log_name or f'{self._serial:02d}-{name}.log')
         worker = CeleryWorker(
             self.celery_args('worker', '-n', nodename, '-l', 'INFO', *args),
-            self.directory, self.env(), log_path, nodename)
+            log_path, cwd=self.directory, env=self.env(), nodename=nodename)
         self._processes.append(worker)
         if ready:
             try:
