@@ -81,7 +81,13 @@ def celery_client(broker_url: str, **conf: Any) -> Any:
 
 
 def close_celery_client(app: Any) -> None:
-    """Close a Celery client's connections (``Celery.close()`` only forgets them)."""
+    """Close a Celery client's connections with connection.close.
+
+    ``Celery.close()`` only forgets its pools; a connection left open would make
+    the broker's shutdown wait for a close-ok that nobody reads. kombu keeps
+    producer and connection pools per broker URL for the whole process: this
+    URL's are closed and forgotten, so that a later app on the URL starts afresh.
+    """
     from kombu import pools
     from kombu.utils.collections import eqhash
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pamqp import body as pbody
@@ -13,32 +11,14 @@ from pamqp import header as pheader
 
 from protocol import codec, properties
 
-# pamqp validates names against the spec's domain regex; stay inside it.
-NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:'
-names = st.text(alphabet=NAME_CHARS, max_size=127)
-tags = st.integers(min_value=1, max_value=2**63 - 1)  # pamqp packs longlong signed
+from . import strategies
+from .strategies import names, short_texts, tags
+
 channels = st.integers(min_value=1, max_value=65535)
 
-short_texts = st.text(max_size=20).filter(lambda s: len(s.encode()) <= 255)
 table_values = st.one_of(st.integers(min_value=-2**31, max_value=2**31 - 1), short_texts,
                          st.booleans(), st.none())
-property_sets = st.fixed_dictionaries({}, optional={
-    'content_type': short_texts,
-    'content_encoding': short_texts,
-    'headers': st.dictionaries(st.text(min_size=1, max_size=10), table_values, max_size=4),
-    'delivery_mode': st.sampled_from([1, 2]),
-    'priority': st.integers(min_value=0, max_value=255),
-    'correlation_id': short_texts,
-    'reply_to': short_texts,
-    'expiration': st.integers(min_value=0, max_value=10**9).map(str),
-    'message_id': short_texts,
-    'timestamp': st.datetimes(min_value=datetime.datetime(1971, 1, 1),
-                              max_value=datetime.datetime(2100, 1, 1)).map(
-                                  lambda d: d.replace(microsecond=0)),
-    'message_type': short_texts,
-    'user_id': short_texts,
-    'app_id': short_texts,
-})
+property_sets = strategies.property_sets(table_values, max_headers=4)
 
 
 def payload_of(frame: bytes) -> bytes:

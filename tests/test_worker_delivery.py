@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import struct
 
 import pytest
@@ -14,37 +13,18 @@ from pamqp import header as pheader
 
 from client.worker.delivery import decode_content_header, decode_deliver
 
-NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:'
-names = st.text(alphabet=NAME_CHARS, max_size=127)
-tags = st.integers(min_value=1, max_value=2**63 - 1)
-short_texts = st.text(max_size=20).filter(lambda s: len(s.encode()) <= 255)
+from . import strategies
+from .strategies import names, short_texts, tags, timestamps
+
 table_values = st.recursive(
     st.one_of(st.integers(min_value=-2**63, max_value=2**63 - 1), short_texts, st.booleans(),
               st.none(), st.floats(min_value=-2.0**100, max_value=2.0**100, width=32),
               st.binary(max_size=10).map(bytearray),
-              st.datetimes(min_value=datetime.datetime(1971, 1, 1),
-                           max_value=datetime.datetime(2100, 1, 1)).map(
-                               lambda d: d.replace(microsecond=0))),
+              timestamps),
     lambda inner: st.one_of(st.lists(inner, max_size=3),
                             st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3)),
     max_leaves=6)
-property_sets = st.fixed_dictionaries({}, optional={
-    'content_type': short_texts,
-    'content_encoding': short_texts,
-    'headers': st.dictionaries(st.text(min_size=1, max_size=10), table_values, max_size=6),
-    'delivery_mode': st.sampled_from([1, 2]),
-    'priority': st.integers(min_value=0, max_value=255),
-    'correlation_id': short_texts,
-    'reply_to': short_texts,
-    'expiration': st.integers(min_value=0, max_value=10**9).map(str),
-    'message_id': short_texts,
-    'timestamp': st.datetimes(min_value=datetime.datetime(1971, 1, 1),
-                              max_value=datetime.datetime(2100, 1, 1)).map(
-                                  lambda d: d.replace(microsecond=0)),
-    'message_type': short_texts,
-    'user_id': short_texts,
-    'app_id': short_texts,
-})
+property_sets = strategies.property_sets(table_values, max_headers=6)
 
 
 def payload_of(frame: bytes) -> bytes:

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..client_fixtures import close_celery_client
 from ..conftest import BrokerProcess
 from ..processes import Background, wait_until
 
@@ -37,36 +38,6 @@ class CeleryWorker(Background):
         # Logged once the task consumer is consuming (after mingle, when enabled).
         self.wait_for_log(rf'{re.escape(self.nodename)} ready\.', timeout)
         return self
-
-
-def close_client_connections(app: Any) -> None:
-    """Close the client app's connections with connection.close.
-
-    ``Celery.close()`` only forgets its pools; a connection left open would make
-    the broker's shutdown wait for a close-ok that nobody reads.
-    """
-    from kombu import pools
-    from kombu.utils.collections import eqhash
-
-    closers: list[Callable[[], object]] = []
-    consumer_connection = app.backend.result_consumer._connection
-    if consumer_connection is not None:
-        closers.append(consumer_connection.close)
-    # kombu keeps producer and connection pools per broker URL for the whole
-    # process: close this URL's pools and forget them, so that a later app on
-    # the same URL starts afresh.
-    connection = app.connection_for_write()
-    for group in (pools.producers, pools.connections):
-        if eqhash(connection) in group:
-            closers.append(group.pop(eqhash(connection)).force_close_all)
-    if app._pool is not None:
-        closers.append(app._pool.force_close_all)
-    for close in closers:
-        try:
-            close()
-        except Exception:  # noqa: BLE001 - best effort: the broker may be gone already
-            pass
-    app.close()
 
 
 class CeleryProject:
@@ -165,7 +136,7 @@ class CeleryProject:
         for process in self._processes:
             process.kill()
         if self._module is not None:
-            close_client_connections(self._module.app)
+            close_celery_client(self._module.app)
             sys.modules.pop(self.module_name, None)
             self._module = None
 
