@@ -84,6 +84,9 @@ class Queue:
         self._limited = (self.args.max_length is not None
                          or self.args.max_length_bytes is not None)
         self._ttl_ms = self.args.message_ttl
+        #: x-single-active-consumer: only the longest-registered consumer gets
+        #: messages; the next one in line takes over when it goes.
+        self._single_active = self.args.single_active_consumer
         self.touch()
 
     def __repr__(self) -> str:
@@ -208,7 +211,7 @@ class Queue:
     def _next_consumer(self) -> Consumer | None:
         consumers = self.consumers
         n = len(consumers)
-        if n == 1:
+        if n == 1 or (self._single_active and n):
             consumer = consumers[0]
             return consumer if consumer.has_credit() else None
         start = self._rr
@@ -412,11 +415,15 @@ class Queue:
         self.touch()
 
     def remove_consumer(self, consumer: Consumer) -> None:
+        consumers = self.consumers
+        was_active = bool(consumers) and consumers[0] is consumer
         try:
-            self.consumers.remove(consumer)
+            consumers.remove(consumer)
         except ValueError:
             return
-        if not self.consumers:
+        if self._single_active and was_active and consumers:
+            self.drain()  # the next consumer in line takes over
+        if not consumers:
             self.touch()
             if self.auto_delete and self.had_consumer and not self.deleted:
                 self.vhost.delete_queue(self)

@@ -108,10 +108,6 @@ def parse(name: str, vhost: str, arguments: dict[str, Any]) -> QueueArgs:
     sac = arguments.get('x-single-active-consumer', False)
     if not isinstance(sac, bool):
         raise fail('x-single-active-consumer', f'{{unacceptable_type,{_type_name(sac)}}}')
-    if sac:
-        raise PreconditionFailed(
-            f"invalid arg 'x-single-active-consumer' for queue '{name}' in vhost "
-            f"'{vhost}': single active consumer is not supported by Leveret")
     dlx = string('x-dead-letter-exchange')
     dlrk = string('x-dead-letter-routing-key')
     if dlrk is not None and dlx is None:
