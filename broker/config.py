@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,18 @@ def default_data_dir() -> Path:
     base = os.environ.get('XDG_DATA_HOME') or os.path.join(
         os.path.expanduser('~'), '.local', 'share')
     return Path(base) / 'leveret'
+
+
+class UserSettings(BaseModel):
+    """A user besides the default one (``[[users]]`` in the TOML file)."""
+
+    model_config = {'extra': 'forbid'}
+
+    name: str = Field(min_length=1)
+    password: str = Field(min_length=1)
+    #: The vhosts this user may open (created if no other setting names them).
+    vhosts: list[str] = Field(default_factory=lambda: ['/'], min_length=1)
+    tags: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -41,6 +53,10 @@ class Settings(BaseSettings):
     default_vhost: str = '/'
     #: Users that may log in from loopback addresses only (RabbitMQ's loopback_users).
     loopback_users: list[str] = Field(default_factory=lambda: ['guest'])
+    #: Virtual hosts besides the default one.
+    vhosts: list[str] = Field(default_factory=list)
+    #: Users besides the default one.
+    users: list[UserSettings] = Field(default_factory=list)
     fsync: bool = Field(True, description='fsync persistent messages before confirming')
     #: Size at which the message log starts a new segment file.
     segment_size: int = Field(16 * 1024 * 1024, ge=64 * 1024)
@@ -48,6 +64,21 @@ class Settings(BaseSettings):
     memory_high_watermark: int = Field(0, ge=0)
     #: Largest message body accepted, bytes (RabbitMQ's max_message_size).
     max_message_size: int = Field(128 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
+
+    @model_validator(mode='after')
+    def _users_are_distinct(self) -> Settings:
+        seen = {self.default_user}
+        for user in self.users:
+            if user.name in seen:
+                raise ValueError(f'user {user.name!r} is defined twice')
+            seen.add(user.name)
+        return self
+
+    def all_vhosts(self) -> list[str]:
+        """Every vhost the settings name, the default one first."""
+        names = [self.default_vhost, *self.vhosts,
+                 *(vhost for user in self.users for vhost in user.vhosts)]
+        return list(dict.fromkeys(names))
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -58,11 +58,15 @@ class Broker:
             'cluster_name': f'leveret@{platform.node()}',
             'capabilities': dict(CAPABILITIES),
         }
-        self.add_vhost(settings.default_vhost)
+        for vhost_name in settings.all_vhosts():
+            self.add_vhost(vhost_name)
         self.users.add(settings.default_user, settings.default_pass,
                        vhosts={settings.default_vhost},
                        loopback_only=settings.default_user in settings.loopback_users,
                        tags=['administrator'])
+        for user in settings.users:
+            self.users.add(user.name, user.password, vhosts=set(user.vhosts),
+                           loopback_only=user.name in settings.loopback_users, tags=user.tags)
 
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
