@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 class Consumer:
     __slots__ = ('tag', 'tag_bytes', 'channel', 'queue', 'no_ack', 'exclusive',
-                 'prefetch', 'unacked', 'arguments')
+                 'prefetch', 'unacked', 'arguments', 'priority')
 
     def __init__(self, tag: str, channel: 'Channel', queue: 'Queue', no_ack: bool,
                  exclusive: bool, prefetch: int, arguments: dict[str, Any]) -> None:
@@ -28,6 +28,9 @@ class Consumer:
         self.prefetch = prefetch
         self.unacked = 0
         self.arguments = arguments
+        #: x-priority: higher-priority consumers get messages first while
+        #: they have credit (validated by basic.consume).
+        self.priority: int = arguments.get('x-priority', 0)
 
     def __repr__(self) -> str:
         return f'<Consumer {self.tag!r} on {self.queue.name!r}>'

@@ -87,6 +87,10 @@ class Queue:
         #: x-single-active-consumer: only the longest-registered consumer gets
         #: messages; the next one in line takes over when it goes.
         self._single_active = self.args.single_active_consumer
+        #: Consumers of more than one x-priority: :attr:`consumers` is then
+        #: kept highest first and round-robin runs within a priority.
+        self._prioritised = False
+        self._rr_by_priority: dict[int, int] = {}
         self.touch()
 
     def __repr__(self) -> str:
@@ -211,6 +215,8 @@ class Queue:
     def _next_consumer(self) -> Consumer | None:
         consumers = self.consumers
         n = len(consumers)
+        if self._prioritised:
+            return self._next_by_priority()
         if n == 1 or (self._single_active and n):
             consumer = consumers[0]
             return consumer if consumer.has_credit() else None
@@ -221,6 +227,27 @@ class Queue:
             if consumer.has_credit():
                 self._rr = idx + 1
                 return consumer
+        return None
+
+    def _next_by_priority(self) -> Consumer | None:
+        """The next consumer with credit in the highest priority that has one."""
+        consumers = self.consumers
+        n = len(consumers)
+        first = 0
+        while first < n:
+            priority = consumers[first].priority
+            end = first + 1
+            while end < n and consumers[end].priority == priority:
+                end += 1
+            size = end - first
+            start = self._rr_by_priority.get(priority, 0)
+            for i in range(size):
+                idx = (start + i) % size
+                consumer = consumers[first + idx]
+                if consumer.has_credit():
+                    self._rr_by_priority[priority] = idx + 1
+                    return consumer
+            first = end
         return None
 
     def drain(self) -> None:
@@ -410,7 +437,15 @@ class Queue:
 
     # --- consumers ----------------------------------------------------------
     def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers.append(consumer)
+        consumers = self.consumers
+        if self._single_active:
+            consumers.append(consumer)  # in line by arrival, whatever its priority
+        else:
+            at = len(consumers)
+            while at and consumers[at - 1].priority < consumer.priority:
+                at -= 1
+            consumers.insert(at, consumer)
+            self._prioritised = len({c.priority for c in consumers}) > 1
         self.had_consumer = True
         self.touch()
 
@@ -423,6 +458,8 @@ class Queue:
             return
         if self._single_active and was_active and consumers:
             self.drain()  # the next consumer in line takes over
+        if self._prioritised:
+            self._prioritised = len({c.priority for c in consumers}) > 1
         if not consumers:
             self.touch()
             if self.auto_delete and self.had_consumer and not self.deleted:

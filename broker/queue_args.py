@@ -41,7 +41,7 @@ class QueueArgs:
     single_active_consumer: bool = False
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     """RabbitMQ's name for a table value's type (ints as py-amqp sends them)."""
     if isinstance(value, bool):
         return 'bool'
@@ -79,7 +79,7 @@ def parse(name: str, vhost: str, arguments: dict[str, Any]) -> QueueArgs:
             return None
         value = arguments[key]
         if isinstance(value, bool) or not isinstance(value, int):
-            raise fail(key, f'"expected integer, got {_type_name(value)}"')
+            raise fail(key, f'"expected integer, got {type_name(value)}"')
         if value < minimum:
             raise fail(key, f'{{value_negative,{value}}}')
         if value == 0 and not zero_ok:
@@ -96,7 +96,7 @@ def parse(name: str, vhost: str, arguments: dict[str, Any]) -> QueueArgs:
         if isinstance(value, (bytes, bytearray)):
             value = bytes(value).decode(errors='replace')
         if not isinstance(value, str):
-            raise fail(key, f'{{unacceptable_type,{_type_name(value)}}}')
+            raise fail(key, f'{{unacceptable_type,{type_name(value)}}}')
         if allowed is not None and value not in allowed:
             raise fail(key, unknown)
         return value
@@ -107,7 +107,7 @@ def parse(name: str, vhost: str, arguments: dict[str, Any]) -> QueueArgs:
                    f'(Leveret supports {" and ".join(QUEUE_TYPES)})')
     sac = arguments.get('x-single-active-consumer', False)
     if not isinstance(sac, bool):
-        raise fail('x-single-active-consumer', f'{{unacceptable_type,{_type_name(sac)}}}')
+        raise fail('x-single-active-consumer', f'{{unacceptable_type,{type_name(sac)}}}')
     dlx = string('x-dead-letter-exchange')
     dlrk = string('x-dead-letter-routing-key')
     if dlrk is not None and dlx is None:
@@ -144,9 +144,9 @@ def assert_equivalent(name: str, vhost: str, current: dict[str, Any],
             got, cur = f"'{_render(new)}'", f"'{_render(old)}'"
         else:
             got = 'none' if new is None else (
-                f"the value '{_render(new)}' of type '{_type_name(new)}'")
+                f"the value '{_render(new)}' of type '{type_name(new)}'")
             cur = 'none' if old is None else (
-                f"the value '{_render(old)}' of type '{_type_name(old)}'")
+                f"the value '{_render(old)}' of type '{type_name(old)}'")
         raise PreconditionFailed(
             f"inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}': "
             f"received {got} but current is {cur}")

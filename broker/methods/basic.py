@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 from pamqp import commands
 
 from protocol.codec import Publish
-from protocol.errors import AccessRefused, NotAllowed, NotImplemented_
+from protocol.errors import AccessRefused, NotAllowed, NotImplemented_, PreconditionFailed
 
 from ..consumer import Consumer
+from ..queue_args import type_name
 from ..vhost import generated_name
 from ._checks import check_name
 from .queue import _default_queue
@@ -43,8 +44,14 @@ def consume(channel: 'Channel', method: Basic.Consume) -> None:
     if queue.has_exclusive_consumer() or (method.exclusive and queue.consumers):
         raise AccessRefused(
             f"queue '{queue.name}' in vhost '{vhost.name}' in exclusive use")
+    arguments = method.arguments or {}
+    priority = arguments.get('x-priority', 0)
+    if type(priority) is not int:
+        raise PreconditionFailed(
+            f"invalid arg 'x-priority' for queue '{queue.name}' in vhost '{vhost.name}': "
+            f'"expected integer, got {type_name(priority)}"')
     consumer = Consumer(tag, channel, queue, method.no_ack, method.exclusive,
-                        channel.prefetch, method.arguments or {})
+                        channel.prefetch, arguments)
     channel.add_consumer(consumer)
     if not method.nowait:
         channel.send_method(Basic.ConsumeOk(tag))
