@@ -1,5 +1,8 @@
 """A queue: ready messages, consumers in round-robin, expiry and limits.
 
+Consumers take turns within their x-priority, highest first; with
+x-single-active-consumer only the first in line is served.
+
 Delivery is synchronous and has no per-message task: publishing into a
 queue with a consumer that has credit writes the delivery at once, and
 every event that can create credit (an ack, a new consumer, a qos change,
