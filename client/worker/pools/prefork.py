@@ -170,15 +170,7 @@ class PreforkPool(Pool):
 
     def _lost(self, child: Child) -> None:
         """The child exited (or was killed): report its jobs, replace it."""
-        self.loop.remove_reader(child.outcome_fd)
-        if child.writing:
-            self.loop.remove_writer(child.job_fd)
-        for fd in (child.job_fd, child.outcome_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        child.job_fd = child.outcome_fd = -1
+        self._close_pipes(child)
         self.children.pop(child.pid, None)
         status = _reap(child.pid)
         job = child.running
@@ -316,19 +308,23 @@ class PreforkPool(Pool):
                 return child.pid
         return None
 
+    def _close_pipes(self, child: Child) -> None:
+        """Stop watching and close the child's pipes (an idle child then exits)."""
+        self.loop.remove_reader(child.outcome_fd)
+        if child.writing:
+            self.loop.remove_writer(child.job_fd)
+        for fd in (child.job_fd, child.outcome_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        child.job_fd = child.outcome_fd = -1
+
     def stop(self) -> None:
         """Close the job pipes (idle children exit) and kill the rest."""
         self._stopping = True
         for child in list(self.children.values()):
-            self.loop.remove_reader(child.outcome_fd)
-            if child.writing:
-                self.loop.remove_writer(child.job_fd)
-            for fd in (child.job_fd, child.outcome_fd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            child.job_fd = child.outcome_fd = -1
+            self._close_pipes(child)
         deadline = time.monotonic() + 2.0
         for child in list(self.children.values()):
             while _reap(child.pid, block=False) is None and time.monotonic() < deadline:
