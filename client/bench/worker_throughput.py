@@ -56,15 +56,17 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f'broker did not start:\n{log_path.read_text()}')
 
 
-def worker_command(kind: str, url: str, queue: str, concurrency: int, pool: str) -> list[str]:
+def worker_command(kind: str, url: str, queue: str, concurrency: int, pool: str,
+                   events: bool = False) -> list[str]:
+    extra = ['-E'] if events else []
     if kind == 'celery':
         return [sys.executable, '-m', 'celery', '-A', 'client.bench.celery_tasks', '-b',
                 url.rstrip('/') + '//', 'worker', '-P', 'prefork', '-c', str(concurrency),
                 '-Q', queue, '-l', 'warning', '--without-mingle', '--without-gossip',
-                '-n', f'bench-celery-{queue}@%h']
+                '-n', f'bench-celery-{queue}@%h', *extra]
     return [sys.executable, '-m', 'broker', 'worker', '-A', 'client.bench.leveret_tasks',
             '-b', url, '-P', pool, '-c', str(concurrency), '-Q', queue, '-l', 'warning',
-            '-n', f'bench-leveret-{queue}@%h']
+            '-n', f'bench-leveret-{queue}@%h', *extra]
 
 
 def queue_depth(channel: Any, queue: str) -> int:
@@ -88,7 +90,7 @@ async def preload(app: App, queue: str, reply_to: str, tasks: int, mode: str) ->
 
 
 def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: str,
-            workdir: Path) -> float:
+            workdir: Path, events: bool = False) -> float:
     """Tasks per second of one worker in one mode.
 
     Results are left in their reply queue and counted by its depth, so that
@@ -104,7 +106,7 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
     total = tasks + (1 if mode == 'ignore' else 0)
     expected_results = tasks if mode == 'rpc' else 1
     log = open(workdir / f'{queue}.log', 'wb')
-    worker = subprocess.Popen(worker_command(kind, url, queue, concurrency, pool), cwd=ROOT,
+    worker = subprocess.Popen(worker_command(kind, url, queue, concurrency, pool, events), cwd=ROOT,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         while queue_depth(channel, queue) >= total:
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--broker-url', help='default: start a Leveret broker')
     parser.add_argument('--leveret-pool', default='prefork',
                         choices=('prefork', 'threads', 'asyncio', 'solo'))
+    parser.add_argument('--events', action='store_true',
+                        help='both workers send task events (-E), as with Flower')
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix='leveret-bench-') as tmp:
         workdir = Path(tmp)
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in ('ignore', 'rpc'):
                 for kind in ('leveret', 'celery'):
                     rate = run_one(kind, mode, url, args.tasks, args.concurrency,
-                                   args.leveret_pool, workdir)
+                                   args.leveret_pool, workdir, args.events)
                     rates.setdefault(mode, {})[kind] = rate
                     print(f'{mode:>6} results  {kind:>8} worker: {rate:8.0f} tasks/s',
                           flush=True)
@@ -164,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     for mode, by_kind in rates.items():
         print(f'{mode:>6} results: Leveret/Celery = {by_kind["leveret"] / by_kind["celery"]:.2f}x')
     print(json.dumps({'tasks': args.tasks, 'concurrency': args.concurrency,
-                      'leveret_pool': args.leveret_pool, 'rates': rates}))
+                      'leveret_pool': args.leveret_pool, 'events': args.events,
+                      'rates': rates}))
     return 0
 
 
