@@ -125,6 +125,15 @@ def amqp_url(broker: BrokerProcess) -> str:
     return broker.url
 
 
+@pytest.fixture(scope='module')
+def app(broker: BrokerProcess) -> Iterator[object]:
+    """A Leveret client on the shared broker (a test module may define its own)."""
+    from client import App
+    app = App(broker.url)
+    yield app
+    app.close()
+
+
 @pytest.fixture
 def unique() -> str:
     """A name unique to this test run, for queues and exchanges."""

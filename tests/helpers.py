@@ -12,6 +12,12 @@ def pika_connection(url: str) -> pika.BlockingConnection:
     return pika.BlockingConnection(pika.URLParameters(url))
 
 
+def queue_depth(url: str, queue: str) -> int:
+    """Ready messages in a durable queue (passive-style: declaring it changes nothing)."""
+    with pika_connection(url) as conn:
+        return conn.channel().queue_declare(queue, durable=True).method.message_count
+
+
 def get_within(ch: Any, queue: str, timeout: float = 5.0) -> tuple[Any, Any, Any]:
     """basic.get (auto-ack) until a message shows up or ``timeout`` passes."""
     deadline = time.monotonic() + timeout

@@ -8,23 +8,12 @@ import os
 import pika
 import pytest
 
-from client import App
-
 from .client_fixtures import leveret_worker, wait_until
+from .helpers import queue_depth
 
 TIMEOUT = 60
 
 
-@pytest.fixture
-def app(broker):
-    app = App(broker.url)
-    yield app
-    app.close()
-
-
-def _ready_count(amqp_url: str, queue: str) -> int:
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as conn:
-        return conn.channel().queue_declare(queue, durable=True).method.message_count
 
 
 def test_an_early_acked_task_is_not_redelivered_but_a_late_acked_one_is(
@@ -71,9 +60,9 @@ def test_prefetch_is_concurrency_times_the_multiplier(broker, app, unique, tmp_p
                    for i in range(10)]
         wait_until(lambda: len(list(tmp_path.glob('gate.*.started'))) == 2)
         # 2 running (acked when they started) + 4 prefetched, unacked: 4 stay queued.
-        wait_until(lambda: _ready_count(broker.url, unique) == 4)
+        wait_until(lambda: queue_depth(broker.url, unique) == 4)
         assert len(list(tmp_path.glob('gate.*.started'))) == 2
-        assert _ready_count(broker.url, unique) == 4
+        assert queue_depth(broker.url, unique) == 4
         gate.touch()
         assert sorted(r.get(TIMEOUT) for r in results) == sorted(str(i) for i in range(10))
     finally:
@@ -87,7 +76,7 @@ def test_a_rejected_task_is_dropped(broker, app, unique, tmp_path):
         app.send_task('interop.reject', (), queue=unique)
         worker.wait_for_log(r'interop\.reject\[.*rejected \(requeue=False\)')
         assert app.send_task('interop.add', (1, 2), queue=unique).get(TIMEOUT) == 3
-        assert _ready_count(broker.url, unique) == 0
+        assert queue_depth(broker.url, unique) == 0
     finally:
         worker.stop()
 
@@ -118,6 +107,6 @@ def test_a_message_that_is_not_a_valid_task_is_rejected(broker, app, unique, tmp
                                               'id': 'x1', 'argsrepr': '()'}))
         worker.wait_for_log(r'rejecting an invalid task message')
         assert app.send_task('interop.add', (2, 3), queue=unique).get(TIMEOUT) == 5
-        assert _ready_count(broker.url, unique) == 0
+        assert queue_depth(broker.url, unique) == 0
     finally:
         worker.stop()

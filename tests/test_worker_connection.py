@@ -20,6 +20,8 @@ from client.worker.delivery import Delivery
 from protocol import FrameReader, methods
 from protocol.constants import FRAME_HEARTBEAT, FRAME_METHOD, PROTOCOL_HEADER
 
+from .helpers import queue_depth
+
 TIMEOUT = 10
 
 
@@ -61,11 +63,6 @@ def publish(url: str, queue: str, bodies: list[bytes], **props: Any) -> None:
             channel.basic_publish('', queue, body, pika.BasicProperties(**props))
 
 
-def depth(url: str, queue: str) -> int:
-    with pika.BlockingConnection(pika.URLParameters(url)) as conn:
-        return conn.channel().queue_declare(queue, durable=True).method.message_count
-
-
 # --- against the broker ---------------------------------------------------------
 def test_deliveries_come_whole_and_acks_settle_them(broker, unique):
     big = bytes(range(256)) * 1200  # several body frames
@@ -96,7 +93,7 @@ def test_deliveries_come_whole_and_acks_settle_them(broker, unique):
         assert consumer.lost == []
 
     run(scenario())
-    assert depth(broker.url, unique) == 0
+    assert queue_depth(broker.url, unique) == 0
 
 
 def test_prefetch_limits_deliveries_and_rejects_requeue(broker, unique):
@@ -117,7 +114,7 @@ def test_prefetch_limits_deliveries_and_rejects_requeue(broker, unique):
         await connection.close()  # nothing acked: all back in the queue
 
     run(scenario())
-    assert depth(broker.url, unique) == 5
+    assert queue_depth(broker.url, unique) == 5
 
 
 def test_after_cancel_nothing_more_is_delivered(broker, unique):
@@ -131,11 +128,11 @@ def test_after_cancel_nothing_more_is_delivered(broker, unique):
         connection.ack(consumer.deliveries[0].delivery_tag)
         await connection.cancel('ctag')
         await asyncio.to_thread(publish, broker.url, unique, [b'two'])
-        assert await asyncio.to_thread(depth, broker.url, unique) == 1
+        assert await asyncio.to_thread(queue_depth, broker.url, unique) == 1
         await connection.close()
 
     run(scenario())
-    assert depth(broker.url, unique) == 1
+    assert queue_depth(broker.url, unique) == 1
 
 
 def test_a_refused_ack_ends_the_connection(broker, unique):

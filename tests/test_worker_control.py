@@ -9,8 +9,6 @@ import uuid
 
 import pytest
 
-from client import App
-
 from .client_fixtures import (
     APPS,
     celery_client,
@@ -40,12 +38,6 @@ def celery(broker):
     yield app
     close_celery_client(app)
 
-
-@pytest.fixture(scope='module')
-def app(broker):
-    app = App(broker.url)
-    yield app
-    app.close()
 
 
 def _inspect(celery, worker):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from client import App, TaskRevokedError, states
+from client import TaskRevokedError, states
 
 from .client_fixtures import celery_client, close_celery_client, leveret_worker, wait_until
 
@@ -25,12 +25,6 @@ def queue(broker, tmp_path_factory):
     yield name
     worker.stop()
 
-
-@pytest.fixture(scope='module')
-def app(broker):
-    app = App(broker.url)
-    yield app
-    app.close()
 
 
 def test_a_task_due_later_does_not_hold_up_the_queue(app, queue):

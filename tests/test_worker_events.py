@@ -10,8 +10,6 @@ import uuid
 
 import pytest
 
-from client import App
-
 from .client_fixtures import (
     Background,
     celery_client,
@@ -33,12 +31,6 @@ def worker(broker, tmp_path_factory):
     yield worker
     worker.stop()
 
-
-@pytest.fixture(scope='module')
-def app(broker):
-    app = App(broker.url)
-    yield app
-    app.close()
 
 
 class Monitor:

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from client import App, SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
+from client import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 
 from .client_fixtures import leveret_worker
 
@@ -33,12 +33,6 @@ def queues(broker, tmp_path_factory):
         for worker in workers:
             worker.stop()
 
-
-@pytest.fixture(scope='module')
-def app(broker):
-    app = App(broker.url)
-    yield app
-    app.close()
 
 
 every_pool = pytest.mark.parametrize('pool', list(POOLS))

@@ -6,26 +6,16 @@ from __future__ import annotations
 
 import signal
 
-import pika
 import pytest
 
-from client import App, TaskRevokedError
+from client import TaskRevokedError
 
 from .client_fixtures import celery_client, close_celery_client, leveret_worker, wait_until
+from .helpers import queue_depth
 
 TIMEOUT = 60
 
 
-@pytest.fixture
-def app(broker):
-    app = App(broker.url)
-    yield app
-    app.close()
-
-
-def _ready_count(amqp_url: str, queue: str) -> int:
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as conn:
-        return conn.channel().queue_declare(queue, durable=True).method.message_count
 
 
 def _hold_the_pool(app, broker, queue, tmp_path):
@@ -38,7 +28,7 @@ def _hold_the_pool(app, broker, queue, tmp_path):
     held = app.send_task('interop.gate', (str(gate), 'held'), queue=queue)
     behind = app.send_task('interop.add', (2, 2), queue=queue)
     wait_until(lambda: (tmp_path / 'gate.held.started').exists(), timeout=TIMEOUT)
-    wait_until(lambda: _ready_count(broker.url, queue) == 0)  # both prefetched
+    wait_until(lambda: queue_depth(broker.url, queue) == 0)  # both prefetched
     return gate, held, behind
 
 
@@ -69,7 +59,7 @@ def test_sigterm_gives_back_a_task_waiting_behind_a_running_one(broker, app, uni
         gate.touch()
         assert held.get(TIMEOUT) == 'held'
         assert worker.wait(TIMEOUT) == 0
-        assert _ready_count(broker.url, unique) == 1
+        assert queue_depth(broker.url, unique) == 1
         assert behind.state == 'PENDING'
     finally:
         worker.kill()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from client import App, NotRegistered, states
+from client import NotRegistered, states
 
 from .client_fixtures import leveret_worker, wait_until
 
@@ -24,12 +24,6 @@ def queue(broker, tmp_path_factory):
     yield name
     worker.stop()
 
-
-@pytest.fixture(scope='module')
-def app(broker):
-    app = App(broker.url)
-    yield app
-    app.close()
 
 
 def test_a_retried_task_runs_again_with_retries_plus_one(app, queue):

@@ -6,26 +6,12 @@ from __future__ import annotations
 import os
 import signal
 
-import pika
-import pytest
-
-from client import App
-
 from .client_fixtures import leveret_worker, wait_until
+from .helpers import queue_depth
 
 TIMEOUT = 60
 
 
-@pytest.fixture
-def app(broker):
-    app = App(broker.url)
-    yield app
-    app.close()
-
-
-def _ready_count(amqp_url: str, queue: str) -> int:
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as conn:
-        return conn.channel().queue_declare(queue, durable=True).method.message_count
 
 
 def _group_gone(pgid: int) -> bool:
@@ -44,9 +30,9 @@ def test_sigterm_finishes_running_tasks_and_returns_prefetched_ones(broker, app,
         running = app.send_task('interop.gate', (str(gate), 'running'), queue=unique)
         waiting = [app.send_task('interop.add', (i, i), queue=unique) for i in range(3)]
         wait_until(lambda: (tmp_path / 'gate.running.started').exists())
-        wait_until(lambda: _ready_count(broker.url, unique) == 0)  # all prefetched
+        wait_until(lambda: queue_depth(broker.url, unique) == 0)  # all prefetched
         worker.signal(signal.SIGTERM)
-        wait_until(lambda: _ready_count(broker.url, unique) == 3, timeout=TIMEOUT)
+        wait_until(lambda: queue_depth(broker.url, unique) == 3, timeout=TIMEOUT)
         assert worker.alive()  # still waiting for the running task
         gate.touch()
         assert running.get(TIMEOUT) == 'running'
