@@ -1,6 +1,6 @@
 """A channel: content assembly, deliveries and their acks, confirms, tx.
 
-Method handlers live in :mod:`broker.methods`, one module per AMQP class;
+Method handlers live in :mod:`leveret.broker.methods`, one module per AMQP class;
 this module holds the channel's state and the per-message mechanics that
 the hot path calls directly.
 """
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from pamqp import commands
 
-from protocol import codec, properties
-from protocol.codec import Publish
-from protocol.errors import (
+from leveret.protocol import codec, properties
+from leveret.protocol.codec import Publish
+from leveret.protocol.errors import (
     AccessRefused,
     NotFound,
     NotImplemented_,

@@ -2,10 +2,10 @@
 
 ``data_received`` feeds :class:`protocol.FrameReader` and dispatches every
 complete frame.  The per-message methods (publish and its content, ack,
-nack, reject) are decoded by :mod:`protocol.codec` inline; everything else
-goes through pamqp and the handler table in :mod:`broker.methods`.
+nack, reject) are decoded by :mod:`leveret.protocol.codec` inline; everything else
+goes through pamqp and the handler table in :mod:`leveret.broker.methods`.
 
-Every error is an :class:`~protocol.errors.AMQPError` raised somewhere
+Every error is an :class:`~leveret.protocol.errors.AMQPError` raised somewhere
 below and handled in exactly one place, :meth:`Connection._fail`, which
 closes the channel or the connection with the error's reply code.
 
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from pamqp import commands as C
 
-from protocol import codec
-from protocol.constants import (
+from leveret.protocol import codec
+from leveret.protocol.constants import (
     BASIC_ACK,
     BASIC_NACK,
     BASIC_PUBLISH,
@@ -37,7 +37,7 @@ from protocol.constants import (
     PROTOCOL_HEADER,
     PROTOCOL_HEADER_0_9,
 )
-from protocol.errors import (
+from leveret.protocol.errors import (
     AMQPError,
     ChannelErrorCode,
     CommandInvalid,
@@ -49,8 +49,8 @@ from protocol.errors import (
     PreconditionFailed,
     UnexpectedFrame,
 )
-from protocol.frames import FrameReader
-from protocol.methods import decode_method, encode_method, method_ids
+from leveret.protocol.frames import FrameReader
+from leveret.protocol.methods import decode_method, encode_method, method_ids
 
 from .auth import MECHANISMS, AuthenticationError
 from .channel import CLOSING, OPEN, Channel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from protocol.codec import shortstr
+from leveret.protocol.codec import shortstr
 
 if TYPE_CHECKING:
     from .channel import Channel

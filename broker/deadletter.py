@@ -12,7 +12,7 @@ import datetime
 import logging
 from typing import TYPE_CHECKING, Any
 
-from protocol import properties
+from leveret.protocol import properties
 
 from .message import Message
 

@@ -8,7 +8,7 @@ redelivery and expiry are per queue.
 
 from __future__ import annotations
 
-from protocol.codec import shortstr
+from leveret.protocol.codec import shortstr
 
 
 class Message:

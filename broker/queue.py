@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from protocol.properties import with_header
+from leveret.protocol.properties import with_header
 
 from . import queue_args
 from .consumer import Consumer

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.errors import PreconditionFailed
+from leveret.protocol.errors import PreconditionFailed
 
 OVERFLOW_MODES = ('drop-head', 'reject-publish', 'reject-publish-dlx')
 QUEUE_TYPES = ('classic', 'quorum')

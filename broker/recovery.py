@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from protocol import properties
+from leveret.protocol import properties
 
 from . import definitions
 from .message import Message

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from protocol.errors import (
+from leveret.protocol.errors import (
     AccessRefused,
     NotFound,
     PreconditionFailed,

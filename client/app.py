@@ -294,9 +294,9 @@ class Task:
               max_retries: int | None = None, **options: Any) -> errors.Retry:
         """Send this task again, ``retries`` + 1, after ``countdown`` seconds (or at ``eta``).
 
-        Raises :class:`~client.errors.Retry` (raise it on: ``raise self.retry(...)``),
+        Raises :class:`~leveret.client.errors.Retry` (raise it on: ``raise self.retry(...)``),
         which tells the worker to republish the message; past ``max_retries``
-        raises ``exc`` or :class:`~client.errors.MaxRetriesExceededError`."""
+        raises ``exc`` or :class:`~leveret.client.errors.MaxRetriesExceededError`."""
         request = self.request
         if request.called_directly:
             raise exc if exc is not None else errors.Retry('Task can be retried', None)

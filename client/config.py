@@ -1,4 +1,4 @@
-"""The settings of an :class:`~client.App`, named as Celery names them."""
+"""The settings of an :class:`~leveret.client.App`, named as Celery names them."""
 
 from __future__ import annotations
 

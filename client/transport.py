@@ -2,8 +2,8 @@
 bounded wait, and consumers that come back after a reconnect.
 
 Every publish has a deadline. Until it passes, a refused or lost connection
-is retried; when it passes, :class:`~client.errors.BrokerUnavailable` (no
-connection) or :class:`~client.errors.PublishTimeout` (connected, but the
+is retried; when it passes, :class:`~leveret.client.errors.BrokerUnavailable` (no
+connection) or :class:`~leveret.client.errors.PublishTimeout` (connected, but the
 broker neither confirmed nor read the message, e.g. because it blocked the
 connection) is raised. Nothing waits forever.
 """

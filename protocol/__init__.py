@@ -2,7 +2,7 @@
 
 No sockets, no asyncio: the broker feeds bytes to :class:`FrameReader` and
 writes the bytes the codec functions return.  pamqp is the reference codec;
-:mod:`protocol.codec` is the hand-written fast path for per-message methods.
+:mod:`leveret.protocol.codec` is the hand-written fast path for per-message methods.
 """
 
 from . import codec, constants, errors, methods, properties

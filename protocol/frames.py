@@ -3,7 +3,7 @@
 The reader never raises for "need more data"; it keeps the incomplete tail
 and returns the frames that are complete.  Malformed framing (a wrong
 frame-end octet, an oversized or unknown frame type) raises
-:class:`~protocol.errors.FrameError`, which ends the connection.
+:class:`~leveret.protocol.errors.FrameError`, which ends the connection.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def leveret_worker(app: str, broker_url: str, queue: str, log_path: Path, *,
                    wait: bool = True) -> Background:
     """``leveret worker`` (through ``python -m broker``) in a subprocess."""
     name = name or nodename('leveret')
-    args = [sys.executable, '-m', 'broker', 'worker', '-A', app, '-b', broker_url, '-Q', queue,
+    args = [sys.executable, '-m', 'leveret', 'worker', '-A', app, '-b', broker_url, '-Q', queue,
             '-c', str(concurrency), '--pool', pool, '-n', name, *(extra or [])]
     worker = Background(args, log_path, env=env)
     worker.nodename = name  # type: ignore[attr-defined]

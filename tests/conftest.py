@@ -39,7 +39,7 @@ class BrokerProcess:
         self._log = open(self.log_path, 'ab')
         start_offset = self._log.tell()
         self.proc = subprocess.Popen(
-            [sys.executable, '-m', 'broker', 'broker', '--port', str(port),
+            [sys.executable, '-m', 'leveret', 'broker', '--port', str(port),
              '--data-dir', str(self.data_dir), '--log-level', 'info', *self.args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             preexec_fn=self._limit_file_size if self.file_size_limit else None)
@@ -128,7 +128,7 @@ def amqp_url(broker: BrokerProcess) -> str:
 @pytest.fixture(scope='module')
 def app(broker: BrokerProcess) -> Iterator[object]:
     """A Leveret client on the shared broker (a test module may define its own)."""
-    from client import App
+    from leveret.client import App
     app = App(broker.url)
     yield app
     app.close()

@@ -11,7 +11,7 @@ import uuid
 import pika
 import pytest
 
-from client import (
+from leveret.client import (
     App,
     AsyncResult,
     BrokerUnavailable,

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kombu.utils.json import dumps as kombu_dumps
 
-from client import App, errors, serialization, states
-from client.protocol import (
+from leveret.client import App, errors, serialization, states
+from leveret.client.protocol import (
     ExceptionInfo,
     ResultMessage,
     TaskMessage,

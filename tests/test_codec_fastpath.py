@@ -9,7 +9,7 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
-from protocol import codec, properties
+from leveret.protocol import codec, properties
 
 from . import strategies
 from .strategies import names, short_texts, tags

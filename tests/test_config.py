@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.config import load_settings
+from leveret.broker.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def test_config_file_from_the_environment(tmp_path, monkeypatch):
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', 'broker', *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, '-m', 'leveret', *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=30)
 
 

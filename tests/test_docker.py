@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.healthcheck import check
+from leveret.broker.healthcheck import check
 
 DOCKERFILE = Path(__file__).resolve().parent.parent / 'docker' / 'Dockerfile'
 
@@ -29,7 +29,7 @@ def test_dockerfile_runs_as_non_root_with_a_volume_port_and_healthcheck():
     assert users and users[-1].split(':')[0] not in ('root', '0')
     assert 'VOLUME ["/var/lib/leveret"]' in text
     assert 'EXPOSE 5672' in text
-    assert 'HEALTHCHECK' in text and 'broker.healthcheck' in text
+    assert 'HEALTHCHECK' in text and 'leveret.broker.healthcheck' in text
     assert 'CMD ["broker"]' in text
 
 

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from pamqp import commands as C
 from pamqp import frame as pframe
 
-from protocol import FrameReader
-from protocol.errors import FrameError
-from protocol.methods import decode_method, encode_method
+from leveret.protocol import FrameReader
+from leveret.protocol.errors import FrameError
+from leveret.protocol.methods import decode_method, encode_method
 
 STREAM = b''.join([
     pframe.marshal(C.Queue.Declare(queue='q', durable=True), 1),

@@ -8,7 +8,7 @@ import pytest
 from pamqp import commands as C
 from pamqp.heartbeat import Heartbeat
 
-from broker.auth import AuthenticationError, Users
+from leveret.broker.auth import AuthenticationError, Users
 
 from .rawamqp import PROTOCOL_HEADER, RawClient
 

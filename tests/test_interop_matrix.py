@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from client import App
+from leveret.client import App
 
 from .client_fixtures import (
     celery_client,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pika
 import pytest
 
-from client import App
+from leveret.client import App
 
 from .client_fixtures import celery_client, close_celery_client, leveret_worker
 

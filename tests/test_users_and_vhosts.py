@@ -6,7 +6,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from broker.config import load_settings
+from leveret.broker.config import load_settings
 
 CONFIG = '''
 vhosts = ["shared"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from client import App
-from client.worker.loader import AppNotFound, find_app
+from leveret.client import App
+from leveret.client.worker.loader import AppNotFound, find_app
 
 from .client_fixtures import APPS, ROOT, leveret_worker
 
@@ -45,11 +45,11 @@ def test_a_celery_app_is_found_too(importable):
 def test_a_package_with_a_celery_module_and_an_app_under_any_name(importable):
     _write(importable / 'cli_proj' / '__init__.py', '')
     _write(importable / 'cli_proj' / 'celery.py', """
-        from client import App
+        from leveret.client import App
         app = App()
     """)
     _write(importable / 'cli_other.py', """
-        from client import App
+        from leveret.client import App
         workers_app = App()
     """)
     assert isinstance(find_app('cli_proj'), App)
@@ -65,7 +65,7 @@ def test_no_app_is_a_clear_error(importable):
 
 
 def test_the_command_exits_2_without_an_app(tmp_path):
-    out = subprocess.run([sys.executable, '-m', 'broker', 'worker', '-A', 'cli_missing_module'],
+    out = subprocess.run([sys.executable, '-m', 'leveret', 'worker', '-A', 'cli_missing_module'],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and 'cannot import' in out.stderr
 

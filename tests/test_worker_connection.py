@@ -15,10 +15,10 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
-from client.worker.connection import ConnectionClosed, ConsumerCancelled, ConsumerConnection
-from client.worker.delivery import Delivery
-from protocol import FrameReader, methods
-from protocol.constants import FRAME_HEARTBEAT, FRAME_METHOD, PROTOCOL_HEADER
+from leveret.client.worker.connection import ConnectionClosed, ConsumerCancelled, ConsumerConnection
+from leveret.client.worker.delivery import Delivery
+from leveret.protocol import FrameReader, methods
+from leveret.protocol.constants import FRAME_HEARTBEAT, FRAME_METHOD, PROTOCOL_HEADER
 
 from .helpers import queue_depth
 

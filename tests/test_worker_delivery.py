@@ -11,7 +11,7 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
-from client.worker.delivery import decode_content_header, decode_deliver
+from leveret.client.worker.delivery import decode_content_header, decode_deliver
 
 from . import strategies
 from .strategies import names, short_texts, tags, timestamps

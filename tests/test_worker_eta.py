@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from client import TaskRevokedError, states
+from leveret.client import TaskRevokedError, states
 
 from .client_fixtures import celery_client, close_celery_client, leveret_worker, wait_until
 

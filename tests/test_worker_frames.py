@@ -9,7 +9,7 @@ import pytest
 from pamqp import commands as C
 from pamqp import frame as pframe
 
-from client.worker import frames
+from leveret.client.worker import frames
 
 
 def test_ack_and_reject_frames_are_pamqps():

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from client import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
+from leveret.client import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 
 from .client_fixtures import leveret_worker
 

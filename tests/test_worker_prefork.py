@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from client import App, WorkerLostError
-from client.protocol import ResultMessage
-from client.worker.execute import UNSTARTED, Job, Outcome
-from client.worker.pools import prefork
-from client.worker.pools.prefork import PreforkPool
-from client.worker.tasks import registry_for
+from leveret.client import App, WorkerLostError
+from leveret.client.protocol import ResultMessage
+from leveret.client.worker.execute import UNSTARTED, Job, Outcome
+from leveret.client.worker.pools import prefork
+from leveret.client.worker.pools.prefork import PreforkPool
+from leveret.client.worker.tasks import registry_for
 
 app = App('amqp://unused/')
 

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from client import TaskRevokedError
+from leveret.client import TaskRevokedError
 
 from .client_fixtures import celery_client, close_celery_client, leveret_worker, wait_until
 from .helpers import queue_depth

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client import App
+from leveret.client import App
 
 from .client_fixtures import leveret_worker
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from client import NotRegistered, states
+from leveret.client import NotRegistered, states
 
 from .client_fixtures import leveret_worker, wait_until
 

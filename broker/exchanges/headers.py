@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol import properties
+from leveret.protocol import properties
 
 from .base import Destination, Exchange
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.errors import PreconditionFailed
+from leveret.protocol.errors import PreconditionFailed
 
 
 def check_name(name: str | bytes, kind: str) -> str:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from pamqp import commands
 
-from protocol.codec import Publish
-from protocol.errors import AccessRefused, NotAllowed, NotImplemented_, PreconditionFailed
+from leveret.protocol.codec import Publish
+from leveret.protocol.errors import AccessRefused, NotAllowed, NotImplemented_, PreconditionFailed
 
 from ..consumer import Consumer
 from ..queue_args import type_name

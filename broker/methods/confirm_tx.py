@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from pamqp import commands
 
-from protocol.errors import PreconditionFailed
+from leveret.protocol.errors import PreconditionFailed
 
 if TYPE_CHECKING:
     from ..channel import Channel

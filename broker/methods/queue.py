@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from pamqp import commands
 
-from protocol.errors import NotFound
+from leveret.protocol.errors import NotFound
 
 from ._checks import check_name
 

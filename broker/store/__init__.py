@@ -1,7 +1,7 @@
 """Where definitions and persistent messages are kept.
 
-The broker talks to a store only through :class:`~broker.store.base.Store`;
-:class:`~broker.store.memory.MemoryStore` keeps nothing across restarts.
+The broker talks to a store only through :class:`~leveret.broker.store.base.Store`;
+:class:`~leveret.broker.store.memory.MemoryStore` keeps nothing across restarts.
 """
 
 from .base import Definitions, Store

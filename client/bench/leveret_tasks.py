@@ -1,6 +1,6 @@
 """Trivial tasks for the worker benchmark, as a Leveret app."""
 
-from client import App
+from leveret.client import App
 
 app = App()
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import pika
 
-from client import App
+from leveret.client import App
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     log_path = workdir / 'broker.log'
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'broker', 'broker', '--port', '0', '--data-dir',
+        [sys.executable, '-m', 'leveret', 'broker', '--port', '0', '--data-dir',
          str(workdir / 'data'), '--log-level', 'info'],
         cwd=ROOT, stdout=open(log_path, 'wb'), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
@@ -60,11 +60,11 @@ def worker_command(kind: str, url: str, queue: str, concurrency: int, pool: str,
                    events: bool = False) -> list[str]:
     extra = ['-E'] if events else []
     if kind == 'celery':
-        return [sys.executable, '-m', 'celery', '-A', 'client.bench.celery_tasks', '-b',
+        return [sys.executable, '-m', 'celery', '-A', 'leveret.client.bench.celery_tasks', '-b',
                 url.rstrip('/') + '//', 'worker', '-P', 'prefork', '-c', str(concurrency),
                 '-Q', queue, '-l', 'warning', '--without-mingle', '--without-gossip',
                 '-n', f'bench-celery-{queue}@%h', *extra]
-    return [sys.executable, '-m', 'broker', 'worker', '-A', 'client.bench.leveret_tasks',
+    return [sys.executable, '-m', 'leveret', 'worker', '-A', 'leveret.client.bench.leveret_tasks',
             '-b', url, '-P', pool, '-c', str(concurrency), '-Q', queue, '-l', 'warning',
             '-n', f'bench-leveret-{queue}@%h', *extra]
 

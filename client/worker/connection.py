@@ -29,8 +29,8 @@ from urllib.parse import unquote
 from pamqp import commands as spec
 from yarl import URL
 
-from protocol import FrameReader, methods
-from protocol.constants import (
+from leveret.protocol import FrameReader, methods
+from leveret.protocol.constants import (
     FRAME_BODY,
     FRAME_HEADER,
     FRAME_HEARTBEAT,
@@ -38,7 +38,7 @@ from protocol.constants import (
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
 )
-from protocol.errors import FrameError
+from leveret.protocol.errors import FrameError
 
 from . import frames
 from .delivery import (

@@ -19,7 +19,7 @@ from typing import Any
 
 from pamqp import decode
 
-from protocol.properties import (
+from leveret.protocol.properties import (
     APP_ID,
     CLUSTER_ID,
     CONTENT_ENCODING,

@@ -5,7 +5,7 @@ import asyncio
 import os
 import time
 
-from client import App, SoftTimeLimitExceeded
+from leveret.client import App, SoftTimeLimitExceeded
 
 app = App(os.environ.get('LEVERET_BROKER_URL'))
 
@@ -133,7 +133,7 @@ async def rendezvous(expected, timeout):
 
 @app.task(name='interop.reject', acks_late=True)
 def reject():
-    from client import Reject
+    from leveret.client import Reject
     raise Reject('not for me', requeue=False)
 
 

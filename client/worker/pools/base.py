@@ -1,6 +1,6 @@
 """What every pool offers the consumer.
 
-A pool runs :class:`~client.worker.execute.Job`s, at most ``concurrency``
+A pool runs :class:`~leveret.client.worker.execute.Job`s, at most ``concurrency``
 at a time, and calls ``on_done(outcome)`` on the event loop thread when one
 finishes (or is lost: killed at its hard time limit, its process gone). A
 pool that ``reports_start`` may hold a job before it runs: it calls

@@ -3,11 +3,11 @@
 Each message is a 5-byte head (payload length, kind) and a payload:
 
 parent -> child
-    ``JOB`` (a pickled :class:`~client.worker.execute.Job`) and ``CANCEL``
+    ``JOB`` (a pickled :class:`~leveret.client.worker.execute.Job`) and ``CANCEL``
     (a job id: skip that job if it has not started).
 child -> parent
     ``STARTED`` (a job id, written before the task runs), ``OUTCOME`` (a
-    pickled :class:`~client.worker.execute.Outcome`), ``UNSTARTED`` (a job
+    pickled :class:`~leveret.client.worker.execute.Outcome`), ``UNSTARTED`` (a job
     id: cancelled before it started) and ``INVALID`` (a pickled job id and
     reason: its message is not a valid task message; it did not start).
 """
