@@ -13,14 +13,9 @@ from typing import TYPE_CHECKING, Any
 from pamqp import commands
 
 from leveret.protocol import codec, properties
+from leveret.protocol.assembler import ContentAssembler
 from leveret.protocol.codec import Publish
-from leveret.protocol.errors import (
-    AccessRefused,
-    NotFound,
-    NotImplemented_,
-    PreconditionFailed,
-    UnexpectedFrame,
-)
+from leveret.protocol.errors import AccessRefused, NotFound, PreconditionFailed
 
 from .consumer import Consumer
 from .message import Message
@@ -49,13 +44,9 @@ class Channel:
         self.state = OPEN
         #: For methods that name no queue (the spec's "current queue").
         self.last_queue_name: str | None = None
-        # --- content assembly (basic.publish -> header -> body frames) ---
-        self.publish: Publish | None = None
-        self.header: bytes = b''
-        self.body_size = 0
-        self.body_parts: list[bytes] = []
-        self.body_received = 0
-        self.max_message_size = connection.broker.settings.max_message_size
+        #: basic.publish -> content header -> body frames (read by the hot path).
+        self.assembler: ContentAssembler[Publish] = ContentAssembler(
+            connection.broker.settings.max_message_size)
         # --- deliveries ---
         self.next_tag = 0
         self.unacked: dict[int, Unacked] = {}
@@ -99,61 +90,14 @@ class Channel:
             queue.drain()
 
     # --- publishing ---------------------------------------------------------
-    def start_publish(self, publish: Publish) -> None:
-        if publish.immediate:
-            raise NotImplemented_('immediate=true')
-        self.publish = publish
-        self.header = b''
-
-    def content_header(self, payload: bytes) -> None:
-        class_id, weight, body_size = codec.decode_content_header(payload)
-        if class_id != 60:
-            raise UnexpectedFrame(
-                f'expected content header for class 60, got one for class {class_id} instead')
-        if weight != 0:
-            raise UnexpectedFrame(
-                'expected content header for class 60, got non content header frame instead')
-        if body_size > self.max_message_size:
-            raise PreconditionFailed(
-                f'message size {body_size} is larger than configured max size '
-                f'{self.max_message_size}')
-        self.header = payload
-        self.body_size = body_size
-        self.body_received = 0
-        if body_size == 0:
-            self.publish_complete(b'')
-
-    def content_body(self, payload: bytes) -> None:
-        received = self.body_received + len(payload)
-        if received > self.body_size:
-            raise UnexpectedFrame(
-                f'received {received} body bytes, more than the content header '
-                f'announced ({self.body_size})')
-        if received == self.body_size and not self.body_parts:
-            self.publish_complete(payload)
-            return
-        self.body_parts.append(payload)
-        self.body_received = received
-        if received == self.body_size:
-            body = b''.join(self.body_parts)
-            self.body_parts = []
-            self.publish_complete(body)
-
-    def abort_content(self) -> None:
-        self.publish = None
-        self.header = b''
-        self.body_parts = []
-
-    def publish_complete(self, body: bytes) -> None:
-        publish = self.publish
-        assert publish is not None
-        self.publish = None
+    def publish_complete(self, publish: Publish, header: bytes, body: bytes) -> None:
+        """The assembler has a whole message: route it (or hold it for tx.commit)."""
         if self.confirm_mode:
             self.publish_seq += 1
         if self.tx_mode:
-            self._tx_publishes.append((publish, self.header, body))
+            self._tx_publishes.append((publish, header, body))
             return
-        self.route_publish(publish, self.header, body)
+        self.route_publish(publish, header, body)
 
     def route_publish(self, publish: Publish, header: bytes, body: bytes) -> None:
         """Route one complete message and confirm it if in confirm mode."""
@@ -408,7 +352,7 @@ class Channel:
             return
         self.state = CLOSED
         self.deliverable = False
-        self.abort_content()
+        self.assembler.reset()
         consumers = list(self.consumers.values())
         self.consumers.clear()
         for _kind, taken, _requeue in self._tx_settles:

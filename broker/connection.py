@@ -46,6 +46,7 @@ from leveret.protocol.errors import (
     FrameError,
     InternalError,
     NotAllowed,
+    NotImplemented_,
     PreconditionFailed,
     UnexpectedFrame,
 )
@@ -97,16 +98,6 @@ CLOSE_TIMEOUT = 3.0
 HANDSHAKE_TIMEOUT = 10.0
 
 _DECODE_ERRORS = (IndexError, ValueError, struct.error, UnicodeDecodeError)
-
-
-def _unexpected(channel: Channel) -> UnexpectedFrame:
-    """RabbitMQ's text for a frame out of the method/header/body order."""
-    if channel.publish is None:
-        return UnexpectedFrame('expected method frame, got non method frame instead')
-    if not channel.header:
-        return UnexpectedFrame(
-            'expected content header for class 60, got non content header frame instead')
-    return UnexpectedFrame('expected content body, got non content body frame instead')
 
 
 class Connection(asyncio.Protocol):
@@ -227,13 +218,16 @@ class Connection(asyncio.Protocol):
                     channel = channels.get(channel_id) if channel_id else None
                     if channel is not None and channel.state is OPEN and self.state is RUNNING:
                         # The hot path: an open channel on a running connection.
+                        assembler = channel.assembler
                         if frame_type == FRAME_METHOD:
-                            if channel.publish is not None:
-                                index = BASIC_PUBLISH
-                                raise _unexpected(channel)
+                            if assembler.method is not None:
+                                raise assembler.unexpected()
                             index = _U32.unpack_from(payload)[0]
                             if index == BASIC_PUBLISH:
-                                channel.start_publish(codec.decode_publish(payload))
+                                publish = codec.decode_publish(payload)
+                                if publish.immediate:
+                                    raise NotImplemented_('immediate=true')
+                                assembler.start(publish, BASIC_PUBLISH)
                             elif index == BASIC_ACK:
                                 tag, multiple = codec.decode_ack(payload)
                                 channel.ack(tag, multiple)
@@ -246,19 +240,15 @@ class Connection(asyncio.Protocol):
                             else:
                                 self._channel_method(channel, payload)
                         elif frame_type == FRAME_BODY:
-                            if channel.publish is None:
-                                raise _unexpected(channel)
-                            index = BASIC_PUBLISH   # content belongs to the publish
-                            if not channel.header:
-                                raise _unexpected(channel)
-                            channel.content_body(payload)
+                            content = assembler.body_frame(payload)
+                            if content is not None:
+                                index = BASIC_PUBLISH   # routing errors name the publish
+                                channel.publish_complete(*content)
                         elif frame_type == FRAME_HEADER:
-                            if channel.publish is None:
-                                raise _unexpected(channel)
-                            index = BASIC_PUBLISH
-                            if channel.header:
-                                raise _unexpected(channel)
-                            channel.content_header(payload)
+                            content = assembler.header_frame(payload)
+                            if content is not None:
+                                index = BASIC_PUBLISH
+                                channel.publish_complete(*content)
                         else:
                             raise UnexpectedFrame(f'type {frame_type}, all octets = <<>>')
                     else:

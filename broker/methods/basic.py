@@ -88,8 +88,10 @@ def recover_async(channel: 'Channel', method: Basic.RecoverAsync) -> None:
 
 
 def publish(channel: 'Channel', method: Basic.Publish) -> None:
-    channel.start_publish(Publish(method.exchange, method.routing_key,
-                                  method.mandatory, method.immediate))
+    if method.immediate:
+        raise NotImplemented_('immediate=true')
+    channel.assembler.start(Publish(method.exchange, method.routing_key, method.mandatory,
+                                    method.immediate), method.index)
 
 
 def ack(channel: 'Channel', method: Basic.Ack) -> None:
