@@ -117,8 +117,7 @@ class Channel:
             ttl = _parse_expiration(expiration)
         exchange_name = publish.exchange
         message = Message(exchange_name, publish.routing_key, header, body, priority,
-                          delivery_mode == 2, ttl)
-        message._exchange_and_key = publish.exchange_and_key
+                          delivery_mode == 2, ttl, publish.exchange_and_key)
         if exchange_name == '':
             queue = vhost.queues.get(publish.routing_key)
             queues: Any = (queue,) if queue is not None else ()
@@ -204,19 +203,6 @@ class Channel:
             self.conn.flush_soon()
 
     # --- deliveries and acks ------------------------------------------------
-    def deliver(self, consumer: Consumer, message: Message) -> None:
-        tag = self.next_tag + 1
-        self.next_tag = tag
-        if consumer.no_ack:
-            consumer.queue.settle(message)
-        else:
-            if message.store_id:
-                self.store.delivered(message)
-            self.unacked[tag] = (message, consumer.queue, consumer)
-            consumer.unacked += 1
-            self.unacked_count += 1
-        self.conn.send_delivery(self.id, consumer.tag_bytes, tag, message)
-
     def deliver_get(self, queue: Queue, message: Message, no_ack: bool) -> None:
         tag = self.next_tag + 1
         self.next_tag = tag

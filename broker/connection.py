@@ -81,11 +81,6 @@ EXPECTED: dict[str, Any] = {
 }
 
 _U32 = struct.Struct('>I')
-_DELIVER_HEAD = struct.Struct('>BHII')     # frame type, channel, size, class+method
-_TAG_BIT = struct.Struct('>QB')
-_END_AND_HEAD = struct.Struct('>BBHI')     # previous frame-end + next frame header
-_END = b'\xce'
-_DELIVER_ID = 0x003C003C
 
 #: Output buffered above this stops deliveries until the next flush.
 OUT_HIGH = 512 * 1024
@@ -604,24 +599,8 @@ class Connection(asyncio.Protocol):
     def send_delivery(self, channel_id: int, consumer_tag: bytes, delivery_tag: int,
                       message: 'Message') -> None:
         """basic.deliver + content, relaying the publisher's header bytes."""
-        ek = message._exchange_and_key or message.exchange_and_key
-        header = message.header
-        body = message.body
-        size = len(body)
-        out = self._out
-        head = _DELIVER_HEAD.pack(1, channel_id, 13 + len(consumer_tag) + len(ek), _DELIVER_ID)
-        if size <= self.frame_max - 8:
-            out += (head, consumer_tag, _TAG_BIT.pack(delivery_tag, message.redelivered), ek,
-                    _END_AND_HEAD.pack(0xCE, 2, channel_id, len(header)), header)
-            if size:
-                out += (_END_AND_HEAD.pack(0xCE, 3, channel_id, size), body, _END)
-            else:
-                out.append(_END)
-        else:
-            out += (head, consumer_tag, _TAG_BIT.pack(delivery_tag, message.redelivered), ek,
-                    _END)
-            out += codec.content_frames(channel_id, header, body, self.frame_max)
-        self._out_size += size + 80
+        self._out_size += codec.deliver(self._out, channel_id, consumer_tag, delivery_tag,
+                                        message, self.frame_max) + 80
         if self._out_size > OUT_HIGH:
             self._set_writable(False)
         if not self._flush_scheduled:

@@ -25,8 +25,7 @@ def message_from_record(published: Published, queue: Queue, now_monotonic: float
     # Only a priority queue needs the priority property: skip the scan otherwise.
     priority = properties.scan(published.header)[1] if queue.args.max_priority else 0
     message = Message(published.exchange, published.routing_key, published.header,
-                      published.body, priority, True, None)
-    message._exchange_and_key = published.exchange_and_key
+                      published.body, priority, True, None, published.exchange_and_key)
     message.seq = published.seq
     count = published.delivery_count
     if count:
