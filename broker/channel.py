@@ -18,9 +18,9 @@ from leveret.protocol.codec import Publish
 from leveret.protocol.errors import AccessRefused, NotFound, PreconditionFailed
 
 from .consumer import Consumer
-from .message import Message
-from .queue import Queue
-from .store.disk import StoreFailed
+from .model.message import Message
+from .model.queue import Queue
+from .store.base import StoreFailed
 
 if TYPE_CHECKING:
     from .connection import Connection

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands as C
@@ -56,11 +57,13 @@ from leveret.protocol.methods import decode_method, encode_method, method_ids
 from .auth import MECHANISMS, AuthenticationError
 from .channel import CLOSING, OPEN, Channel
 from .methods import HANDLERS
+from .model.ports import ThrottleSource
 
 if TYPE_CHECKING:
-    from .message import Message
+    from .model.message import Message
+    from .model.queue import Queue
+    from .model.vhost import VirtualHost
     from .server import Broker
-    from .vhost import VirtualHost
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,6 @@ class Connection(asyncio.Protocol):
         self.channel_max = settings.channel_max
         self.frame_max = settings.frame_max
         self.heartbeat = settings.heartbeat
-        self.exclusive_queues: set[Any] = set()
         # --- output ---
         self._out: list[bytes | memoryview] = []
         self._out_size = 0
@@ -122,8 +124,8 @@ class Connection(asyncio.Protocol):
         self.writable = True
         self._transport_paused = False
         self._confirm_channels: list[Channel] = []
-        #: Queues whose flow control paused reading from this connection.
-        self._throttled_by: set[Any] = set()
+        #: Queues (and the memory alarm) that paused reading from this connection.
+        self._throttled_by: set[ThrottleSource] = set()
         self._reading = True
         #: Frames received while a tx.commit waits for the disk, else None.
         self._deferred: list[tuple[int, int, bytes]] | None = None
@@ -133,7 +135,6 @@ class Connection(asyncio.Protocol):
         self._sent_since_tick = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
-        self.blocked = False
 
     def __repr__(self) -> str:
         return f'<Connection {self.peer} {self.username or "-"}>'
@@ -550,13 +551,19 @@ class Connection(asyncio.Protocol):
         for channel in channels:
             channel.release_all()
         self._confirm_channels.clear()
-        for queue in list(self._throttled_by):
-            queue.throttled.discard(self)
+        for source in list(self._throttled_by):
+            source.forget_publisher(self)
         self._throttled_by.clear()
-        if self.vhost is not None and self.exclusive_queues:
-            self.vhost.connection_closed(self)
+        if self.vhost is not None:
+            self.vhost.owner_gone(self)
         if self.state is CLOSED_CONN:
             self.broker.connection_closed(self)
+
+    def unacked(self) -> Iterator[tuple[Queue, Message]]:
+        """Every delivery of this connection waiting for an ack."""
+        for channel in self.channels.values():
+            for message, queue, _consumer in channel.unacked.values():
+                yield queue, message
 
     # --- heartbeats ---------------------------------------------------------
     def _heartbeat_tick(self) -> None:
@@ -658,12 +665,12 @@ class Connection(asyncio.Protocol):
                 channel.update_deliverable()
 
     # --- flow control -------------------------------------------------------
-    def throttle(self, queue: Any) -> None:
-        """``queue`` asks us to stop reading after the current batch."""
-        self._throttled_by.add(queue)
+    def throttle(self, source: ThrottleSource) -> None:
+        """``source`` asks us to stop reading after the current batch."""
+        self._throttled_by.add(source)
 
-    def unthrottle(self, queue: Any) -> None:
-        self._throttled_by.discard(queue)
+    def unthrottle(self, source: ThrottleSource) -> None:
+        self._throttled_by.discard(source)
         self._maybe_resume_reading()
 
     def _maybe_resume_reading(self) -> None:
@@ -707,11 +714,11 @@ class Connection(asyncio.Protocol):
         store.when_synced(synced)
 
     # --- broker-initiated ---------------------------------------------------
-    def send_blocked(self, reason: str) -> None:
+    def notify_blocked(self, reason: str) -> None:
         if self.client_capability('connection.blocked') and self.state is RUNNING:
             self.send_method(0, C.Connection.Blocked(reason))
 
-    def send_unblocked(self) -> None:
+    def notify_unblocked(self) -> None:
         if self.client_capability('connection.blocked') and self.state is RUNNING:
             self.send_method(0, C.Connection.Unblocked())
 

@@ -8,8 +8,8 @@ from leveret.protocol.codec import shortstr
 
 if TYPE_CHECKING:
     from .channel import Channel
-    from .message import Message
-    from .queue import Queue
+    from .model.message import Message
+    from .model.queue import Queue
 
 
 class Consumer:
@@ -67,3 +67,7 @@ class Consumer:
             self.unacked += 1
             channel.unacked_count += 1
         channel.conn.send_delivery(channel.id, self.tag_bytes, tag, message)
+
+    def cancelled_by_server(self) -> None:
+        """The queue was deleted (the model's Subscriber port)."""
+        self.channel.consumer_cancelled_by_server(self)

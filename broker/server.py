@@ -7,17 +7,20 @@ import logging
 import platform
 import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from . import __version__, definitions, recovery
 from .auth import Users
-from .clock import LoopClock
 from .config import Settings
 from .connection import Connection
-from .memory import MemoryMonitor, default_high_watermark
+from .loop_clock import LoopClock
+from .model.memory import MemoryMonitor, default_high_watermark
+from .model.message import Message
+from .model.queue import Queue
+from .model.vhost import VirtualHost
 from .store import Store
 from .store.disk import DiskStore
-from .vhost import VirtualHost
 
 log = logging.getLogger('leveret')
 
@@ -79,14 +82,14 @@ class Broker:
     def definitions_changed(self) -> None:
         """A durable exchange, queue or binding changed: save them all."""
         if not self._restoring:
-            self.store.save_definitions(definitions.export(self))
+            self.store.save_definitions(definitions.export(self.vhosts, self.users))
 
     def open_store(self) -> None:
         """Lock the data directory and bring back what it holds."""
         self.store.open()
         self._restoring = True
         try:
-            recovery.recover(self)
+            recovery.recover(self.store, self.vhosts, self.add_vhost, self.users)
         finally:
             self._restoring = False
         self.definitions_changed()
@@ -99,15 +102,13 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.clock = LoopClock(loop)
-        for vhost in self.vhosts.values():
-            vhost.clock = self.clock
         self.open_store()
-        self.store.attach(loop, lambda: recovery.live_messages(self))
+        self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
+                                                               self._unacked))
         self._server = await loop.create_server(
             lambda: Connection(self), self.settings.host, self.settings.port,
             backlog=1024, reuse_address=True)
-        self.memory.start_trimming(loop)
+        self.memory.start_trimming(self.clock)
         log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
 
     async def stop(self) -> None:
@@ -126,6 +127,10 @@ class Broker:
         self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')
+
+    def _unacked(self) -> Iterator[tuple[Queue, Message]]:
+        for connection in self.connections:
+            yield from connection.unacked()
 
     def connection_opened(self, connection: Connection) -> None:
         self.connections.add(connection)

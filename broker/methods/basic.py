@@ -15,8 +15,8 @@ from leveret.protocol.codec import Publish
 from leveret.protocol.errors import AccessRefused, NotAllowed, NotImplemented_, PreconditionFailed
 
 from ..consumer import Consumer
-from ..queue_args import type_name
-from ..vhost import generated_name
+from ..model.queue_args import type_name
+from ..model.vhost import generated_name
 from ._checks import check_name
 from .queue import _default_queue
 
