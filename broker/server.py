@@ -7,18 +7,15 @@ import logging
 import platform
 import signal
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from . import __version__, definitions, recovery
 from .auth import Users
 from .config import Settings
-from .connection import Connection
 from .loop_clock import LoopClock
 from .model.memory import MemoryMonitor, default_high_watermark
-from .model.message import Message
-from .model.queue import Queue
 from .model.vhost import VirtualHost
+from .session import Connection, Sessions
 from .store import Store
 from .store.disk import DiskStore
 
@@ -49,10 +46,9 @@ class Broker:
         self.clock = LoopClock()
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
-        self.connections: set[Connection] = set()
         self.memory = MemoryMonitor(settings.memory_high_watermark or default_high_watermark())
         self._server: asyncio.base_events.Server | None = None
-        self.server_properties: dict[str, Any] = {
+        server_properties: dict[str, Any] = {
             'product': 'Leveret',
             'version': __version__,
             'platform': f'Python {platform.python_version()}',
@@ -61,6 +57,7 @@ class Broker:
             'cluster_name': f'leveret@{platform.node()}',
             'capabilities': dict(CAPABILITIES),
         }
+        self.sessions = Sessions(settings, self.users, self.vhosts, server_properties)
         for vhost_name in settings.all_vhosts():
             self.add_vhost(vhost_name)
         self.users.add(settings.default_user, settings.default_pass,
@@ -104,9 +101,9 @@ class Broker:
         loop = asyncio.get_running_loop()
         self.open_store()
         self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
-                                                               self._unacked))
+                                                               self.sessions.unacked))
         self._server = await loop.create_server(
-            lambda: Connection(self), self.settings.host, self.settings.port,
+            lambda: Connection(self.sessions), self.settings.host, self.settings.port,
             backlog=1024, reuse_address=True)
         self.memory.start_trimming(self.clock)
         log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
@@ -115,28 +112,16 @@ class Broker:
         """Stop accepting, close every connection with 320, release the store."""
         if self._server is not None:
             self._server.close()
-        for connection in list(self.connections):
-            connection.shutdown()
+        self.sessions.shutdown()
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
-        while self.connections and asyncio.get_running_loop().time() < deadline:
+        while self.sessions and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        for connection in list(self.connections):
-            connection.abort()
+        self.sessions.abort()
         if self._server is not None:
             await self._server.wait_closed()
         self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')
-
-    def _unacked(self) -> Iterator[tuple[Queue, Message]]:
-        for connection in self.connections:
-            yield from connection.unacked()
-
-    def connection_opened(self, connection: Connection) -> None:
-        self.connections.add(connection)
-
-    def connection_closed(self, connection: Connection) -> None:
-        self.connections.discard(connection)
 
 
 def configure_logging(level: str) -> None:

@@ -1,8 +1,10 @@
-"""A channel: content assembly, deliveries and their acks, confirms, tx.
+"""A channel: published messages, deliveries and their acks, confirms, tx.
 
-Method handlers live in :mod:`leveret.broker.methods`, one module per AMQP class;
-this module holds the channel's state and the per-message mechanics that
-the hot path calls directly.
+Method handlers live in :mod:`.methods`, one module per AMQP class; this
+module holds the channel's state and the per-message mechanics that the
+frame loop calls directly.  The channel owns its state (the sentinels and
+transition table of :mod:`leveret.protocol.states`): only its own methods
+change it, through :meth:`Channel._to`.
 """
 
 from __future__ import annotations
@@ -15,21 +17,18 @@ from pamqp import commands
 from leveret.protocol import codec, properties
 from leveret.protocol.assembler import ContentAssembler
 from leveret.protocol.codec import Publish
-from leveret.protocol.errors import AccessRefused, NotFound, PreconditionFailed
+from leveret.protocol.errors import AccessRefused, AMQPError, NotFound, PreconditionFailed
+from leveret.protocol.states import CHANNEL, OPEN, RELEASE, SEND_CLOSE, EventKey, State, transition
 
+from ..model.message import Message
+from ..model.queue import Queue
+from ..store.base import StoreFailed
 from .consumer import Consumer
-from .model.message import Message
-from .model.queue import Queue
-from .store.base import StoreFailed
 
 if TYPE_CHECKING:
     from .connection import Connection
 
 log = logging.getLogger(__name__)
-
-OPEN = 'open'
-CLOSING = 'closing'       # we sent channel.close and wait for close-ok
-CLOSED = 'closed'
 
 # An unacked delivery: the message, its queue, and the consumer (None for get).
 Unacked = tuple[Message, Queue, 'Consumer | None']
@@ -41,12 +40,12 @@ class Channel:
         self.id = channel_id
         self.vhost = connection.vhost
         self.store = self.vhost.store
-        self.state = OPEN
+        self.state: State = OPEN
         #: For methods that name no queue (the spec's "current queue").
         self.last_queue_name: str | None = None
         #: basic.publish -> content header -> body frames (read by the hot path).
         self.assembler: ContentAssembler[Publish] = ContentAssembler(
-            connection.broker.settings.max_message_size)
+            connection.sessions.settings.max_message_size)
         # --- deliveries ---
         self.next_tag = 0
         self.unacked: dict[int, Unacked] = {}
@@ -73,6 +72,9 @@ class Channel:
 
     def __repr__(self) -> str:
         return f'<Channel {self.id} of {self.conn!r}>'
+
+    def _to(self, event: EventKey) -> None:
+        self.state = transition(CHANNEL, self.state, event)
 
     # --- output -------------------------------------------------------------
     def send_method(self, method: Any) -> None:
@@ -198,7 +200,7 @@ class Channel:
 
     def _synced(self) -> None:
         self._confirm_waiting_sync = False
-        if self.state == OPEN:
+        if self.state is OPEN:
             self.send_confirms()
             self.conn.flush_soon()
 
@@ -317,7 +319,7 @@ class Channel:
         """The consumer's queue was deleted: tell the client if it listens."""
         if self.consumers.pop(consumer.tag, None) is None:
             return
-        if self.state == OPEN and self.conn.client_capability('consumer_cancel_notify'):
+        if self.state is OPEN and self.conn.client_capability('consumer_cancel_notify'):
             self.send_method(commands.Basic.Cancel(consumer_tag=consumer.tag, nowait=True))
             self.conn.flush_soon()
 
@@ -331,12 +333,37 @@ class Channel:
             for consumer in self.consumers.values():
                 consumer.prefetch = prefetch_count
 
-    # --- teardown -----------------------------------------------------------
-    def release_all(self) -> None:
-        """The channel is gone: drop consumers, requeue unacked deliveries."""
-        if self.state == CLOSED:
-            return
-        self.state = CLOSED
+    # --- closing ------------------------------------------------------------
+    def close_with(self, exc: AMQPError) -> None:
+        """A channel error: release everything, send channel.close and wait
+        for close-ok (frames until then are dropped by the connection)."""
+        log.debug('%r error: %s', self, exc.text)
+        self._release_all()
+        self._to(SEND_CLOSE)
+        self.conn.forget_confirms(self)
+        self.send_method(commands.Channel.Close(
+            reply_code=exc.code, reply_text=exc.text[:255], class_id=exc.class_id,
+            method_id=exc.method_id))
+
+    def closed_by_client(self) -> None:
+        """channel.close from the client (answered by the handler)."""
+        self._release_all()
+        self._to(commands.Channel.Close)
+        self.conn.channel_closed(self)
+
+    def finish_close(self, event: type) -> None:
+        """close-ok for the close we sent (or the client's own close, which
+        crossed ours): the channel is gone."""
+        self._to(event)
+        self.conn.channel_closed(self)
+
+    def release(self) -> None:
+        """The connection is going away: drop consumers, requeue unacked deliveries."""
+        if self.state is OPEN:
+            self._release_all()
+        self._to(RELEASE)
+
+    def _release_all(self) -> None:
         self.deliverable = False
         self.assembler.reset()
         consumers = list(self.consumers.values())

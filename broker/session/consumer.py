@@ -1,4 +1,7 @@
-"""A basic.consume subscription: one queue, one channel, its own credit."""
+"""A basic.consume subscription: one queue, one channel, its own credit.
+
+The model's :class:`~leveret.broker.model.ports.Subscriber`.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from leveret.protocol.codec import shortstr
 
 if TYPE_CHECKING:
+    from ..model.message import Message
+    from ..model.queue import Queue
     from .channel import Channel
-    from .model.message import Message
-    from .model.queue import Queue
 
 
 class Consumer:

@@ -1,16 +1,22 @@
 """One client connection: an ``asyncio.Protocol`` around the sans-IO layer.
 
-``data_received`` feeds :class:`protocol.FrameReader` and dispatches every
-complete frame.  The per-message methods (publish and its content, ack,
-nack, reject) are decoded by :mod:`leveret.protocol.codec` inline; everything else
-goes through pamqp and the handler table in :mod:`leveret.broker.methods`.
+The connection is one object made of three parts, each in its own module:
 
-Every error is an :class:`~leveret.protocol.errors.AMQPError` raised somewhere
-below and handled in exactly one place, :meth:`Connection._fail`, which
-closes the channel or the connection with the error's reply code.
+* :class:`~.handshake.Handshake`: the connection's state machine (it owns
+  ``state``), the protocol header and the channel-0 methods;
+* :class:`~.output.Output`: the output buffer and every ``send_*``, one
+  ``transport.write`` per loop turn;
+* this module: the asyncio callbacks, the frame loop with the per-message
+  fast path inline, channels, timers, flow control, and :meth:`_fail`, the
+  one place where an :class:`~leveret.protocol.errors.AMQPError` raised
+  anywhere below becomes a channel close or a connection close.
 
-Output is coalesced: frames are appended to a list and written with one
-``transport.write`` per loop turn (or earlier when a lot is buffered).
+They are base classes rather than separate objects on purpose: the frame
+loop and the delivery path read ``self.state``, ``self._out`` and friends
+directly, with no attribute hop per message.
+
+For the model the connection is a ``Publisher`` (queues and the memory alarm
+throttle it) and a ``QueueOwner`` (of its exclusive queues).
 """
 
 from __future__ import annotations
@@ -28,21 +34,17 @@ from leveret.protocol.constants import (
     BASIC_ACK,
     BASIC_NACK,
     BASIC_PUBLISH,
-    BASIC_REJECT,
     FRAME_BODY,
     FRAME_HEADER,
     FRAME_HEARTBEAT,
     FRAME_METHOD,
-    FRAME_MIN_SIZE,
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
-    PROTOCOL_HEADER_0_9,
 )
 from leveret.protocol.errors import (
     AMQPError,
     ChannelErrorCode,
     CommandInvalid,
-    ConnectionAccessRefused,
     ConnectionForced,
     FrameError,
     InternalError,
@@ -51,42 +53,33 @@ from leveret.protocol.errors import (
     PreconditionFailed,
     UnexpectedFrame,
 )
-from leveret.protocol.frames import FrameReader
-from leveret.protocol.methods import decode_method, encode_method, method_ids
+from leveret.protocol.methods import decode_method, method_ids
+from leveret.protocol.states import (
+    AWAIT_HEADER,
+    CLOSED,
+    CLOSING,
+    DISCONNECT,
+    EXPECTED,
+    OPEN,
+    RUNNING,
+    SEND_CLOSE,
+)
 
-from .auth import MECHANISMS, AuthenticationError
-from .channel import CLOSING, OPEN, Channel
-from .methods import HANDLERS
-from .model.ports import ThrottleSource
+from ..model.ports import ThrottleSource
+from .channel import Channel
+from .handshake import BadProtocolHeader, Handshake
+from .methods import CHANNEL_METHODS, FAST_PATH
+from .output import Output
 
 if TYPE_CHECKING:
-    from .model.message import Message
-    from .model.queue import Queue
-    from .model.vhost import VirtualHost
-    from .server import Broker
+    from ..model.message import Message
+    from ..model.queue import Queue
+    from .registry import Sessions
 
 log = logging.getLogger(__name__)
 
-# Connection states, in handshake order.
-AWAIT_HEADER = 'await-header'
-AWAIT_START_OK = 'await-start-ok'
-AWAIT_TUNE_OK = 'await-tune-ok'
-AWAIT_OPEN = 'await-open'
-RUNNING = 'running'
-CLOSING_CONN = 'closing'       # we sent connection.close, wait for close-ok
-CLOSED_CONN = 'closed'
-
-#: Which connection method each handshake state accepts.
-EXPECTED: dict[str, Any] = {
-    AWAIT_START_OK: C.Connection.StartOk,
-    AWAIT_TUNE_OK: C.Connection.TuneOk,
-    AWAIT_OPEN: C.Connection.Open,
-}
-
 _U32 = struct.Struct('>I')
 
-#: Output buffered above this stops deliveries until the next flush.
-OUT_HIGH = 512 * 1024
 #: Transport buffer limits: above HIGH, asyncio calls pause_writing.
 TRANSPORT_HIGH = 1024 * 1024
 TRANSPORT_LOW = 256 * 1024
@@ -98,32 +91,13 @@ HANDSHAKE_TIMEOUT = 10.0
 _DECODE_ERRORS = (IndexError, ValueError, struct.error, UnicodeDecodeError)
 
 
-class Connection(asyncio.Protocol):
-    def __init__(self, broker: 'Broker') -> None:
-        self.broker = broker
-        settings = broker.settings
+class Connection(Handshake, Output, asyncio.Protocol):
+    def __init__(self, sessions: Sessions) -> None:
+        Handshake.__init__(self, sessions)
+        Output.__init__(self)
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.peer = '?'
-        self.state = AWAIT_HEADER
-        self.reader = FrameReader(FRAME_MIN_SIZE)
-        self._header_buf = b''
         self.channels: dict[int, Channel] = {}
-        self.vhost: VirtualHost = None  # type: ignore[assignment]  # set by open
-        self.username = ''
-        self._user: Any = None
-        self.client_properties: dict[str, Any] = {}
-        self._capabilities: dict[str, Any] = {}
-        self.channel_max = settings.channel_max
-        self.frame_max = settings.frame_max
-        self.heartbeat = settings.heartbeat
-        # --- output ---
-        self._out: list[bytes | memoryview] = []
-        self._out_size = 0
-        self._flush_scheduled = False
-        self.writable = True
-        self._transport_paused = False
-        self._confirm_channels: list[Channel] = []
         #: Queues (and the memory alarm) that paused reading from this connection.
         self._throttled_by: set[ThrottleSource] = set()
         self._reading = True
@@ -132,7 +106,6 @@ class Connection(asyncio.Protocol):
         # --- timers ---
         self._hb_timer: asyncio.TimerHandle | None = None
         self._silent_ticks = 0
-        self._sent_since_tick = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
 
@@ -146,34 +119,31 @@ class Connection(asyncio.Protocol):
         self.peer = f'{peer[0]}:{peer[1]}' if peer else '?'
         transport.set_write_buffer_limits(  # type: ignore[attr-defined]
             high=TRANSPORT_HIGH, low=TRANSPORT_LOW)
-        self.broker.connection_opened(self)
+        self.sessions.opened(self)
         self._handshake_timer = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.state != CLOSED_CONN:
+        if self.state is not CLOSED:
             log.debug('%r lost: %s', self, exc or 'closed by peer')
-        self.state = CLOSED_CONN
+        self._to(DISCONNECT)
         self._release()
-
-    def pause_writing(self) -> None:
-        self._transport_paused = True
-        self._set_writable(False)
-
-    def resume_writing(self) -> None:
-        self._transport_paused = False
-        if self._out_size < OUT_HIGH:
-            self._set_writable(True)
 
     def eof_received(self) -> bool | None:
         return False    # close our side too
 
     def data_received(self, data: bytes) -> None:
         state = self.state
-        if state is CLOSED_CONN:
+        if state is CLOSED:
             return
         self._silent_ticks = 0
         if state is AWAIT_HEADER:
-            data = self._protocol_header(data)
+            try:
+                data = self.receive_header(data)
+            except BadProtocolHeader:
+                assert self.transport is not None
+                self.transport.write(PROTOCOL_HEADER)
+                self._close_transport()
+                return
             if not data:
                 return
         try:
@@ -203,6 +173,7 @@ class Connection(asyncio.Protocol):
         i = 0
         n = len(frames)
         channels = self.channels
+        fast_path = FAST_PATH
         while i < n:
             channel_id = 0
             index = 0
@@ -219,7 +190,9 @@ class Connection(asyncio.Protocol):
                             if assembler.method is not None:
                                 raise assembler.unexpected()
                             index = _U32.unpack_from(payload)[0]
-                            if index == BASIC_PUBLISH:
+                            if index not in fast_path:
+                                self._channel_method(channel, payload)
+                            elif index == BASIC_PUBLISH:
                                 publish = codec.decode_publish(payload)
                                 if publish.immediate:
                                     raise NotImplemented_('immediate=true')
@@ -230,11 +203,9 @@ class Connection(asyncio.Protocol):
                             elif index == BASIC_NACK:
                                 tag, multiple, requeue = codec.decode_nack(payload)
                                 channel.nack(tag, multiple, requeue)
-                            elif index == BASIC_REJECT:
+                            else:   # BASIC_REJECT
                                 tag, requeue = codec.decode_reject(payload)
                                 channel.nack(tag, False, requeue)
-                            else:
-                                self._channel_method(channel, payload)
                         elif frame_type == FRAME_BODY:
                             content = assembler.body_frame(payload)
                             if content is not None:
@@ -249,7 +220,7 @@ class Connection(asyncio.Protocol):
                             raise UnexpectedFrame(f'type {frame_type}, all octets = <<>>')
                     else:
                         self._slow_frame(frame_type, channel_id, channel, payload)
-                    if self.state is CLOSED_CONN:
+                    if self.state is CLOSED:
                         return
                     if self._deferred is not None:
                         self._deferred.extend(frames[i:])
@@ -263,7 +234,7 @@ class Connection(asyncio.Protocol):
             except Exception as exc:  # a bug: never take the server down
                 log.exception('internal error on %r', self)
                 self._fail(0, InternalError(f'{type(exc).__name__}: {exc}'))
-            if self.state is CLOSING_CONN or self.state is CLOSED_CONN:
+            if self.state is CLOSING or self.state is CLOSED:
                 # After a connection error only close/close-ok matter.
                 for frame_type, channel_id, payload in frames[i:]:
                     if channel_id == 0 and frame_type == FRAME_METHOD:
@@ -273,7 +244,7 @@ class Connection(asyncio.Protocol):
     def _slow_frame(self, frame_type: int, channel_id: int, channel: Channel | None,
                     payload: bytes) -> None:
         """Channel 0, handshake states, closing channels and unknown channels."""
-        if self.state is CLOSING_CONN:
+        if self.state is CLOSING:
             if channel_id == 0 and frame_type == FRAME_METHOD:
                 self._closing_method(payload)
             return
@@ -282,7 +253,7 @@ class Connection(asyncio.Protocol):
                 return
             if frame_type != FRAME_METHOD:
                 raise UnexpectedFrame(f'frame type {frame_type} on channel 0')
-            self._connection_method(decode_method(payload))
+            self.receive_method(decode_method(payload))
             return
         if self.state is not RUNNING:
             raise ChannelErrorCode(f'channel {channel_id} used before connection.open')
@@ -301,38 +272,23 @@ class Connection(asyncio.Protocol):
             return
         index = _U32.unpack_from(payload)[0]
         if index == C.Channel.CloseOk.index:
-            del self.channels[channel_id]
+            channel.finish_close(C.Channel.CloseOk)
         elif index == C.Channel.Close.index:
             self.send_method(channel_id, C.Channel.CloseOk())
-            del self.channels[channel_id]
+            channel.finish_close(C.Channel.Close)
 
     def _channel_method(self, channel: Channel, payload: bytes) -> None:
+        """A method on an open channel that is not on the fast path."""
         method = decode_method(payload)
-        handler = HANDLERS.get(method.index)
-        if handler is not None:
-            try:
-                handler(channel, method)
-            except AMQPError as exc:
-                raise exc.with_method(*method_ids(method)) from None
-            return
-        if isinstance(method, C.Channel.Close):
-            self._close_channel(channel)
-            self.send_method(channel.id, C.Channel.CloseOk())
-        elif isinstance(method, C.Channel.CloseOk):
-            # close-ok for a close we never sent: ignore, as RabbitMQ does.
-            pass
-        elif isinstance(method, C.Channel.Flow):
-            channel.flow_active = bool(method.active)
-            self.send_method(channel.id, C.Channel.FlowOk(method.active))
-            channel.update_deliverable()     # after flow-ok: deliveries follow it
-        elif isinstance(method, C.Channel.FlowOk):
-            pass
-        elif isinstance(method, C.Channel.Open):
-            raise ChannelErrorCode(f"second 'channel.open' seen on channel {channel.id}")
-        elif method.index >> 16 == 10:
-            raise CommandInvalid('unimplemented method')   # RabbitMQ's words
-        else:
+        handler = CHANNEL_METHODS.get(method.index)
+        if handler is None:
+            if method.index >> 16 == 10:
+                raise CommandInvalid('unimplemented method')   # RabbitMQ's words
             raise CommandInvalid(f'method {method.name} is not allowed from a client')
+        try:
+            handler(channel, method)
+        except AMQPError as exc:
+            raise exc.with_method(*method_ids(method)) from None
 
     def _open_channel(self, channel_id: int) -> None:
         # Like RabbitMQ, limit how many channels are open, not their numbers.
@@ -343,165 +299,55 @@ class Connection(asyncio.Protocol):
         self.channels[channel_id] = Channel(self, channel_id)
         self.send_method(channel_id, C.Channel.OpenOk())
 
-    def _close_channel(self, channel: Channel) -> None:
-        channel.release_all()
-        self.channels.pop(channel.id, None)
-        if channel in self._confirm_channels:
-            self._confirm_channels.remove(channel)
+    def channel_closed(self, channel: Channel) -> None:
+        """``channel`` is closed: its number may be opened again."""
+        if self.channels.get(channel.id) is channel:
+            del self.channels[channel.id]
+        self.forget_confirms(channel)
 
-    # --- connection class (channel 0) ---------------------------------------
-    def _connection_method(self, method: Any) -> None:
-        state = self.state
-        expected = EXPECTED.get(state)
-        if expected is not None:
-            if not isinstance(method, expected):
-                raise CommandInvalid(
-                    f"expected '{expected.name.lower()}', got '{method.name.lower()}'")
-            if state is AWAIT_START_OK:
-                self._start_ok(method)
-            elif state is AWAIT_TUNE_OK:
-                self._tune_ok(method)
-            else:
-                self._open(method)
-            return
-        if isinstance(method, C.Connection.Close):
-            self.send_method(0, C.Connection.CloseOk())
-            self._flush()
-            self.state = CLOSED_CONN
-            self._release()
-            self._close_transport()
-        elif isinstance(method, C.Connection.CloseOk):
-            self._close_transport()
-        elif isinstance(method, C.Connection.UpdateSecret):
-            self.send_method(0, C.Connection.UpdateSecretOk())
-        elif isinstance(method, (C.Connection.Blocked, C.Connection.Unblocked)):
-            pass
-        elif method.index >> 16 == 10:
-            raise CommandInvalid(f"unexpected '{method.name.lower()}'")
-        else:
-            raise ChannelErrorCode('unexpected method in connection state running')
+    # --- the handshake's hooks ------------------------------------------------
+    def login_refused(self) -> None:
+        self._close_transport()
 
-    def _protocol_header(self, data: bytes) -> bytes:
-        """Check the 8-byte protocol header; return the bytes after it."""
-        buf = self._header_buf + data
-        if len(buf) < 8:
-            if PROTOCOL_HEADER.startswith(buf) or PROTOCOL_HEADER_0_9.startswith(buf):
-                self._header_buf = buf
-                return b''
-        if buf[:8] not in (PROTOCOL_HEADER, PROTOCOL_HEADER_0_9):
-            log.info('%s sent an unsupported protocol header %r', self.peer, buf[:8])
-            assert self.transport is not None
-            self.transport.write(PROTOCOL_HEADER)
-            self.state = CLOSED_CONN
-            self._close_transport()
-            return b''
-        self._header_buf = b''
-        self.state = AWAIT_START_OK
-        self.send_method(0, C.Connection.Start(
-            version_major=0, version_minor=9,
-            server_properties=self.broker.server_properties,
-            mechanisms=' '.join(MECHANISMS), locales='en_US'))
-        return buf[8:]
-
-    def _start_ok(self, method: C.Connection.StartOk) -> None:
-        self.client_properties = method.client_properties or {}
-        capabilities = self.client_properties.get('capabilities')
-        self._capabilities = capabilities if isinstance(capabilities, dict) else {}
-        mechanism = method.mechanism
-        if mechanism not in MECHANISMS:
-            raise ConnectionAccessRefused(
-                f"unsupported authentication mechanism '{mechanism}'")
-        try:
-            user = self.broker.users.authenticate(
-                mechanism, method.response, self._from_loopback())
-        except AuthenticationError as exc:
-            log.warning('%s: login refused: %s', self.peer, exc)
-            if self.client_capability('authentication_failure_close'):
-                raise ConnectionAccessRefused(
-                    f'Login was refused using authentication mechanism {mechanism}. '
-                    f'For details see the broker logfile.') from None
-            self.state = CLOSED_CONN
-            self._close_transport()
-            return
-        self.username = user.name
-        self._user = user
-        self.state = AWAIT_TUNE_OK
-        self.send_method(0, C.Connection.Tune(
-            channel_max=self.channel_max, frame_max=self.frame_max,
-            heartbeat=self.heartbeat))
-
-    def _tune_ok(self, method: C.Connection.TuneOk) -> None:
-        settings = self.broker.settings
-        frame_max = method.frame_max or settings.frame_max
-        if frame_max < FRAME_MIN_SIZE:
-            raise NotAllowed(f'frame_max={frame_max} < {FRAME_MIN_SIZE} min size')
-        if frame_max > settings.frame_max:
-            raise NotAllowed(f'frame_max={frame_max} > {settings.frame_max} max size')
-        self.frame_max = frame_max
-        # Fudge of 8 bytes, as RabbitMQ: some clients count the frame wrong.
-        self.reader.frame_max = frame_max + 8
-        channel_max = method.channel_max or settings.channel_max
-        self.channel_max = min(channel_max, settings.channel_max)
-        self.heartbeat = method.heartbeat
-        self.state = AWAIT_OPEN
+    def tuned(self) -> None:
         if self.heartbeat:
             self._hb_timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
-    def _open(self, method: C.Connection.Open) -> None:
-        name = method.virtual_host or '/'
-        vhost = self.broker.vhosts.get(name)
-        if vhost is None:
-            raise NotAllowed(f"vhost {name} not found")
-        if name not in self._user.vhosts:
-            raise NotAllowed(f"access to vhost '{name}' refused for user '{self.username}'")
-        self.vhost = vhost
-        self.state = RUNNING
+    def opened(self) -> None:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
-        self.send_method(0, C.Connection.OpenOk())
-        log.debug('%r opened vhost %r', self, name)
 
-    def _from_loopback(self) -> bool:
-        return self.peer.startswith(('127.', '::1', '::ffff:127.'))
-
-    def client_capability(self, name: str) -> bool:
-        return bool(self._capabilities.get(name))
+    def closed_by_peer(self) -> None:
+        """connection.close (answered) or close-ok from the client."""
+        self._close_transport()
 
     # --- errors -------------------------------------------------------------
     def _fail(self, channel_id: int, exc: AMQPError) -> None:
         """The one place where an AMQP error becomes a close."""
-        if self.state is CLOSED_CONN:
+        if self.state is CLOSED:
             return
         if not exc.connection_level and channel_id:
             channel = self.channels.get(channel_id)
             if channel is None or channel.state is not OPEN:
                 return
-            log.debug('%r channel %d error: %s', self, channel_id, exc.text)
-            channel.release_all()
-            channel.state = CLOSING
-            if channel in self._confirm_channels:
-                self._confirm_channels.remove(channel)
-            self.send_method(channel_id, C.Channel.Close(
-                reply_code=exc.code, reply_text=exc.text[:255],
-                class_id=exc.class_id, method_id=exc.method_id))
+            channel.close_with(exc)
             return
         self.close(exc.code, exc.text, exc.class_id, exc.method_id)
 
     def close(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
         """Start a server-initiated connection close."""
-        if self.state is CLOSED_CONN or self.state is CLOSING_CONN:
+        if self.state is CLOSED or self.state is CLOSING:
             return
         if code >= 500 or code == 403 or code == 402:
             log.warning('%r closed with %d %s', self, code, text)
         else:
             log.info('%r closed with %d %s', self, code, text)
-        handshaking = self.state is AWAIT_HEADER
-        self.state = CLOSING_CONN
-        self._release()
-        if handshaking:
-            self._close_transport()
+        if self.state is AWAIT_HEADER:
+            self._close_transport()     # nothing to say to a peer without a header
             return
+        self._to(SEND_CLOSE)
+        self._release()
         self.send_method(0, C.Connection.Close(
             reply_code=code, reply_text=text[:255], class_id=class_id,
             method_id=method_id))
@@ -509,26 +355,29 @@ class Connection(asyncio.Protocol):
         self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_transport)
 
     def _closing_method(self, payload: bytes) -> None:
+        """While we close: only close-ok (or the client's own close) matters."""
+        if self.state is not CLOSING:
+            return      # already closed by an earlier frame of the batch
         try:
             index = _U32.unpack_from(payload)[0]
         except struct.error:
             return
         if index == C.Connection.CloseOk.index:
+            self._to(C.Connection.CloseOk)
             self._close_transport()
         elif index == C.Connection.Close.index:
+            self._to(C.Connection.Close)
             self.send_method(0, C.Connection.CloseOk())
-            self._flush()
             self._close_transport()
 
     def _handshake_timeout(self) -> None:
         self._handshake_timer = None
-        if self.state is not RUNNING and self.state is not CLOSED_CONN:
+        if self.state is not RUNNING and self.state is not CLOSED:
             log.info('%s: handshake timeout', self.peer)
-            self.state = CLOSED_CONN
             self._close_transport()
 
     def _close_transport(self) -> None:
-        self.state = CLOSED_CONN
+        self._to(DISCONNECT)
         if self._out:
             self._flush()
         if self.transport is not None and not self.transport.is_closing():
@@ -546,18 +395,18 @@ class Connection(asyncio.Protocol):
                 timer.cancel()
         self._hb_timer = self._handshake_timer = self._close_timer = None
         channels = list(self.channels.values())
-        if self.state is CLOSED_CONN:
+        if self.state is CLOSED:
             self.channels.clear()
         for channel in channels:
-            channel.release_all()
+            channel.release()
         self._confirm_channels.clear()
         for source in list(self._throttled_by):
             source.forget_publisher(self)
         self._throttled_by.clear()
         if self.vhost is not None:
             self.vhost.owner_gone(self)
-        if self.state is CLOSED_CONN:
-            self.broker.connection_closed(self)
+        if self.state is CLOSED:
+            self.sessions.closed(self)
 
     def unacked(self) -> Iterator[tuple[Queue, Message]]:
         """Every delivery of this connection waiting for an ack."""
@@ -567,7 +416,7 @@ class Connection(asyncio.Protocol):
 
     # --- heartbeats ---------------------------------------------------------
     def _heartbeat_tick(self) -> None:
-        if self.state is CLOSED_CONN:
+        if self.state is CLOSED:
             return
         self._silent_ticks += 1
         # Ticks come every heartbeat/2: past four silent ticks the client has
@@ -575,7 +424,7 @@ class Connection(asyncio.Protocol):
         if self._silent_ticks > 4:
             log.warning('%r: missed heartbeats from client, timeout: %ds',
                         self, self.heartbeat)
-            self.state = CLOSED_CONN
+            self._to(DISCONNECT)
             self.abort()
             self._release()
             return
@@ -587,84 +436,7 @@ class Connection(asyncio.Protocol):
         self._sent_since_tick = False
         self._hb_timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
-    # --- output -------------------------------------------------------------
-    def send_raw(self, data: bytes | memoryview) -> None:
-        self._out.append(data)
-        self._out_size += len(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def send_method(self, channel_id: int, method: Any) -> None:
-        self.send_raw(encode_method(channel_id, method))
-
-    def flush_soon(self) -> None:
-        if self._out and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def send_delivery(self, channel_id: int, consumer_tag: bytes, delivery_tag: int,
-                      message: 'Message') -> None:
-        """basic.deliver + content, relaying the publisher's header bytes."""
-        self._out_size += codec.deliver(self._out, channel_id, consumer_tag, delivery_tag,
-                                        message, self.frame_max) + 80
-        if self._out_size > OUT_HIGH:
-            self._set_writable(False)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def send_get_ok(self, channel_id: int, delivery_tag: int, message: 'Message',
-                    message_count: int) -> None:
-        self.send_raw(codec.get_ok_frame(channel_id, delivery_tag, message.redelivered,
-                                         message.exchange_and_key, message_count))
-        for part in codec.content_frames(channel_id, message.header, message.body,
-                                         self.frame_max):
-            self.send_raw(part)
-
-    def send_return(self, channel_id: int, code: int, text: str, message: 'Message') -> None:
-        self.send_raw(codec.return_frame(channel_id, code, text, message.exchange_and_key))
-        for part in codec.content_frames(channel_id, message.header, message.body,
-                                         self.frame_max):
-            self.send_raw(part)
-
-    def confirms_due(self, channel: Channel) -> None:
-        """``channel`` has confirms to send after this batch of frames."""
-        self._confirm_channels.append(channel)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def _send_due_confirms(self) -> None:
-        channels, self._confirm_channels = self._confirm_channels, []
-        for channel in channels:
-            if channel.state is OPEN:
-                channel.send_confirms()
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._confirm_channels:
-            self._send_due_confirms()
-        out = self._out
-        if out:
-            transport = self.transport
-            if transport is not None and not transport.is_closing():
-                transport.write(b''.join(out))
-                self._sent_since_tick = True
-            out.clear()
-            self._out_size = 0
-        if not self.writable and not self._transport_paused and self.state is not CLOSED_CONN:
-            self._set_writable(True)
-
-    def _set_writable(self, writable: bool) -> None:
-        if writable == self.writable:
-            return
-        self.writable = writable
-        for channel in list(self.channels.values()):
-            if channel.state is OPEN:
-                channel.update_deliverable()
-
-    # --- flow control -------------------------------------------------------
+    # --- flow control (the model's Publisher port) ----------------------------
     def throttle(self, source: ThrottleSource) -> None:
         """``source`` asks us to stop reading after the current batch."""
         self._throttled_by.add(source)
@@ -675,9 +447,17 @@ class Connection(asyncio.Protocol):
 
     def _maybe_resume_reading(self) -> None:
         if (not self._throttled_by and self._deferred is None and not self._reading
-                and self.transport is not None and self.state is not CLOSED_CONN):
+                and self.transport is not None and self.state is not CLOSED):
             self._reading = True
             self.transport.resume_reading()
+
+    def notify_blocked(self, reason: str) -> None:
+        if self.client_capability('connection.blocked') and self.state is RUNNING:
+            self.send_method(0, C.Connection.Blocked(reason))
+
+    def notify_unblocked(self) -> None:
+        if self.client_capability('connection.blocked') and self.state is RUNNING:
+            self.send_method(0, C.Connection.Unblocked())
 
     # --- replies that wait for the disk -------------------------------------
     def reply_when_synced(self, channel: Channel, method: Any) -> None:
@@ -694,7 +474,7 @@ class Connection(asyncio.Protocol):
         self._deferred = []
 
         def synced() -> None:
-            if self.state is CLOSED_CONN:
+            if self.state is CLOSED:
                 return
             if store.synced_position() < position and not store.confirm_failed(position):
                 store.when_synced(synced)
@@ -713,17 +493,9 @@ class Connection(asyncio.Protocol):
 
         store.when_synced(synced)
 
-    # --- broker-initiated ---------------------------------------------------
-    def notify_blocked(self, reason: str) -> None:
-        if self.client_capability('connection.blocked') and self.state is RUNNING:
-            self.send_method(0, C.Connection.Blocked(reason))
-
-    def notify_unblocked(self) -> None:
-        if self.client_capability('connection.blocked') and self.state is RUNNING:
-            self.send_method(0, C.Connection.Unblocked())
-
+    # --- broker shutdown -----------------------------------------------------
     def shutdown(self) -> None:
-        """Broker shutdown: close with 320 CONNECTION_FORCED."""
+        """Close with 320 CONNECTION_FORCED."""
         exc = ConnectionForced('broker shutdown')
         if self.state is RUNNING or self.state in EXPECTED:
             self.close(exc.code, exc.text)
