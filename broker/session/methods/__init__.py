@@ -4,7 +4,7 @@ One module per AMQP class, one small function per method; a handler takes
 ``(channel, method)`` (``(connection, method)`` for connection.*) and only
 raises for bad input: the connection turns errors into closes.  Every method
 pamqp knows is in exactly one of the four sets below
-(``tests/test_layers.py`` checks that):
+(``tests/test_method_table.py`` checks that):
 
 * :data:`CHANNEL_METHODS`: methods on an open channel, looked up by the
   connection's cold path;
