@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from .codec import decode_content_header
+from .codec import CONTENT_HEADER_SIZES as _SIZES
 from .errors import FrameError, PreconditionFailed, UnexpectedFrame
 
 M = TypeVar('M')
 E = TypeVar('E', UnexpectedFrame, FrameError, PreconditionFailed)
+
+_NO_LIMIT = 1 << 64      # above any body size a content header can announce
 
 #: A complete message: the method that started it, the content-header
 #: payload (relayed as it came) and the body.
@@ -40,11 +42,13 @@ class ContentAssembler(Generic[M]):
 
     ``method`` is None while no content is expected; ``header`` is None
     until the content header arrived.  The hot path of the broker reads
-    ``method`` directly to tell whether a method frame may come now.
+    ``method`` directly to tell whether a method frame may come now.  The
+    per-frame methods keep their common case short (every message passes
+    here): checks that fail go to small methods that build the error.
     """
 
-    __slots__ = ('method', 'header', 'body_size', 'max_body_size', '_index', '_received',
-                 '_parts')
+    __slots__ = ('method', 'header', 'body_size', 'max_body_size', '_index', '_class_id',
+                 '_received', '_parts')
 
     def __init__(self, max_body_size: int | None = None) -> None:
         #: The content-carrying method whose content is being assembled.
@@ -52,9 +56,10 @@ class ContentAssembler(Generic[M]):
         #: Its content-header payload, once received.
         self.header: bytes | None = None
         self.body_size = 0
-        #: Larger announced bodies are refused with 406 (None: no limit).
-        self.max_body_size = max_body_size
+        #: Larger announced bodies are refused with 406.
+        self.max_body_size = max_body_size if max_body_size is not None else _NO_LIMIT
         self._index = 0
+        self._class_id = 0
         self._received = 0
         self._parts: list[bytes] = []
 
@@ -64,65 +69,52 @@ class ContentAssembler(Generic[M]):
             raise self.unexpected()
         self.method = method
         self._index = index
+        self._class_id = index >> 16
         self.header = None
 
     def header_frame(self, payload: bytes) -> Content[M] | None:
         """A content-header frame; the whole content when the body is empty."""
         method = self.method
-        if method is None:
-            raise UnexpectedFrame('expected method frame, got non method frame instead')
-        if self.header is not None:
-            raise self._error(
-                UnexpectedFrame('expected content body, got non content body frame instead'))
-        try:
-            class_id, weight, body_size = decode_content_header(payload)
-        except ValueError as exc:
-            raise self._error(FrameError(f'cannot decode frame: {exc}')) from None
-        expected_class = self._index >> 16
-        if class_id != expected_class:
-            raise self._error(UnexpectedFrame(
-                f'expected content header for class {expected_class}, got one for class '
-                f'{class_id} instead'))
-        if weight != 0:
-            raise self._error(UnexpectedFrame(
-                f'expected content header for class {expected_class}, got non content header '
-                f'frame instead'))
-        limit = self.max_body_size
-        if limit is not None and body_size > limit:
+        if method is None or self.header is not None:
+            raise self._misplaced_header()
+        if len(payload) < 14:
+            raise self._error(FrameError('cannot decode frame: content header too short'))
+        class_id, weight, body_size = _SIZES.unpack_from(payload)
+        if class_id != self._class_id or weight:
+            raise self._bad_header(class_id)
+        if body_size > self.max_body_size:
             raise self._error(PreconditionFailed(
-                f'message size {body_size} is larger than configured max size {limit}'))
-        if body_size == 0:
-            self.method = None
-            return method, payload, b''
-        self.header = payload
-        self.body_size = body_size
-        self._received = 0
-        return None
+                f'message size {body_size} is larger than configured max size '
+                f'{self.max_body_size}'))
+        if body_size:
+            self.header = payload
+            self.body_size = body_size
+            self._received = 0
+            return None
+        self.method = None
+        return method, payload, b''
 
     def body_frame(self, payload: bytes) -> Content[M] | None:
         """A body frame; the whole content once the announced size arrived."""
         header = self.header
         if header is None:
-            if self.method is None:
-                raise UnexpectedFrame('expected method frame, got non method frame instead')
-            raise self.unexpected()
+            raise self._misplaced_body()
         received = self._received + len(payload)
+        if received < self.body_size:
+            self._parts.append(payload)
+            self._received = received
+            return None
         if received > self.body_size:
             raise self._error(UnexpectedFrame(
                 f'received {received} body bytes, more than the content header '
                 f'announced ({self.body_size})'))
-        if received == self.body_size:
-            method = self.method
-            assert method is not None
-            self.method = self.header = None
-            if self._parts:
-                self._parts.append(payload)
-                payload = b''.join(self._parts)
-                self._parts = []
-            return method, header, payload
-        self._parts.append(payload)
-        self._received = received
-        return None
+        method = self.method
+        self.method = self.header = None
+        if self._parts:
+            self._parts.append(payload)
+            payload = b''.join(self._parts)
+            self._parts = []
+        return method, header, payload  # type: ignore[return-value]  # set with header
 
     def unexpected(self) -> UnexpectedFrame:
         """The error for a method frame while content is expected (505)."""
@@ -130,7 +122,7 @@ class ContentAssembler(Generic[M]):
             return UnexpectedFrame('expected method frame, got non method frame instead')
         if self.header is None:
             return self._error(UnexpectedFrame(
-                f'expected content header for class {self._index >> 16}, got non content '
+                f'expected content header for class {self._class_id}, got non content '
                 f'header frame instead'))
         return self._error(
             UnexpectedFrame('expected content body, got non content body frame instead'))
@@ -140,6 +132,28 @@ class ContentAssembler(Generic[M]):
         self.method = self.header = None
         self._parts = []
 
+    # --- errors (off the common path) -------------------------------------------
+    def _misplaced_header(self) -> UnexpectedFrame:
+        if self.method is None:
+            return UnexpectedFrame('expected method frame, got non method frame instead')
+        return self._error(
+            UnexpectedFrame('expected content body, got non content body frame instead'))
+
+    def _misplaced_body(self) -> UnexpectedFrame:
+        if self.method is None:
+            return UnexpectedFrame('expected method frame, got non method frame instead')
+        return self.unexpected()
+
+    def _bad_header(self, class_id: int) -> UnexpectedFrame:
+        expected = self._class_id
+        if class_id != expected:
+            return self._error(UnexpectedFrame(
+                f'expected content header for class {expected}, got one for class '
+                f'{class_id} instead'))
+        return self._error(UnexpectedFrame(
+            f'expected content header for class {expected}, got non content header frame '
+            f'instead'))
+
     def _error(self, exc: E) -> E:
-        exc.with_method(self._index >> 16, self._index & 0xFFFF)
+        exc.with_method(self._class_id, self._index & 0xFFFF)
         return exc

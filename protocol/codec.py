@@ -23,7 +23,8 @@ from .constants import FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_METHOD
 _FRAME_HEADER = struct.Struct('>BHI')
 _U16 = struct.Struct('>H')
 _U64 = struct.Struct('>Q')
-_HEADER_SIZES = struct.Struct('>HHQ')
+#: class id, weight and body size at the start of a content-header payload.
+CONTENT_HEADER_SIZES = _HEADER_SIZES = struct.Struct('>HHQ')
 _TAG_BIT = struct.Struct('>QB')
 _ACK_FRAME = struct.Struct('>BHIIQBB')        # whole basic.ack / basic.nack frame
 _ACK_PAYLOAD = struct.Struct('>QB')

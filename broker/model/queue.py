@@ -157,7 +157,13 @@ class Queue:
             message.expires_at = self._clock.now() + ttl / 1000.0
         if self.persists and message.persistent:
             self._store.add(self, message)      # raises StoreFailed when it cannot
-        self._count_in(message)
+        # _count_in(message), inlined: once per message and queue.
+        memory = self._memory
+        held = memory.held = memory.held + len(message.body)
+        if held > memory.peak:
+            memory.peak = held
+            if held > memory.high:
+                memory.check()
         self.ready.append(message)
         self.ready_bytes += len(message.body)
         if self.consumers:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pamqp import commands
 
 from leveret.protocol import codec, properties
-from leveret.protocol.assembler import ContentAssembler
+from leveret.protocol.assembler import Content, ContentAssembler
 from leveret.protocol.codec import Publish
 from leveret.protocol.errors import AccessRefused, AMQPError, NotFound, PreconditionFailed
 from leveret.protocol.states import CHANNEL, OPEN, RELEASE, SEND_CLOSE, EventKey, State, transition
@@ -92,8 +92,9 @@ class Channel:
             queue.drain()
 
     # --- publishing ---------------------------------------------------------
-    def publish_complete(self, publish: Publish, header: bytes, body: bytes) -> None:
+    def publish_complete(self, content: Content[Publish]) -> None:
         """The assembler has a whole message: route it (or hold it for tx.commit)."""
+        publish, header, body = content
         if self.confirm_mode:
             self.publish_seq += 1
         if self.tx_mode:

@@ -190,13 +190,13 @@ class Connection(Handshake, Output, asyncio.Protocol):
                             if assembler.method is not None:
                                 raise assembler.unexpected()
                             index = _U32.unpack_from(payload)[0]
-                            if index not in fast_path:
-                                self._channel_method(channel, payload)
-                            elif index == BASIC_PUBLISH:
+                            if index == BASIC_PUBLISH:      # the commonest first
                                 publish = codec.decode_publish(payload)
                                 if publish.immediate:
                                     raise NotImplemented_('immediate=true')
                                 assembler.start(publish, BASIC_PUBLISH)
+                            elif index not in fast_path:
+                                self._channel_method(channel, payload)
                             elif index == BASIC_ACK:
                                 tag, multiple = codec.decode_ack(payload)
                                 channel.ack(tag, multiple)
@@ -210,12 +210,12 @@ class Connection(Handshake, Output, asyncio.Protocol):
                             content = assembler.body_frame(payload)
                             if content is not None:
                                 index = BASIC_PUBLISH   # routing errors name the publish
-                                channel.publish_complete(*content)
+                                channel.publish_complete(content)
                         elif frame_type == FRAME_HEADER:
                             content = assembler.header_frame(payload)
                             if content is not None:
                                 index = BASIC_PUBLISH
-                                channel.publish_complete(*content)
+                                channel.publish_complete(content)
                         else:
                             raise UnexpectedFrame(f'type {frame_type}, all octets = <<>>')
                     else:
