@@ -67,10 +67,10 @@ class ContentAssembler(Generic[M]):
         """``method`` (method index ``index``, e.g. ``BASIC_PUBLISH``) announces content."""
         if self.method is not None:
             raise self.unexpected()
-        self.method = method
-        self._index = index
-        self._class_id = index >> 16
-        self.header = None
+        self.method = method        # header is None already: it goes with method
+        if index != self._index:
+            self._index = index
+            self._class_id = index >> 16
 
     def header_frame(self, payload: bytes) -> Content[M] | None:
         """A content-header frame; the whole content when the body is empty."""
@@ -100,14 +100,15 @@ class ContentAssembler(Generic[M]):
         if header is None:
             raise self._misplaced_body()
         received = self._received + len(payload)
-        if received < self.body_size:
+        body_size = self.body_size
+        if received != body_size:
+            if received > body_size:
+                raise self._error(UnexpectedFrame(
+                    f'received {received} body bytes, more than the content header '
+                    f'announced ({body_size})'))
             self._parts.append(payload)
             self._received = received
             return None
-        if received > self.body_size:
-            raise self._error(UnexpectedFrame(
-                f'received {received} body bytes, more than the content header '
-                f'announced ({self.body_size})'))
         method = self.method
         self.method = self.header = None
         if self._parts:

@@ -289,11 +289,20 @@ class Queue:
         self._draining = True
         try:
             now = 0.0
+            consumers = self.consumers
             next_consumer = self._next_consumer
             while ready:
-                consumer = next_consumer()
-                if consumer is None:
-                    break
+                if len(consumers) == 1:
+                    # _next_consumer() for a lone consumer, inlined: the
+                    # commonest case, once per delivery.
+                    consumer = consumers[0]
+                    if not consumer.has_credit():
+                        break
+                else:
+                    found = next_consumer()
+                    if found is None:
+                        break
+                    consumer = found
                 message = ready.popleft()
                 self.ready_bytes -= len(message.body)
                 if message.expires_at:
