@@ -8,16 +8,14 @@ predeclared ``amq.*`` exchanges are recreated at start, never saved.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
-from .exchanges import Exchange
-from .queue import Queue
+from .auth import Users
+from .model.exchanges import Exchange
+from .model.queue import Queue
+from .model.vhost import PREDECLARED, VirtualHost
 from .store.base import Definitions
 from .store.definitions import decode_table, encode_table
-from .vhost import PREDECLARED
-
-if TYPE_CHECKING:
-    from .server import Broker
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +26,13 @@ def _queue_is_durable(queue: Queue) -> bool:
     return queue.durable and not queue.exclusive and not queue.deleted
 
 
-def export(broker: 'Broker') -> Definitions:
+def export(vhosts: Mapping[str, VirtualHost], users: Users) -> Definitions:
     out = Definitions()
-    out.vhosts = sorted(broker.vhosts)
+    out.vhosts = sorted(vhosts)
     out.users = [{'name': u.name, 'password_hash': u.password_hash, 'tags': list(u.tags),
                   'vhosts': sorted(u.vhosts), 'loopback_only': u.loopback_only}
-                 for u in broker.users.users.values()]
-    for vhost in broker.vhosts.values():
+                 for u in users.users.values()]
+    for vhost in vhosts.values():
         for exchange in vhost.exchanges.values():
             if not exchange.durable or exchange.name in _PREDECLARED_NAMES:
                 continue
@@ -67,27 +65,31 @@ def export(broker: 'Broker') -> Definitions:
     return out
 
 
-def restore(broker: 'Broker', definitions: Definitions) -> None:
-    """Recreate the saved topology in ``broker`` (users first, bindings last)."""
+def restore(definitions: Definitions, add_vhost: Callable[[str], VirtualHost],
+            users: Users) -> None:
+    """Recreate the saved topology (vhosts first, bindings last).
+
+    ``add_vhost`` finds or creates a virtual host by name.
+    """
     for name in definitions.vhosts:
-        broker.add_vhost(name)
+        add_vhost(name)
     # Users come from the settings alone: one saved but no longer configured
     # was removed on purpose and stays out.
     for user in definitions.users:
-        if user['name'] not in broker.users.users:
+        if user['name'] not in users.users:
             log.warning("user '%s' is no longer configured: not restored", user['name'])
     for item in definitions.exchanges:
-        vhost = broker.add_vhost(item['vhost'])
+        vhost = add_vhost(item['vhost'])
         vhost.declare_exchange(item['name'], item['type'], durable=True,
                                auto_delete=item['auto_delete'], internal=item['internal'],
                                arguments=decode_table(item['arguments']))
     for item in definitions.queues:
-        vhost = broker.add_vhost(item['vhost'])
+        vhost = add_vhost(item['vhost'])
         vhost.declare_queue(item['name'], None, durable=True, auto_delete=item['auto_delete'],
                             arguments=decode_table(item['arguments']),
                             incarnation=item['incarnation'])
     for item in definitions.bindings:
-        vhost = broker.vhosts[item['vhost']]
+        vhost = add_vhost(item['vhost'])
         source = vhost.exchanges.get(item['source'])
         destination: Queue | Exchange | None
         if item['destination_type'] == 'queue':

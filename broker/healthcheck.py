@@ -1,4 +1,4 @@
-"""``python -m broker.healthcheck``: exit 0 if the broker answers AMQP.
+"""``python -m leveret.broker.healthcheck``: exit 0 if the broker answers AMQP.
 
 Sends the protocol header and expects a connection.start method frame,
 then closes; used by the container's HEALTHCHECK.

@@ -5,18 +5,17 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from leveret.protocol import properties
 
 from . import definitions
-from .message import Message
-from .queue import Queue
+from .auth import Users
+from .model.message import Message
+from .model.queue import Queue
+from .model.vhost import VirtualHost
+from .store.base import Store
 from .store.records import Published
-
-if TYPE_CHECKING:
-    from .server import Broker
 
 log = logging.getLogger(__name__)
 
@@ -25,36 +24,47 @@ def message_from_record(published: Published, queue: Queue, now_monotonic: float
     # Only a priority queue needs the priority property: skip the scan otherwise.
     priority = properties.scan(published.header)[1] if queue.args.max_priority else 0
     message = Message(published.exchange, published.routing_key, published.header,
-                      published.body, priority, True, None)
-    message._exchange_and_key = published.exchange_and_key
+                      published.body, priority, True, None, published.exchange_and_key)
     message.seq = published.seq
     count = published.delivery_count
     if count:
         message.delivery_count = count
-        message.redelivered = True
         message.header = properties.with_header(message.header, 'x-delivery-count', count)
+    message.redelivered = published.redelivered
     message.store_id = published.store_id
     if published.expires_ms:
         message.expires_at = now_monotonic + (published.expires_ms / 1000.0 - time.time())
     return message
 
 
-def recover(broker: 'Broker') -> None:
-    """Load definitions and messages from ``broker.store`` into ``broker``."""
-    store = broker.store
+def recover(store: Store, vhosts: Mapping[str, VirtualHost],
+            add_vhost: Callable[[str], VirtualHost], users: Users) -> None:
+    """Load the saved definitions and the stored messages of ``store``.
+
+    ``add_vhost`` finds or creates a virtual host by name (the saved
+    definitions may name vhosts the settings do not); ``vhosts`` are all of
+    them once the definitions are restored.
+    """
     saved = store.load_definitions()
     if saved is not None:
-        definitions.restore(broker, saved)
-    queues = {q.store_key: q for vhost in broker.vhosts.values()
+        definitions.restore(saved, add_vhost, users)
+    queues = {q.store_key: q for vhost in vhosts.values()
               for q in vhost.queues.values() if q.store_key}
     now = time.monotonic()
+
+    def restore(queue_key: bytes, records: list[Published]) -> bool:
+        queue = queues.get(queue_key)
+        if queue is None:
+            return False
+        queue.restore([message_from_record(p, queue, now) for p in records])
+        return True
+
     # Millions of long-lived objects: the cyclic GC would rescan them over and
     # over while they are created, and again later.  They hold no cycles, so
     # build them with the GC off, then move them out of its sight.
     gc.disable()
     try:
-        report = store.recover(
-            queues.get, lambda p, q: message_from_record(p, q, now))  # type: ignore[misc]
+        report = store.recover(restore)
     finally:
         gc.enable()
     gc.freeze()
@@ -68,16 +78,17 @@ def recover(broker: 'Broker') -> None:
                  f' ({report.dropped} of deleted queues dropped)' if report.dropped else '')
 
 
-def live_messages(broker: 'Broker') -> Iterator[tuple[Queue, Message, bool]]:
-    """Every message the store holds a record for: ready, or delivered and unacked."""
-    for vhost in broker.vhosts.values():
+def live_messages(vhosts: Iterable[VirtualHost],
+                  unacked: Callable[[], Iterable[tuple[Queue, Message]]],
+                  ) -> Iterator[tuple[Queue, Message, bool]]:
+    """Every message the store holds a record for: ready in a queue, or
+    delivered and unacked (``unacked`` asks the session layer)."""
+    for vhost in vhosts:
         for queue in vhost.queues.values():
             if queue.persists:
                 for message in queue.ready:
                     if message.store_id:
                         yield queue, message, False
-    for connection in broker.connections:
-        for channel in connection.channels.values():
-            for message, queue, _consumer in channel.unacked.values():
-                if message.store_id:
-                    yield queue, message, True
+    for queue, message in unacked():
+        if message.store_id:
+            yield queue, message, True

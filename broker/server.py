@@ -11,13 +11,13 @@ from typing import Any
 
 from . import __version__, definitions, recovery
 from .auth import Users
-from .clock import LoopClock
 from .config import Settings
-from .connection import Connection
-from .memory import MemoryMonitor, default_high_watermark
+from .loop_clock import LoopClock
+from .model.memory import MemoryMonitor, default_high_watermark
+from .model.vhost import VirtualHost
+from .session import Connection, Sessions
 from .store import Store
 from .store.disk import DiskStore
-from .vhost import VirtualHost
 
 log = logging.getLogger('leveret')
 
@@ -46,10 +46,9 @@ class Broker:
         self.clock = LoopClock()
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
-        self.connections: set[Connection] = set()
         self.memory = MemoryMonitor(settings.memory_high_watermark or default_high_watermark())
         self._server: asyncio.base_events.Server | None = None
-        self.server_properties: dict[str, Any] = {
+        server_properties: dict[str, Any] = {
             'product': 'Leveret',
             'version': __version__,
             'platform': f'Python {platform.python_version()}',
@@ -58,6 +57,7 @@ class Broker:
             'cluster_name': f'leveret@{platform.node()}',
             'capabilities': dict(CAPABILITIES),
         }
+        self.sessions = Sessions(settings, self.users, self.vhosts, server_properties)
         for vhost_name in settings.all_vhosts():
             self.add_vhost(vhost_name)
         self.users.add(settings.default_user, settings.default_pass,
@@ -79,14 +79,14 @@ class Broker:
     def definitions_changed(self) -> None:
         """A durable exchange, queue or binding changed: save them all."""
         if not self._restoring:
-            self.store.save_definitions(definitions.export(self))
+            self.store.save_definitions(definitions.export(self.vhosts, self.users))
 
     def open_store(self) -> None:
         """Lock the data directory and bring back what it holds."""
         self.store.open()
         self._restoring = True
         try:
-            recovery.recover(self)
+            recovery.recover(self.store, self.vhosts, self.add_vhost, self.users)
         finally:
             self._restoring = False
         self.definitions_changed()
@@ -99,39 +99,29 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.clock = LoopClock(loop)
-        for vhost in self.vhosts.values():
-            vhost.clock = self.clock
         self.open_store()
-        self.store.attach(loop, lambda: recovery.live_messages(self))
+        self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
+                                                               self.sessions.unacked))
         self._server = await loop.create_server(
-            lambda: Connection(self), self.settings.host, self.settings.port,
+            lambda: Connection(self.sessions), self.settings.host, self.settings.port,
             backlog=1024, reuse_address=True)
-        self.memory.start_trimming(loop)
+        self.memory.start_trimming(self.clock)
         log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 320, release the store."""
         if self._server is not None:
             self._server.close()
-        for connection in list(self.connections):
-            connection.shutdown()
+        self.sessions.shutdown()
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
-        while self.connections and asyncio.get_running_loop().time() < deadline:
+        while self.sessions and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        for connection in list(self.connections):
-            connection.abort()
+        self.sessions.abort()
         if self._server is not None:
             await self._server.wait_closed()
         self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')
-
-    def connection_opened(self, connection: Connection) -> None:
-        self.connections.add(connection)
-
-    def connection_closed(self, connection: Connection) -> None:
-        self.connections.discard(connection)
 
 
 def configure_logging(level: str) -> None:

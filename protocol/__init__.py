@@ -2,10 +2,14 @@
 
 No sockets, no asyncio: the broker feeds bytes to :class:`FrameReader` and
 writes the bytes the codec functions return.  pamqp is the reference codec;
-:mod:`leveret.protocol.codec` is the hand-written fast path for per-message methods.
+:mod:`leveret.protocol.codec` packs every hand-written frame (the per-message
+fast path), :mod:`leveret.protocol.assembler` puts a method and its content
+frames together, :mod:`leveret.protocol.states` holds the connection and
+channel state machines.  Nothing here imports the broker or the client.
 """
 
-from . import codec, constants, errors, methods, properties
+from . import assembler, codec, constants, errors, methods, properties, states
 from .frames import FrameReader
 
-__all__ = ['FrameReader', 'codec', 'constants', 'errors', 'methods', 'properties']
+__all__ = ['FrameReader', 'assembler', 'codec', 'constants', 'errors', 'methods', 'properties',
+           'states']

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pamqp import body as pbody
@@ -34,16 +35,49 @@ def test_decode_publish_matches_pamqp(exchange, routing_key, mandatory, immediat
         exchange, routing_key, mandatory, immediate)
 
 
+class Delivered:
+    """The fields :func:`codec.deliver` reads of the broker's messages."""
+
+    def __init__(self, header: bytes, body: bytes, redelivered: bool,
+                 exchange_and_key: bytes) -> None:
+        self.header = header
+        self.body = body
+        self.redelivered = redelivered
+        self.exchange_and_key = exchange_and_key
+
+
 @given(channel=channels, consumer_tag=names, tag=tags, redelivered=st.booleans(),
-       exchange=names, routing_key=names)
-def test_deliver_frame_matches_pamqp(channel, consumer_tag, tag, redelivered, exchange,
-                                     routing_key):
-    expected = pframe.marshal(C.Basic.Deliver(consumer_tag=consumer_tag, delivery_tag=tag,
-                                              redelivered=redelivered, exchange=exchange,
-                                              routing_key=routing_key), channel)
-    got = codec.deliver_frame(channel, codec.shortstr(consumer_tag), tag, redelivered,
-                              codec.shortstr(exchange) + codec.shortstr(routing_key))
-    assert got == expected
+       exchange=names, routing_key=names, props=property_sets,
+       body=st.one_of(st.binary(max_size=40), st.binary(min_size=4000, max_size=9000)),
+       frame_max=st.integers(min_value=4096, max_value=8192))
+@settings(max_examples=200)
+def test_deliver_matches_pamqp(channel, consumer_tag, tag, redelivered, exchange, routing_key,
+                               props, body, frame_max):
+    """basic.deliver and its content frames, as the broker writes every delivery."""
+    content_header = pheader.ContentHeader(0, len(body), C.Basic.Properties(**props))
+    expected = [pframe.marshal(C.Basic.Deliver(consumer_tag=consumer_tag, delivery_tag=tag,
+                                               redelivered=redelivered, exchange=exchange,
+                                               routing_key=routing_key), channel),
+                pframe.marshal(content_header, channel)]
+    step = frame_max - 8
+    for i in range(0, len(body), step):
+        expected.append(pframe.marshal(pbody.ContentBody(body[i:i + step]), channel))
+    message = Delivered(payload_of(pframe.marshal(content_header, channel)), body, redelivered,
+                        codec.shortstr(exchange) + codec.shortstr(routing_key))
+    out: list[bytes | memoryview] = [b'before']
+    size = codec.deliver(out, channel, codec.shortstr(consumer_tag), tag, message, frame_max)
+    assert size == len(body)
+    assert out[0] == b'before'      # appended to what the connection already holds
+    assert b''.join(out[1:]) == b''.join(expected)
+
+
+@pytest.mark.parametrize('extra', [-1, 0, 1, 4096 - 8, 4096 - 7])
+def test_deliver_splits_bodies_at_the_frame_max(extra):
+    """Bodies just under, at and over one frame's room (frame_max - 8)."""
+    body = bytes(range(256)) * 40
+    body = body[:4096 - 8 + extra]
+    test_deliver_matches_pamqp.hypothesis.inner_test(
+        1, 'ctag', 5, False, 'ex', 'rk', {'delivery_mode': 2}, body, 4096)
 
 
 @given(channel=channels, tag=tags, redelivered=st.booleans(), exchange=names,

@@ -4,7 +4,8 @@ The broker talks to a store only through :class:`~leveret.broker.store.base.Stor
 :class:`~leveret.broker.store.memory.MemoryStore` keeps nothing across restarts.
 """
 
-from .base import Definitions, Store
+from .base import Definitions, Recovered, Store, StoredMessage, StoredQueue, StoreFailed
 from .memory import MemoryStore
 
-__all__ = ['Definitions', 'MemoryStore', 'Store']
+__all__ = ['Definitions', 'MemoryStore', 'Recovered', 'Store', 'StoreFailed', 'StoredMessage',
+           'StoredQueue']

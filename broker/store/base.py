@@ -1,14 +1,23 @@
-"""The store interface the broker is written against."""
+"""The store interface the model is written against.
+
+The store sits beneath the model: it never imports queues, vhosts or
+messages.  What it reads of them is named here, :class:`StoredQueue` and
+:class:`StoredMessage`, and the model's ``Queue`` and ``Message`` satisfy
+these protocols structurally.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..message import Message
-    from ..queue import Queue
+    from .records import Published
+
+
+class StoreFailed(Exception):
+    """Persistent messages cannot be written right now."""
 
 
 @dataclass
@@ -22,6 +31,49 @@ class Definitions:
     bindings: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class Recovered:
+    """What start-up recovery found."""
+
+    clean: bool = True        # the previous run stopped cleanly
+    messages: int = 0
+    dropped: int = 0          # records of queues that no longer exist
+    cut_bytes: int = 0        # torn or corrupt tails cut off
+    seconds: float = 0.0
+
+
+class StoredQueue(Protocol):
+    """A durable queue as the store knows it."""
+
+    #: How records name the queue: vhost, name and incarnation
+    #: (:func:`~.records.queue_key`).
+    store_key: bytes
+
+
+class StoredMessage(Protocol):
+    """A persistent message as the store reads and writes it."""
+
+    #: Identity in the store (``segment << 32 | index``), 0 when not stored;
+    #: set by :meth:`Store.add`, cleared by :meth:`Store.remove`.
+    store_id: int
+    seq: int
+    delivery_count: int
+    #: Monotonic deadline in seconds, 0.0 for none.
+    expires_at: float
+    exchange_and_key: bytes
+    header: bytes
+    body: bytes
+
+
+#: Every stored message the broker holds: ``(queue, message, out)`` where
+#: ``out`` is True while the message is delivered and unacked.
+LiveMessages = Callable[[], Iterable[tuple[StoredQueue, StoredMessage, bool]]]
+
+#: Called by :meth:`Store.recover` once per queue key with that queue's
+#: records in queue order; False when no such queue exists any more.
+RestoreQueue = Callable[[bytes, 'list[Published]'], bool]
+
+
 class Store(Protocol):
     #: False for a store that keeps nothing: queues then skip every call.
     persistent: bool
@@ -31,23 +83,25 @@ class Store(Protocol):
     def open(self) -> None:
         """Lock the data directory (before anything else touches it)."""
 
-    def attach(self, loop: Any, live_messages: Callable[[], Any]) -> None:
-        """Start writing from ``loop``; ``live_messages`` lists stored messages."""
+    def attach(self, loop: Any, live_messages: LiveMessages) -> None:
+        """Start writing from ``loop``; ``live_messages`` lists stored messages
+        (compaction moves them)."""
 
-    def recover(self, find_queue: Callable[[bytes], Any],
-                make_message: Callable[[Any, Any], 'Message']) -> Any:
-        """Read the stored messages back into their queues."""
+    def recover(self, restore: RestoreQueue) -> Recovered:
+        """Read the stored messages back, handing each queue's to ``restore``."""
 
-    def delivered(self, message: 'Message') -> None:
+    def delivered(self, message: StoredMessage) -> None:
         """A stored message went out to a consumer once more."""
 
     def confirm_failed(self, position: int) -> bool:
         """True if a confirm waiting for ``position`` can never succeed."""
 
-    def add(self, queue: 'Queue', message: 'Message') -> None:
-        """A persistent message entered a durable queue; sets ``store_id``."""
+    def add(self, queue: StoredQueue, message: StoredMessage) -> None:
+        """A persistent message entered a durable queue; sets ``store_id``.
 
-    def remove(self, queue: 'Queue', message: 'Message') -> None:
+        Raises :class:`StoreFailed` while writes fail."""
+
+    def remove(self, queue: StoredQueue, message: StoredMessage) -> None:
         """The message left the queue for good (acked, dropped, expired)."""
 
     def write_position(self) -> int:

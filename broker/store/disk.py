@@ -37,14 +37,20 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import definitions as definitions_file
-from .base import Definitions
+from .base import (
+    Definitions,
+    LiveMessages,
+    Recovered,
+    RestoreQueue,
+    StoredMessage,
+    StoredQueue,
+    StoreFailed,
+)
 from .files import DataDirLock, fsync_dir, write_atomically
 from .records import (
     ACK,
@@ -58,10 +64,6 @@ from .records import (
     record_id,
 )
 
-if TYPE_CHECKING:
-    from ..message import Message
-    from ..queue import Queue
-
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = '.seg'
@@ -72,24 +74,7 @@ LAZY_FLUSH = 0.02
 #: Records buffered above which a flush is started at once.
 BUFFER_RECORDS = 20000
 
-#: Yields every stored message the broker holds: (queue, message, out)
-#: where ``out`` is True while the message is delivered and unacked.
-LiveMessages = Callable[[], Iterable[tuple['Queue', 'Message', bool]]]
-
-
-class StoreFailed(Exception):
-    """Persistent messages cannot be written right now."""
-
-
-@dataclass
-class Recovered:
-    """What start-up recovery found."""
-
-    clean: bool = True        # the previous run stopped cleanly
-    messages: int = 0
-    dropped: int = 0          # records of queues that no longer exist
-    cut_bytes: int = 0        # torn or corrupt tails cut off
-    seconds: float = 0.0
+__all__ = ['DiskStore', 'Recovered', 'StoreFailed']
 
 
 class DiskStore:
@@ -178,12 +163,12 @@ class DiskStore:
         return definitions_file.load(self._definitions_path)
 
     # --- messages (the hot path) --------------------------------------------
-    def add(self, queue: 'Queue', message: 'Message') -> None:
+    def add(self, queue: StoredQueue, message: StoredMessage) -> None:
         if self.failed is not None:
             raise StoreFailed(f'disk write failed: {self.failed}')
         self._add(queue, message, message.delivery_count)
 
-    def _add(self, queue: 'Queue', message: 'Message', delivery_count: int) -> None:
+    def _add(self, queue: StoredQueue, message: StoredMessage, delivery_count: int) -> None:
         segment = self._segment
         store_id = (segment << 32) | self._next_index
         self._next_index += 1
@@ -208,11 +193,11 @@ class DiskStore:
         if not self._flush_scheduled or len(self._buffer) > BUFFER_RECORDS:
             self._schedule_flush(urgent=len(self._buffer) > BUFFER_RECORDS)
 
-    def delivered(self, message: 'Message') -> None:
+    def delivered(self, message: StoredMessage) -> None:
         """One more delivery of a stored message (redelivered flag, count)."""
         self._append(delivered_record(message.store_id))
 
-    def remove(self, queue: 'Queue', message: 'Message') -> None:
+    def remove(self, queue: StoredQueue, message: StoredMessage) -> None:
         store_id = message.store_id
         message.store_id = 0
         unwritten = self._unwritten.pop(store_id, None)
@@ -407,9 +392,8 @@ class DiskStore:
         log.debug('compacted segment %d: %d live messages moved', segment, moved)
 
     # --- recovery -----------------------------------------------------------
-    def recover(self, find_queue: Callable[[bytes], 'Queue | None'],
-                make_message: Callable[[Published, 'Queue'], 'Message']) -> Recovered:
-        """Read every segment back; hand each live message to its queue."""
+    def recover(self, restore: RestoreQueue) -> Recovered:
+        """Read every segment back; hand each queue's live messages to ``restore``."""
         started = time.monotonic()
         report = Recovered(clean=self.clean_start)
         live: dict[int, tuple[bytes, int, int]] = {}
@@ -437,30 +421,25 @@ class DiskStore:
         for store_id, where in live.items():
             published = Published(*where)
             published.delivery_count += deliveries.get(store_id, 0)
+            # After a crash a delivery may have happened that never reached
+            # the log: every message is flagged as possibly delivered.
+            published.redelivered = bool(published.delivery_count) or not self.clean_start
             per_queue = by_queue.setdefault(published.queue_key, {})
             earlier = per_queue.get(published.seq)
             if earlier is None or earlier.store_id < store_id:
                 per_queue[published.seq] = published
         segments = {int(p.stem) for p in files}
         for key, messages in by_queue.items():
-            queue = find_queue(key)
-            if queue is None:
-                report.dropped += len(messages)
+            in_order = [messages[seq] for seq in sorted(messages)]
+            if not restore(key, in_order):
+                report.dropped += len(in_order)
                 continue
-            restored = []
-            for seq in sorted(messages):
-                published = messages[seq]
-                message = make_message(published, queue)
-                if not self.clean_start:
-                    # After a crash a delivery may have happened that never
-                    # reached the log: flag every message as possibly delivered.
-                    message.redelivered = True
-                restored.append(message)
+            for published in in_order:
                 counts = self._counts.setdefault(published.store_id >> 32, [0, 0, 0])
                 counts[0] += 1
-                counts[1] += _weight(queue, message)
-            queue.restore(restored)
-            report.messages += len(restored)
+                # _weight() of the message this record becomes:
+                counts[1] += 48 + len(key) + len(published.exchange_and_key) + len(published.body)
+            report.messages += len(in_order)
         for path in files:
             self._counts.setdefault(int(path.stem), [0, 0, 0])[2] = path.stat().st_size
         self._segment = max(segments, default=0) + 1
@@ -471,7 +450,7 @@ class DiskStore:
         return report
 
 
-def _weight(queue: 'Queue', message: 'Message') -> int:
+def _weight(queue: StoredQueue, message: StoredMessage) -> int:
     """About the bytes a message's record takes (its header can change size
     later, so it is left out: this must come out the same at add and remove)."""
     return 48 + len(queue.store_key) + len(message.exchange_and_key) + len(message.body)

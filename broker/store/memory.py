@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import Definitions
+from .base import Definitions, Recovered
 
 
 class MemoryStore:
@@ -18,8 +18,7 @@ class MemoryStore:
     def attach(self, loop: Any, live_messages: Any) -> None:
         pass
 
-    def recover(self, find_queue: Any, make_message: Any) -> Any:
-        from .disk import Recovered
+    def recover(self, restore: Any) -> Recovered:
         return Recovered()
 
     def delivered(self, message: Any) -> None:

@@ -66,7 +66,8 @@ class Published:
     """A decoded ``P`` record (the payload is ``data[start:end]``)."""
 
     __slots__ = ('store_id', 'seq', 'delivery_count', 'expires_ms', 'queue_key',
-                 'exchange_and_key', 'exchange', 'routing_key', 'header', 'body')
+                 'exchange_and_key', 'exchange', 'routing_key', 'header', 'body',
+                 'redelivered')
 
     def __init__(self, data: bytes, start: int, end: int) -> None:
         (self.store_id, self.seq, self.delivery_count, self.expires_ms,
@@ -87,6 +88,9 @@ class Published:
         p += 4
         self.header = data[p:p + header_len]
         self.body = data[p + header_len:end]
+        #: May have been delivered before (set by recovery: a delivery
+        #: record, or a run that did not stop cleanly).
+        self.redelivered = False
 
 
 def read_records(data: bytes) -> tuple[list[tuple[int, int, int]], int]:

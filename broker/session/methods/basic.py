@@ -1,8 +1,8 @@
 """basic.* methods that are not on the per-message fast path.
 
-basic.publish, basic.ack, basic.nack and basic.reject are decoded by the
-connection's fast path and go straight to the channel; they are listed here
-too so that the table covers every method.
+basic.publish, basic.ack, basic.nack and basic.reject are not here: the
+frame loop decodes them with :mod:`leveret.protocol.codec` and calls the
+channel itself (:data:`~leveret.broker.session.methods.FAST_PATH`).
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING
 
 from pamqp import commands
 
-from leveret.protocol.codec import Publish
 from leveret.protocol.errors import AccessRefused, NotAllowed, NotImplemented_, PreconditionFailed
 
+from ...model.queue_args import type_name
+from ...model.vhost import generated_name
 from ..consumer import Consumer
-from ..queue_args import type_name
-from ..vhost import generated_name
 from ._checks import check_name
-from .queue import _default_queue
+from .queue import default_queue
 
 if TYPE_CHECKING:
     from ..channel import Channel
@@ -36,7 +35,7 @@ def qos(channel: 'Channel', method: Basic.Qos) -> None:
 
 def consume(channel: 'Channel', method: Basic.Consume) -> None:
     vhost = channel.vhost
-    queue = vhost.queue(_default_queue(channel, check_name(method.queue, 'queue')),
+    queue = vhost.queue(default_queue(channel, check_name(method.queue, 'queue')),
                         channel.conn)
     tag = method.consumer_tag or generated_name('amq.ctag-')
     if tag in channel.consumers:
@@ -66,7 +65,7 @@ def cancel(channel: 'Channel', method: Basic.Cancel) -> None:
 
 def get(channel: 'Channel', method: Basic.Get) -> None:
     queue = channel.vhost.queue(
-        _default_queue(channel, check_name(method.queue, 'queue')), channel.conn)
+        default_queue(channel, check_name(method.queue, 'queue')), channel.conn)
     message = queue.get()
     if message is None:
         channel.send_method(Basic.GetEmpty())
@@ -85,20 +84,3 @@ def recover_async(channel: 'Channel', method: Basic.RecoverAsync) -> None:
     if not method.requeue:
         raise NotImplemented_('requeue=false')
     channel.recover()
-
-
-def publish(channel: 'Channel', method: Basic.Publish) -> None:
-    channel.start_publish(Publish(method.exchange, method.routing_key,
-                                  method.mandatory, method.immediate))
-
-
-def ack(channel: 'Channel', method: Basic.Ack) -> None:
-    channel.ack(method.delivery_tag, method.multiple)
-
-
-def nack(channel: 'Channel', method: Basic.Nack) -> None:
-    channel.nack(method.delivery_tag, method.multiple, method.requeue)
-
-
-def reject(channel: 'Channel', method: Basic.Reject) -> None:
-    channel.nack(method.delivery_tag or 0, False, method.requeue)

@@ -2,10 +2,11 @@
 
 Every queue adds a message's body size when it takes the message and
 subtracts it when the message leaves for good (:meth:`Queue.settle`).
-Above the high watermark, connections that publish get
-``connection.blocked`` and are no longer read from; below the low
-watermark they get ``connection.unblocked`` and are read again.
-Connections that only consume are never blocked: their acks free memory.
+Above the high watermark, publishers (:class:`~.ports.Publisher`: the
+connections that publish) get ``connection.blocked`` and are no longer
+read from; below the low watermark they get ``connection.unblocked`` and
+are read again.  Connections that only consume are never blocked: their
+acks free memory.
 
 The bodies of messages that left are freed, but the C allocator keeps the
 pages for reuse: after a large backlog drains the broker would go on holding
@@ -16,12 +17,13 @@ the last look, the monitor asks glibc to hand free pages back
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+
+from .clock import Clock, TimerHandle
+from .ports import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,9 @@ class MemoryMonitor:
         self.high = high_watermark
         self.low = int(high_watermark * LOW_RATIO)
         self.alarm = False
-        #: Connections blocked by the alarm (same protocol as queue flow control).
-        self.throttled: set[Any] = set()
-        self._trim_timer: asyncio.TimerHandle | None = None
+        #: Publishers blocked by the alarm (throttled as by a queue's flow control).
+        self.throttled: set[Publisher] = set()
+        self._trim_timer: TimerHandle | None = None
 
     def check(self) -> None:
         """Raise or clear the alarm after ``held`` moved past a watermark."""
@@ -75,31 +77,35 @@ class MemoryMonitor:
             self.alarm = False
             log.warning('memory alarm cleared: %d message bytes held', self.held)
             blocked, self.throttled = self.throttled, set()
-            for connection in blocked:
-                connection.send_unblocked()
-                connection.unthrottle(self)
+            for publisher in blocked:
+                publisher.notify_unblocked()
+                publisher.unthrottle(self)
 
-    def block(self, connection: Any) -> None:
-        """``connection`` published during the alarm."""
-        if connection not in self.throttled:
-            self.throttled.add(connection)
-            connection.send_blocked('low on memory')
-            connection.throttle(self)
+    def block(self, publisher: Publisher) -> None:
+        """``publisher`` published during the alarm."""
+        if publisher not in self.throttled:
+            self.throttled.add(publisher)
+            publisher.notify_blocked('low on memory')
+            publisher.throttle(self)
 
-    def start_trimming(self, loop: asyncio.AbstractEventLoop) -> None:
+    def forget_publisher(self, publisher: Publisher) -> None:
+        self.throttled.discard(publisher)
+
+    def start_trimming(self, clock: Clock) -> None:
         """Hand freed memory back to the system from now on, every
         :data:`TRIM_INTERVAL` seconds when :data:`TRIM_AFTER` bytes have left."""
         if _malloc_trim is not None:
-            self._trim_timer = loop.call_later(TRIM_INTERVAL, self._trim, loop)
+            self._trim_timer = clock.call_at(clock.now() + TRIM_INTERVAL,
+                                             lambda: self._trim(clock))
 
     def stop_trimming(self) -> None:
         if self._trim_timer is not None:
             self._trim_timer.cancel()
             self._trim_timer = None
 
-    def _trim(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _trim(self, clock: Clock) -> None:
         if self.peak - self.held >= TRIM_AFTER and _malloc_trim is not None:
             _malloc_trim(0)
             self.peak = self.held
             log.debug('returned freed memory to the system (%d message bytes held)', self.held)
-        self._trim_timer = loop.call_later(TRIM_INTERVAL, self._trim, loop)
+        self._trim_timer = clock.call_at(clock.now() + TRIM_INTERVAL, lambda: self._trim(clock))

@@ -1,13 +1,13 @@
 """Time for the model: monotonic seconds and timers.
 
-The model (queues, expiry, dead-lettering) asks this object instead of
-asyncio directly, so unit tests can drive it with a manual clock.
+The model (queues, expiry, dead-lettering, the memory alarm) asks a
+:class:`Clock` instead of asyncio, so unit tests drive it with
+:class:`ManualClock`; the broker process gives it
+:class:`~leveret.broker.loop_clock.LoopClock`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -22,30 +22,6 @@ class Clock(Protocol):
     def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle: ...
 
     def call_soon(self, callback: Callable[[], Any]) -> TimerHandle: ...
-
-
-class LoopClock:
-    """The running asyncio loop's clock (``time.monotonic`` under uvloop)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._loop = loop
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle:
-        # Timers are scheduled on the loop's own clock; convert from ours.
-        delay = max(0.0, when - time.monotonic())
-        return self.loop.call_later(delay, callback)
-
-    def call_soon(self, callback: Callable[[], Any]) -> TimerHandle:
-        return self.loop.call_soon(callback)
 
 
 class ManualClock:

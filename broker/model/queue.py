@@ -7,25 +7,29 @@ Delivery is synchronous and has no per-message task: publishing into a
 queue with a consumer that has credit writes the delivery at once, and
 every event that can create credit (an ack, a new consumer, a qos change,
 a writable socket) calls :meth:`Queue.drain`.
+
+Consumers are :class:`~.ports.Subscriber` objects and publishers
+:class:`~.ports.Publisher` objects: the queue knows nothing of channels or
+connections.  What it needs of its virtual host (the clock, the store, the
+memory alarm, deletion and dead-lettering) comes in a :class:`QueueContext`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from leveret.protocol.properties import with_header
 
+from ..store.base import Store
 from . import queue_args
-from .consumer import Consumer
+from .clock import Clock, TimerHandle
+from .memory import MemoryMonitor
 from .message import Message
+from .ports import Publisher, QueueOwner, Subscriber
 from .ready import FifoReady, PriorityReady
-
-if TYPE_CHECKING:
-    from .channel import Channel
-    from .clock import TimerHandle
-    from .vhost import VirtualHost
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +49,38 @@ MAXLEN = 'maxlen'
 DELIVERY_LIMIT = 'delivery_limit'
 
 
+@dataclass(frozen=True, slots=True)
+class QueueContext:
+    """What a virtual host lends each of its queues."""
+
+    vhost: str
+    clock: Clock
+    store: Store
+    memory: MemoryMonitor
+    #: The queue asks to be deleted (auto-delete, x-expires).
+    delete: Callable[['Queue'], object]
+    #: Messages that leave without an ack, to the dead-letter exchange.
+    dead_letter: Callable[['Queue', list[Message], str], None]
+
+
 class Queue:
-    def __init__(self, vhost: 'VirtualHost', name: str, durable: bool = False,
-                 exclusive_owner: Any = None, auto_delete: bool = False,
+    def __init__(self, context: QueueContext, name: str, durable: bool = False,
+                 exclusive_owner: QueueOwner | None = None, auto_delete: bool = False,
                  arguments: dict[str, Any] | None = None) -> None:
-        self.vhost = vhost
+        self.context = context
+        self.vhost_name = context.vhost
         self.name = name
         self.durable = durable
         #: The connection that owns an exclusive queue, else None.
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
-        self.args = queue_args.parse(name, vhost.name, self.arguments)
+        self.args = queue_args.parse(name, context.vhost, self.arguments)
         max_priority = self.args.max_priority
         self.ready: FifoReady | PriorityReady = (
             PriorityReady(max_priority) if max_priority else FifoReady())
         self.ready_bytes = 0
-        self.consumers: list[Consumer] = []
+        self.consumers: list[Subscriber] = []
         self._rr = 0
         self._next_seq = 1
         self.had_consumer = False
@@ -70,10 +89,11 @@ class Queue:
         self._ttl_timer: TimerHandle | None = None
         self._ttl_deadline = 0.0
         self._expires_timer: TimerHandle | None = None
-        self._store = vhost.store
-        self._memory = vhost.memory
-        #: Publishing connections paused by this queue's flow control.
-        self.throttled: set[Any] = set()
+        self._clock = context.clock
+        self._store = context.store
+        self._memory = context.memory
+        #: Publishers paused by this queue's flow control.
+        self.throttled: set[Publisher] = set()
         self.delivered_total = 0
         self._flow_seen = 0
         self._flow_timer: TimerHandle | None = None
@@ -112,10 +132,10 @@ class Queue:
         return len(self.consumers)
 
     # --- publishing ---------------------------------------------------------
-    def publish(self, message: Message, publisher: Any = None) -> bool:
+    def publish(self, message: Message, publisher: Publisher | None = None) -> bool:
         """Enqueue ``message``; False when overflow refused it.
 
-        ``publisher`` is the connection it came from, for flow control.
+        ``publisher`` is where it came from, for flow control.
         """
         if self._limited:
             verdict = self._make_room(message)
@@ -134,10 +154,16 @@ class Queue:
                 if not self._deliver_now(message):
                     self._dead_letter([message], EXPIRED)
                 return True
-            message.expires_at = self.vhost.clock.now() + ttl / 1000.0
+            message.expires_at = self._clock.now() + ttl / 1000.0
         if self.persists and message.persistent:
             self._store.add(self, message)      # raises StoreFailed when it cannot
-        self._count_in(message)
+        # _count_in(message), inlined: once per message and queue.
+        memory = self._memory
+        held = memory.held = memory.held + len(message.body)
+        if held > memory.peak:
+            memory.peak = held
+            if held > memory.high:
+                memory.check()
         self.ready.append(message)
         self.ready_bytes += len(message.body)
         if self.consumers:
@@ -215,7 +241,7 @@ class Queue:
         return message
 
     # --- delivering ---------------------------------------------------------
-    def _next_consumer(self) -> Consumer | None:
+    def _next_consumer(self) -> Subscriber | None:
         consumers = self.consumers
         n = len(consumers)
         if self._prioritised:
@@ -232,7 +258,7 @@ class Queue:
                 return consumer
         return None
 
-    def _next_by_priority(self) -> Consumer | None:
+    def _next_by_priority(self) -> Subscriber | None:
         """The next consumer with credit in the highest priority that has one."""
         consumers = self.consumers
         n = len(consumers)
@@ -263,16 +289,25 @@ class Queue:
         self._draining = True
         try:
             now = 0.0
+            consumers = self.consumers
             next_consumer = self._next_consumer
             while ready:
-                consumer = next_consumer()
-                if consumer is None:
-                    break
+                if len(consumers) == 1:
+                    # _next_consumer() for a lone consumer, inlined: the
+                    # commonest case, once per delivery.
+                    consumer = consumers[0]
+                    if not consumer.has_credit():
+                        break
+                else:
+                    found = next_consumer()
+                    if found is None:
+                        break
+                    consumer = found
                 message = ready.popleft()
                 self.ready_bytes -= len(message.body)
                 if message.expires_at:
                     if not now:
-                        now = self.vhost.clock.now()
+                        now = self._clock.now()
                     if message.expires_at <= now:
                         self._dead_letter([message], EXPIRED)
                         continue
@@ -288,7 +323,7 @@ class Queue:
         """Take the next live message for basic.get."""
         self.touch()
         ready = self.ready
-        now = self.vhost.clock.now()
+        now = self._clock.now()
         while ready:
             message = ready.popleft()
             self.ready_bytes -= len(message.body)
@@ -351,13 +386,13 @@ class Queue:
         return count
 
     # --- flow control -------------------------------------------------------
-    def _throttle(self, publisher: Any) -> None:
+    def _throttle(self, publisher: Publisher) -> None:
         self.throttled.add(publisher)
         publisher.throttle(self)
         if self._flow_timer is None:
             self._flow_seen = self.delivered_total
-            self._flow_timer = self.vhost.clock.call_at(
-                self.vhost.clock.now() + FLOW_STALL, self._flow_watchdog)
+            self._flow_timer = self._clock.call_at(
+                self._clock.now() + FLOW_STALL, self._flow_watchdog)
 
     def _flow_watchdog(self) -> None:
         self._flow_timer = None
@@ -370,8 +405,11 @@ class Queue:
             self._release_throttled()
             return
         self._flow_seen = self.delivered_total
-        self._flow_timer = self.vhost.clock.call_at(
-            self.vhost.clock.now() + FLOW_STALL, self._flow_watchdog)
+        self._flow_timer = self._clock.call_at(
+            self._clock.now() + FLOW_STALL, self._flow_watchdog)
+
+    def forget_publisher(self, publisher: Publisher) -> None:
+        self.throttled.discard(publisher)
 
     def _release_throttled(self) -> None:
         publishers, self.throttled = self.throttled, set()
@@ -388,13 +426,13 @@ class Queue:
                 return
             self._ttl_timer.cancel()
         self._ttl_deadline = head.expires_at
-        self._ttl_timer = self.vhost.clock.call_at(head.expires_at, self._expire_head)
+        self._ttl_timer = self._clock.call_at(head.expires_at, self._expire_head)
 
     def _expire_head(self) -> None:
         self._ttl_timer = None
         if self.deleted:
             return
-        now = self.vhost.clock.now()
+        now = self._clock.now()
         expired = []
         ready = self.ready
         while ready:
@@ -413,8 +451,8 @@ class Queue:
             return
         if self._expires_timer is not None:
             self._expires_timer.cancel()
-        self._expires_timer = self.vhost.clock.call_at(
-            self.vhost.clock.now() + expires / 1000.0, self._expire_queue)
+        self._expires_timer = self._clock.call_at(
+            self._clock.now() + expires / 1000.0, self._expire_queue)
 
     def _expire_queue(self) -> None:
         self._expires_timer = None
@@ -423,8 +461,8 @@ class Queue:
         if self.consumers:
             self.touch()
             return
-        log.info('queue %r in vhost %r expired (x-expires)', self.name, self.vhost.name)
-        self.vhost.delete_queue(self)
+        log.info('queue %r in vhost %r expired (x-expires)', self.name, self.vhost_name)
+        self.context.delete(self)
 
     # --- dead-lettering -----------------------------------------------------
     def _dead_letter(self, messages: list[Message], reason: str, settle: bool = True) -> None:
@@ -433,13 +471,13 @@ class Queue:
         ``settle`` is False for a message refused before it was enqueued.
         """
         if self.args.dead_letter_exchange is not None:
-            self.vhost.dead_letter(self, messages, reason)
+            self.context.dead_letter(self, messages, reason)
         if settle:
             for message in messages:
                 self.settle(message)
 
     # --- consumers ----------------------------------------------------------
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: Subscriber) -> None:
         consumers = self.consumers
         if self._single_active:
             consumers.append(consumer)  # in line by arrival, whatever its priority
@@ -452,7 +490,7 @@ class Queue:
         self.had_consumer = True
         self.touch()
 
-    def remove_consumer(self, consumer: Consumer) -> None:
+    def remove_consumer(self, consumer: Subscriber) -> None:
         consumers = self.consumers
         was_active = bool(consumers) and consumers[0] is consumer
         try:
@@ -466,13 +504,10 @@ class Queue:
         if not consumers:
             self.touch()
             if self.auto_delete and self.had_consumer and not self.deleted:
-                self.vhost.delete_queue(self)
+                self.context.delete(self)
 
     def has_exclusive_consumer(self) -> bool:
         return any(c.exclusive for c in self.consumers)
-
-    def consumers_on(self, channel: 'Channel') -> Iterable[Consumer]:
-        return [c for c in self.consumers if c.channel is channel]
 
     # --- deletion -----------------------------------------------------------
     def on_deleted(self) -> None:
@@ -485,7 +520,7 @@ class Queue:
         self._release_throttled()
         consumers, self.consumers = self.consumers, []
         for consumer in consumers:
-            consumer.channel.consumer_cancelled_by_server(consumer)
+            consumer.cancelled_by_server()
         for message in self.ready:
             self.settle(message)
         self.ready.clear()

@@ -1,8 +1,10 @@
-"""A channel: content assembly, deliveries and their acks, confirms, tx.
+"""A channel: published messages, deliveries and their acks, confirms, tx.
 
-Method handlers live in :mod:`leveret.broker.methods`, one module per AMQP class;
-this module holds the channel's state and the per-message mechanics that
-the hot path calls directly.
+Method handlers live in :mod:`.methods`, one module per AMQP class; this
+module holds the channel's state and the per-message mechanics that the
+frame loop calls directly.  The channel owns its state (the sentinels and
+transition table of :mod:`leveret.protocol.states`): only its own methods
+change it, through :meth:`Channel._to`.
 """
 
 from __future__ import annotations
@@ -13,28 +15,20 @@ from typing import TYPE_CHECKING, Any
 from pamqp import commands
 
 from leveret.protocol import codec, properties
+from leveret.protocol.assembler import Content, ContentAssembler
 from leveret.protocol.codec import Publish
-from leveret.protocol.errors import (
-    AccessRefused,
-    NotFound,
-    NotImplemented_,
-    PreconditionFailed,
-    UnexpectedFrame,
-)
+from leveret.protocol.errors import AccessRefused, AMQPError, NotFound, PreconditionFailed
+from leveret.protocol.states import CHANNEL, OPEN, RELEASE, SEND_CLOSE, EventKey, State, transition
 
+from ..model.message import Message
+from ..model.queue import Queue
+from ..store.base import StoreFailed
 from .consumer import Consumer
-from .message import Message
-from .queue import Queue
-from .store.disk import StoreFailed
 
 if TYPE_CHECKING:
     from .connection import Connection
 
 log = logging.getLogger(__name__)
-
-OPEN = 'open'
-CLOSING = 'closing'       # we sent channel.close and wait for close-ok
-CLOSED = 'closed'
 
 # An unacked delivery: the message, its queue, and the consumer (None for get).
 Unacked = tuple[Message, Queue, 'Consumer | None']
@@ -46,16 +40,12 @@ class Channel:
         self.id = channel_id
         self.vhost = connection.vhost
         self.store = self.vhost.store
-        self.state = OPEN
+        self.state: State = OPEN
         #: For methods that name no queue (the spec's "current queue").
         self.last_queue_name: str | None = None
-        # --- content assembly (basic.publish -> header -> body frames) ---
-        self.publish: Publish | None = None
-        self.header: bytes = b''
-        self.body_size = 0
-        self.body_parts: list[bytes] = []
-        self.body_received = 0
-        self.max_message_size = connection.broker.settings.max_message_size
+        #: basic.publish -> content header -> body frames (read by the hot path).
+        self.assembler: ContentAssembler[Publish] = ContentAssembler(
+            connection.sessions.settings.max_message_size)
         # --- deliveries ---
         self.next_tag = 0
         self.unacked: dict[int, Unacked] = {}
@@ -83,6 +73,9 @@ class Channel:
     def __repr__(self) -> str:
         return f'<Channel {self.id} of {self.conn!r}>'
 
+    def _to(self, event: EventKey) -> None:
+        self.state = transition(CHANNEL, self.state, event)
+
     # --- output -------------------------------------------------------------
     def send_method(self, method: Any) -> None:
         self.conn.send_method(self.id, method)
@@ -99,61 +92,15 @@ class Channel:
             queue.drain()
 
     # --- publishing ---------------------------------------------------------
-    def start_publish(self, publish: Publish) -> None:
-        if publish.immediate:
-            raise NotImplemented_('immediate=true')
-        self.publish = publish
-        self.header = b''
-
-    def content_header(self, payload: bytes) -> None:
-        class_id, weight, body_size = codec.decode_content_header(payload)
-        if class_id != 60:
-            raise UnexpectedFrame(
-                f'expected content header for class 60, got one for class {class_id} instead')
-        if weight != 0:
-            raise UnexpectedFrame(
-                'expected content header for class 60, got non content header frame instead')
-        if body_size > self.max_message_size:
-            raise PreconditionFailed(
-                f'message size {body_size} is larger than configured max size '
-                f'{self.max_message_size}')
-        self.header = payload
-        self.body_size = body_size
-        self.body_received = 0
-        if body_size == 0:
-            self.publish_complete(b'')
-
-    def content_body(self, payload: bytes) -> None:
-        received = self.body_received + len(payload)
-        if received > self.body_size:
-            raise UnexpectedFrame(
-                f'received {received} body bytes, more than the content header '
-                f'announced ({self.body_size})')
-        if received == self.body_size and not self.body_parts:
-            self.publish_complete(payload)
-            return
-        self.body_parts.append(payload)
-        self.body_received = received
-        if received == self.body_size:
-            body = b''.join(self.body_parts)
-            self.body_parts = []
-            self.publish_complete(body)
-
-    def abort_content(self) -> None:
-        self.publish = None
-        self.header = b''
-        self.body_parts = []
-
-    def publish_complete(self, body: bytes) -> None:
-        publish = self.publish
-        assert publish is not None
-        self.publish = None
+    def publish_complete(self, content: Content[Publish]) -> None:
+        """The assembler has a whole message: route it (or hold it for tx.commit)."""
+        publish, header, body = content
         if self.confirm_mode:
             self.publish_seq += 1
         if self.tx_mode:
-            self._tx_publishes.append((publish, self.header, body))
+            self._tx_publishes.append((publish, header, body))
             return
-        self.route_publish(publish, self.header, body)
+        self.route_publish(publish, header, body)
 
     def route_publish(self, publish: Publish, header: bytes, body: bytes) -> None:
         """Route one complete message and confirm it if in confirm mode."""
@@ -173,8 +120,7 @@ class Channel:
             ttl = _parse_expiration(expiration)
         exchange_name = publish.exchange
         message = Message(exchange_name, publish.routing_key, header, body, priority,
-                          delivery_mode == 2, ttl)
-        message._exchange_and_key = publish.exchange_and_key
+                          delivery_mode == 2, ttl, publish.exchange_and_key)
         if exchange_name == '':
             queue = vhost.queues.get(publish.routing_key)
             queues: Any = (queue,) if queue is not None else ()
@@ -255,24 +201,11 @@ class Channel:
 
     def _synced(self) -> None:
         self._confirm_waiting_sync = False
-        if self.state == OPEN:
+        if self.state is OPEN:
             self.send_confirms()
             self.conn.flush_soon()
 
     # --- deliveries and acks ------------------------------------------------
-    def deliver(self, consumer: Consumer, message: Message) -> None:
-        tag = self.next_tag + 1
-        self.next_tag = tag
-        if consumer.no_ack:
-            consumer.queue.settle(message)
-        else:
-            if message.store_id:
-                self.store.delivered(message)
-            self.unacked[tag] = (message, consumer.queue, consumer)
-            consumer.unacked += 1
-            self.unacked_count += 1
-        self.conn.send_delivery(self.id, consumer.tag_bytes, tag, message)
-
     def deliver_get(self, queue: Queue, message: Message, no_ack: bool) -> None:
         tag = self.next_tag + 1
         self.next_tag = tag
@@ -387,7 +320,7 @@ class Channel:
         """The consumer's queue was deleted: tell the client if it listens."""
         if self.consumers.pop(consumer.tag, None) is None:
             return
-        if self.state == OPEN and self.conn.client_capability('consumer_cancel_notify'):
+        if self.state is OPEN and self.conn.client_capability('consumer_cancel_notify'):
             self.send_method(commands.Basic.Cancel(consumer_tag=consumer.tag, nowait=True))
             self.conn.flush_soon()
 
@@ -401,14 +334,39 @@ class Channel:
             for consumer in self.consumers.values():
                 consumer.prefetch = prefetch_count
 
-    # --- teardown -----------------------------------------------------------
-    def release_all(self) -> None:
-        """The channel is gone: drop consumers, requeue unacked deliveries."""
-        if self.state == CLOSED:
-            return
-        self.state = CLOSED
+    # --- closing ------------------------------------------------------------
+    def close_with(self, exc: AMQPError) -> None:
+        """A channel error: release everything, send channel.close and wait
+        for close-ok (frames until then are dropped by the connection)."""
+        log.debug('%r error: %s', self, exc.text)
+        self._release_all()
+        self._to(SEND_CLOSE)
+        self.conn.forget_confirms(self)
+        self.send_method(commands.Channel.Close(
+            reply_code=exc.code, reply_text=exc.text[:255], class_id=exc.class_id,
+            method_id=exc.method_id))
+
+    def closed_by_client(self) -> None:
+        """channel.close from the client (answered by the handler)."""
+        self._release_all()
+        self._to(commands.Channel.Close)
+        self.conn.channel_closed(self)
+
+    def finish_close(self, event: type) -> None:
+        """close-ok for the close we sent (or the client's own close, which
+        crossed ours): the channel is gone."""
+        self._to(event)
+        self.conn.channel_closed(self)
+
+    def release(self) -> None:
+        """The connection is going away: drop consumers, requeue unacked deliveries."""
+        if self.state is OPEN:
+            self._release_all()
+        self._to(RELEASE)
+
+    def _release_all(self) -> None:
         self.deliverable = False
-        self.abort_content()
+        self.assembler.reset()
         consumers = list(self.consumers.values())
         self.consumers.clear()
         for _kind, taken, _requeue in self._tx_settles:

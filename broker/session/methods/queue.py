@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 Queue = commands.Queue
 
 
-def _default_queue(channel: 'Channel', name: str) -> str:
+def default_queue(channel: 'Channel', name: str) -> str:
     """An empty queue name means the channel's last declared queue."""
     if name == '':
         last = channel.last_queue_name
@@ -40,7 +40,7 @@ def declare(channel: 'Channel', method: Queue.Declare) -> None:
 
 def bind(channel: 'Channel', method: Queue.Bind) -> None:
     vhost = channel.vhost
-    queue = vhost.queue(_default_queue(channel, check_name(method.queue, 'queue')),
+    queue = vhost.queue(default_queue(channel, check_name(method.queue, 'queue')),
                         channel.conn)
     exchange = vhost.exchange(check_name(method.exchange, 'exchange'))
     vhost.bind(exchange, queue, method.routing_key, method.arguments)
@@ -52,7 +52,7 @@ def unbind(channel: 'Channel', method: Queue.Unbind) -> None:
     # Like RabbitMQ, unbinding is idempotent: a queue or exchange that is
     # already gone (auto-deleted, say) has no binding left to remove.
     vhost = channel.vhost
-    name = _default_queue(channel, check_name(method.queue, 'queue'))
+    name = default_queue(channel, check_name(method.queue, 'queue'))
     exchange = vhost.exchanges.get(check_name(method.exchange, 'exchange'))
     if name in vhost.queues and exchange is not None:
         queue = vhost.queue(name, channel.conn)
@@ -61,7 +61,7 @@ def unbind(channel: 'Channel', method: Queue.Unbind) -> None:
 
 
 def purge(channel: 'Channel', method: Queue.Purge) -> None:
-    queue = channel.vhost.queue(_default_queue(channel, check_name(method.queue, 'queue')),
+    queue = channel.vhost.queue(default_queue(channel, check_name(method.queue, 'queue')),
                                 channel.conn)
     count = queue.purge()
     if not method.nowait:
@@ -70,7 +70,7 @@ def purge(channel: 'Channel', method: Queue.Purge) -> None:
 
 def delete(channel: 'Channel', method: Queue.Delete) -> None:
     vhost = channel.vhost
-    name = _default_queue(channel, check_name(method.queue, 'queue'))
+    name = default_queue(channel, check_name(method.queue, 'queue'))
     if name not in vhost.queues:
         # RabbitMQ answers delete-ok with 0 for a queue that does not exist.
         count = 0

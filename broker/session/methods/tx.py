@@ -1,4 +1,4 @@
-"""confirm.select and tx.select / commit / rollback."""
+"""tx.select / commit / rollback: transactions of publishes and acks."""
 
 from __future__ import annotations
 
@@ -12,22 +12,14 @@ if TYPE_CHECKING:
     from ..channel import Channel
 
 
-def confirm_select(channel: 'Channel', method: commands.Confirm.Select) -> None:
-    if channel.tx_mode:
-        raise PreconditionFailed('cannot switch from tx to confirm mode')
-    channel.confirm_mode = True
-    if not method.nowait:
-        channel.send_method(commands.Confirm.SelectOk())
-
-
-def tx_select(channel: 'Channel', method: commands.Tx.Select) -> None:
+def select(channel: 'Channel', method: commands.Tx.Select) -> None:
     if channel.confirm_mode:
         raise PreconditionFailed('cannot switch from confirm to tx mode')
     channel.tx_mode = True
     channel.send_method(commands.Tx.SelectOk())
 
 
-def tx_commit(channel: 'Channel', method: commands.Tx.Commit) -> None:
+def commit(channel: 'Channel', method: commands.Tx.Commit) -> None:
     if not channel.tx_mode:
         raise PreconditionFailed('channel is not transactional')
     channel.tx_commit()
@@ -35,7 +27,7 @@ def tx_commit(channel: 'Channel', method: commands.Tx.Commit) -> None:
     channel.conn.reply_when_synced(channel, commands.Tx.CommitOk())
 
 
-def tx_rollback(channel: 'Channel', method: commands.Tx.Rollback) -> None:
+def rollback(channel: 'Channel', method: commands.Tx.Rollback) -> None:
     if not channel.tx_mode:
         raise PreconditionFailed('channel is not transactional')
     channel.tx_rollback()

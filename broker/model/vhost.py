@@ -1,7 +1,10 @@
 """A virtual host: its exchanges, queues and bindings, and routing.
 
 Everything here is synchronous and raises AMQP errors with RabbitMQ's
-reply texts; the channel handlers translate methods into these calls.
+reply texts; the session's method handlers translate methods into these
+calls.  The vhost hands each queue a :class:`~.queue.QueueContext` whose
+callbacks (delete, dead-letter) lead back here; queues hold no reference to
+the vhost itself.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leveret.protocol.errors import (
     AccessRefused,
@@ -20,17 +23,17 @@ from leveret.protocol.errors import (
     ResourceLocked,
 )
 
+from ..store.base import Store
+from ..store.records import queue_key
 from . import deadletter, queue_args
 from .clock import Clock
 from .exchanges import EXCHANGE_TYPES, Exchange
 from .exchanges.default import DefaultExchange
+from .exchanges.headers import validate_binding
 from .memory import MemoryMonitor
 from .message import Message
-from .queue import Queue
-from .store.records import queue_key
-
-if TYPE_CHECKING:
-    from .store import Store
+from .ports import QueueOwner
+from .queue import Queue, QueueContext
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ def generated_name(prefix: str) -> str:
 
 
 class VirtualHost:
-    def __init__(self, name: str, store: 'Store', clock: Clock,
+    def __init__(self, name: str, store: Store, clock: Clock,
                  memory: MemoryMonitor | None = None,
                  on_definitions_changed: Callable[[], None] | None = None) -> None:
         self.name = name
@@ -62,6 +65,10 @@ class VirtualHost:
         #: destination (queue or exchange) -> {source exchange: bindings}
         self._sources: dict[Any, dict[Exchange, int]] = {}
         self._on_definitions_changed = on_definitions_changed or (lambda: None)
+        #: Exclusive queues by the owner that declared them.
+        self._exclusive: dict[QueueOwner, set[Queue]] = {}
+        self._queue_context = QueueContext(name, clock, store, self.memory,
+                                           self.delete_queue, self.dead_letter)
         self.exchanges[''] = DefaultExchange(name, self.queues)
         for exchange_name, kind in PREDECLARED[1:]:
             self.exchanges[exchange_name] = EXCHANGE_TYPES[kind](
@@ -81,12 +88,12 @@ class VirtualHost:
             raise NotFound(f"no exchange '{name}' in vhost '{self.name}'")
         return exchange
 
-    def queue(self, name: str, connection: Any = None) -> Queue:
-        """The queue called ``name``; 405 if another connection owns it."""
+    def queue(self, name: str, owner: QueueOwner | None = None) -> Queue:
+        """The queue called ``name``; 405 if another owner has it exclusively."""
         queue = self.queues.get(name)
         if queue is None:
             raise NotFound(f"no queue '{name}' in vhost '{self.name}'")
-        if queue.exclusive_owner is not None and queue.exclusive_owner is not connection:
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
             raise self._locked(name)
         return queue
 
@@ -177,16 +184,18 @@ class VirtualHost:
         self._definitions_changed(exchange.durable)
 
     # --- queues -------------------------------------------------------------
-    def declare_queue(self, name: str, connection: Any, passive: bool = False,
+    def declare_queue(self, name: str, owner: QueueOwner | None, passive: bool = False,
                       durable: bool = False, exclusive: bool = False,
                       auto_delete: bool = False,
                       arguments: dict[str, Any] | None = None,
                       incarnation: str | None = None) -> Queue:
-        """Declare (or find) a queue.  ``incarnation`` is given when the
-        queue is recreated from the store at start-up."""
+        """Declare (or find) a queue for ``owner`` (who owns it if exclusive).
+
+        ``incarnation`` is given when the queue is recreated from the store
+        at start-up."""
         arguments = arguments or {}
         if passive:
-            queue = self.queue(name, connection)
+            queue = self.queue(name, owner)
             queue.touch()
             return queue
         if name == '':
@@ -195,7 +204,7 @@ class VirtualHost:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         existing = self.queues.get(name)
         if existing is not None:
-            if existing.exclusive_owner is not None and existing.exclusive_owner is not connection:
+            if existing.exclusive_owner is not None and existing.exclusive_owner is not owner:
                 raise self._locked(name)
             self._assert_queue_equivalent(existing, durable, exclusive, auto_delete,
                                           arguments)
@@ -207,12 +216,12 @@ class VirtualHost:
                     f"invalid property 'exclusive-owner' for queue '{name}' in vhost "
                     f"'{self.name}'")
             durable = True     # quorum queues are always durable
-        queue = Queue(self, name, durable=durable,
-                      exclusive_owner=connection if exclusive else None,
+        queue = Queue(self._queue_context, name, durable=durable,
+                      exclusive_owner=owner if exclusive else None,
                       auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = queue
-        if exclusive and connection is not None:
-            connection.exclusive_queues.add(queue)
+        if exclusive and owner is not None:
+            self._exclusive.setdefault(owner, set()).add(queue)
         if queue.persists and not exclusive:
             queue.incarnation = incarnation or uuid.uuid4().hex[:16]
             queue.store_key = queue_key(self.name, name, queue.incarnation)
@@ -257,7 +266,11 @@ class VirtualHost:
             self._maybe_auto_delete(source)
         owner = queue.exclusive_owner
         if owner is not None:
-            owner.exclusive_queues.discard(queue)
+            owned = self._exclusive.get(owner)
+            if owned is not None:
+                owned.discard(queue)
+                if not owned:
+                    del self._exclusive[owner]
         queue.on_deleted()
         self._definitions_changed(queue.durable and not queue.exclusive)
         return count
@@ -270,7 +283,6 @@ class VirtualHost:
             raise AccessRefused(
                 "operation not permitted on the default exchange")
         if source.kind == 'headers':
-            from .exchanges.headers import validate_binding
             problem = validate_binding(arguments)
             if problem:
                 raise PreconditionFailed(problem)
@@ -341,10 +353,10 @@ class VirtualHost:
     def dead_letter(self, queue: Queue, messages: list[Message], reason: str) -> None:
         deadletter.dead_letter(self, queue, messages, reason)
 
-    # --- connections --------------------------------------------------------
-    def connection_closed(self, connection: Any) -> None:
-        """Drop the exclusive queues of a connection that went away."""
-        for queue in list(connection.exclusive_queues):
+    # --- owners of exclusive queues ----------------------------------------
+    def owner_gone(self, owner: QueueOwner) -> None:
+        """Delete the exclusive queues of an owner that went away."""
+        for queue in list(self._exclusive.pop(owner, ())):
             self.delete_queue(queue)
 
 

@@ -15,12 +15,13 @@ class Message:
     __slots__ = (
         'exchange', 'routing_key', 'header', 'body', 'priority', 'persistent',
         'expiration', 'seq', 'redelivered', 'delivery_count', 'expires_at',
-        'store_id', '_exchange_and_key',
+        'store_id', 'exchange_and_key',
     )
 
     def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes,
                  priority: int = 0, persistent: bool = False,
-                 expiration: int | None = None) -> None:
+                 expiration: int | None = None,
+                 exchange_and_key: bytes | None = None) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
         #: The content-header payload, relayed verbatim on delivery.
@@ -39,16 +40,10 @@ class Message:
         self.expires_at = 0.0
         #: Identity in the persistent store, 0 when not stored.
         self.store_id = 0
-        self._exchange_and_key: bytes | None = None
-
-    @property
-    def exchange_and_key(self) -> bytes:
-        """The exchange and routing key as encoded short strings."""
-        cached = self._exchange_and_key
-        if cached is None:
-            cached = self._exchange_and_key = (
-                shortstr(self.exchange) + shortstr(self.routing_key))
-        return cached
+        #: The exchange and routing key as encoded short strings, as
+        #: basic.deliver and the store write them (a publish brings them).
+        self.exchange_and_key = (exchange_and_key if exchange_and_key is not None
+                                 else shortstr(exchange) + shortstr(routing_key))
 
     @property
     def size(self) -> int:
@@ -69,5 +64,5 @@ class Message:
         other.delivery_count = 0
         other.expires_at = 0.0
         other.store_id = 0
-        other._exchange_and_key = self._exchange_and_key
+        other.exchange_and_key = self.exchange_and_key
         return other

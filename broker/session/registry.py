@@ -1,0 +1,57 @@
+"""Every session of a broker, and what a connection needs from the process.
+
+The broker process builds one :class:`Sessions` and hands it to each new
+connection instead of itself: a connection reads the settings, the users
+and the virtual hosts from here and reports its life cycle here.  Process
+wiring (shutdown, the store's compaction) asks this object about the
+sessions instead of walking connections and channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..auth import Users
+from ..config import Settings
+from ..model.message import Message
+from ..model.queue import Queue
+from ..model.vhost import VirtualHost
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+class Sessions:
+    def __init__(self, settings: Settings, users: Users, vhosts: Mapping[str, VirtualHost],
+                 server_properties: dict[str, Any]) -> None:
+        self.settings = settings
+        self.users = users
+        self.vhosts = vhosts
+        #: Sent in connection.start.
+        self.server_properties = server_properties
+        self.connections: set[Connection] = set()
+
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    def opened(self, connection: Connection) -> None:
+        self.connections.add(connection)
+
+    def closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+
+    def unacked(self) -> Iterator[tuple[Queue, Message]]:
+        """Every delivery waiting for an ack, on every channel of every connection."""
+        for connection in self.connections:
+            yield from connection.unacked()
+
+    def shutdown(self) -> None:
+        """Close every connection with 320 CONNECTION_FORCED."""
+        for connection in list(self.connections):
+            connection.shutdown()
+
+    def abort(self) -> None:
+        """Drop every connection that is still there."""
+        for connection in list(self.connections):
+            connection.abort()

@@ -1,0 +1,55 @@
+"""Routing: exchange types, exchange-to-exchange bindings, alternate exchanges."""
+
+from __future__ import annotations
+
+import pytest
+
+from leveret.protocol.errors import AccessRefused, PreconditionFailed
+
+from .fakes import make_vhost, message
+
+
+def routed(vhost, exchange, routing_key, **props):
+    return sorted(q.name for q in vhost.route(vhost.exchange(exchange), routing_key,
+                                              message(b'm', exchange, routing_key, **props)))
+
+
+def test_topic_patterns_match_words():
+    vhost, _ = make_vhost()
+    x = vhost.exchange('amq.topic')
+    for name, key in (('star', 'a.*.c'), ('hash', 'a.#'), ('exact', 'a.b.c'), ('all', '#')):
+        vhost.bind(x, vhost.declare_queue(name, None), key)
+    assert routed(vhost, 'amq.topic', 'a.b.c') == ['all', 'exact', 'hash', 'star']
+    assert routed(vhost, 'amq.topic', 'a') == ['all', 'hash']
+    assert routed(vhost, 'amq.topic', 'b.b.c') == ['all']
+
+
+def test_headers_exchange_matches_all_or_any():
+    vhost, _ = make_vhost()
+    x = vhost.exchange('amq.headers')
+    vhost.bind(x, vhost.declare_queue('all', None), '', {'x-match': 'all', 'a': 1, 'b': 2})
+    vhost.bind(x, vhost.declare_queue('any', None), '', {'x-match': 'any', 'a': 1, 'b': 2})
+    assert routed(vhost, 'amq.headers', '', headers={'a': 1, 'b': 2}) == ['all', 'any']
+    assert routed(vhost, 'amq.headers', '', headers={'a': 1}) == ['any']
+    with pytest.raises(PreconditionFailed, match='Invalid x-match field value'):
+        vhost.bind(x, vhost.queues['all'], '', {'x-match': 'some'})
+
+
+def test_exchange_to_exchange_bindings_and_alternate_exchanges():
+    vhost, _ = make_vhost()
+    vhost.declare_exchange('unrouted', 'fanout')
+    vhost.declare_exchange('front', 'direct', arguments={'alternate-exchange': 'unrouted'})
+    vhost.bind(vhost.exchange('unrouted'), vhost.declare_queue('lost', None), '')
+    vhost.bind(vhost.exchange('front'), vhost.exchange('amq.fanout'), 'fan')
+    vhost.bind(vhost.exchange('amq.fanout'), vhost.declare_queue('fanned', None), '')
+    assert routed(vhost, 'front', 'fan') == ['fanned']
+    assert routed(vhost, 'front', 'other') == ['lost']
+
+
+def test_the_default_exchange_routes_by_queue_name_and_cannot_be_bound():
+    vhost, _ = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    assert routed(vhost, '', 'q') == ['q']
+    assert routed(vhost, '', 'nope') == []
+    with pytest.raises(AccessRefused):
+        vhost.bind(vhost.exchange(''), queue, 'q')
