@@ -24,7 +24,7 @@ from . import bridge, errors
 from .config import Settings
 from .context import Request, current_request
 from .producer import Producer
-from .protocol import make_task_message, utcnow
+from .messages import make_task_message, utcnow
 from .result import AsyncResult, ResultStore
 from .transport import QueueSpec
 

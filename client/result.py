@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import errors, states
-from .protocol import ResultMessage, parse_iso
+from .messages import ResultMessage, parse_iso
 
 if TYPE_CHECKING:
     from .app import App

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from leveret.client import App, WorkerLostError
-from leveret.client.protocol import ResultMessage
+from leveret.client.messages import ResultMessage
 from leveret.client.worker.execute import UNSTARTED, Job, Outcome
 from leveret.client.worker.pools import prefork
 from leveret.client.worker.pools.prefork import PreforkPool

@@ -30,7 +30,7 @@ import aio_pika
 from pamqp import commands as spec
 
 from .. import errors, states
-from ..protocol import ResultMessage, TaskMessage, make_task_message, parse_iso
+from ..messages import ResultMessage, TaskMessage, make_task_message, parse_iso
 from ..transport import RETRYABLE, normalize_url
 from . import banner
 from .connection import ConsumerConnection

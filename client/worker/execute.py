@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import errors, states
 from ..context import Request
-from ..protocol import ResultMessage, TaskMessage, parse_iso, saferepr, utcnow
+from ..messages import ResultMessage, TaskMessage, parse_iso, saferepr, utcnow
 from .delivery import decode_table
 from .tasks import Runner
 
