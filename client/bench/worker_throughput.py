@@ -102,7 +102,7 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
     channel = conn.channel()
     channel.queue_declare(queue, durable=True)
     channel.queue_declare(replies)
-    app._run_sync(preload(app, queue, replies, tasks, mode))
+    app.run_sync(preload(app, queue, replies, tasks, mode))
     total = tasks + (1 if mode == 'ignore' else 0)
     expected_results = tasks if mode == 'rpc' else 1
     log = open(workdir / f'{queue}.log', 'wb')
