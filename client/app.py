@@ -23,8 +23,8 @@ from typing import Any, TypeVar, overload
 from . import bridge, errors
 from .config import Settings
 from .context import Request, current_request
-from .producer import Producer
 from .messages import ResultMessage, make_task_message, utcnow
+from .producer import Producer
 from .result import AsyncResult, ResultStore, current_backend, set_current_backend
 from .transport import QueueSpec
 

@@ -26,7 +26,7 @@ import stat
 from collections import deque
 
 from ... import errors
-from ..execute import Job, Outcome, failure_outcome, execute, mark_child, soft_time_limit
+from ..execute import Job, Outcome, execute, failure_outcome, mark_child, soft_time_limit
 from ..tasks import Registry
 from . import pipes
 

@@ -8,7 +8,7 @@ meanwhile, as in Celery's solo pool); a time limit raises inside the task
 from __future__ import annotations
 
 from ... import errors
-from ..execute import Job, failure_outcome, execute, execute_async, soft_time_limit
+from ..execute import Job, execute, execute_async, failure_outcome, soft_time_limit
 from ..tasks import Runner
 from .base import Pool
 

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from ... import errors
-from ..execute import Job, Outcome, failure_outcome, execute
+from ..execute import Job, Outcome, execute, failure_outcome
 from .base import Pool
 
 
