@@ -1,7 +1,7 @@
 """Tasks per second: the Leveret worker against Celery's prefork worker,
 same broker, same concurrency, in one run. A benchmark, not a test.
 
-    python -m client.bench.worker_throughput [--tasks 10000] [--concurrency 2]
+    python -m leveret.client.bench.worker_throughput [--tasks 10000] [--concurrency 2]
         [--broker-url URL] [--leveret-pool prefork]
 
 Without ``--broker-url`` it starts a Leveret broker of its own. For each
