@@ -1,6 +1,6 @@
 """Celery-protocol client and worker for Leveret (or any AMQP 0-9-1 broker).
 
-``from client import App``: define and send tasks, read their results in
+``from leveret.client import App``: define and send tasks, read their results in
 the ``rpc://`` format; ``leveret worker -A module`` runs them.
 """
 

@@ -23,23 +23,21 @@ from typing import Any, TypeVar, overload
 from . import bridge, errors
 from .config import Settings
 from .context import Request, current_request
+from .messages import ResultMessage, make_task_message, utcnow
 from .producer import Producer
-from .protocol import make_task_message, utcnow
-from .result import AsyncResult, ResultStore
+from .result import AsyncResult, ResultStore, current_backend, set_current_backend
 from .transport import QueueSpec
 
 F = TypeVar('F', bound=Callable[..., Any])
 
-_current: weakref.ref[App] | None = None
 #: "Not given" for options where None means something (max_retries=None: forever).
 _UNSET: Any = object()
 
 
 def current_app() -> App:
     """The most recently created :class:`App`."""
-    app = _current() if _current is not None else None
-    if app is None:
-        raise RuntimeError('no App has been created: pass app= or create an App first')
+    app = current_backend()
+    assert isinstance(app, App), 'only an App sets itself as the current backend'
     return app
 
 
@@ -52,11 +50,11 @@ SEND_OPTIONS = frozenset({
 
 
 class App:
-    """A Celery-protocol application: task registry, settings, producer."""
+    """A Celery-protocol application: task registry, settings, producer; the
+    :class:`~leveret.client.result.ResultBackend` its AsyncResults read."""
 
     def __init__(self, broker_url: str | None = None, *, main: str | None = None,
                  **settings: Any) -> None:
-        global _current
         if broker_url is not None:
             settings['broker_url'] = broker_url
         self.conf = Settings(**settings)
@@ -67,7 +65,7 @@ class App:
         self._reset_process_state()
         bridge.register_fork_reset(self)
         atexit.register(_close_at_exit, weakref.ref(self))
-        _current = weakref.ref(self)
+        set_current_backend(self)
 
     def __repr__(self) -> str:
         return f'<App {self.main or ""} {self.conf.broker_url}>'
@@ -79,7 +77,8 @@ class App:
             weakref.WeakKeyDictionary()
         self._bridge: bridge.LoopThread | None = None
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """In a forked child: let go of the parent's loop thread and connections."""
         bridge.keep_forever((self._producers, self._bridge))
         self._lock = threading.Lock()
         self.results.clear()
@@ -110,7 +109,7 @@ class App:
     def send_task(self, name: str, args: tuple[Any, ...] | list[Any] | None = None,
                   kwargs: dict[str, Any] | None = None, **options: Any) -> AsyncResult:
         """Send a task by name (it may be defined only in the worker)."""
-        return self._run_sync(self.send_task_async(name, args, kwargs, **options))
+        return self.run_sync(self.send_task_async(name, args, kwargs, **options))
 
     async def send_task_async(self, name: str, args: tuple[Any, ...] | list[Any] | None = None,
                               kwargs: dict[str, Any] | None = None,
@@ -171,10 +170,26 @@ class App:
 
     def ensure_result_consumer(self) -> None:
         """Make sure results sent to this process's reply queue are being read."""
-        self._run_sync(self.ensure_result_consumer_async())
+        self.run_sync(self.ensure_result_consumer_async())
 
     async def ensure_result_consumer_async(self) -> None:
         await self.producer().ensure_reply_consumer()
+
+    # The ResultBackend protocol (what AsyncResult reads).
+    def latest_result(self, task_id: str) -> ResultMessage | None:
+        return self.results.get(task_id)
+
+    def wait_for_result(self, task_id: str, timeout: float | None) -> ResultMessage:
+        self.ensure_result_consumer()
+        return self.results.wait(task_id, timeout)
+
+    async def wait_for_result_async(self, task_id: str,
+                                    timeout: float | None) -> ResultMessage:
+        await self.ensure_result_consumer_async()
+        return await self.results.wait_async(task_id, timeout)
+
+    def forget_result(self, task_id: str) -> None:
+        self.results.forget(task_id)
 
     # --- plumbing ------------------------------------------------------------
     def producer(self) -> Producer:
@@ -185,7 +200,9 @@ class App:
             producer = self._producers[loop] = Producer(self.conf, self.oid, self.results)
         return producer
 
-    def _run_sync(self, coro: Any) -> Any:
+    def run_sync(self, coro: Any) -> Any:
+        """Run ``coro`` on the app's loop thread and wait for it (what the
+        blocking calls do)."""
         with self._lock:
             if self._bridge is None:
                 self._bridge = bridge.LoopThread(name=f'leveret-client-{id(self):x}')

@@ -64,7 +64,7 @@ _orphans: list[Any] = []
 
 
 def register_fork_reset(owner: Any) -> None:
-    """Call ``owner._after_fork_in_child()`` in every forked child."""
+    """Call ``owner.after_fork_in_child()`` in every forked child."""
     _fork_resets.add(owner)
 
 
@@ -74,7 +74,7 @@ def keep_forever(obj: Any) -> None:
 
 def _after_fork_in_child() -> None:
     for owner in list(_fork_resets):
-        reset: Callable[[], None] = owner._after_fork_in_child
+        reset: Callable[[], None] = owner.after_fork_in_child
         reset()
 
 

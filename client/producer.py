@@ -8,7 +8,7 @@ import logging
 from aio_pika.abc import AbstractIncomingMessage
 
 from .config import Settings
-from .protocol import ResultMessage, TaskMessage
+from .messages import ResultMessage, TaskMessage
 from .result import ResultStore
 from .transport import QueueSpec, Transport
 

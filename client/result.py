@@ -4,21 +4,59 @@ queue, and :class:`AsyncResult` to read it.
 The store is fed by reply-queue consumers running on any event loop (the
 sync bridge's or the caller's), and waited on from threads (``get``) or
 coroutines (``get_async``).
+
+An :class:`AsyncResult` reads through the :class:`ResultBackend` protocol,
+which the :class:`~leveret.client.App` implements: this module never imports
+the app (the app imports it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import OrderedDict
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import errors, states
-from .protocol import ResultMessage, parse_iso
+from .messages import ResultMessage, parse_iso
 
-if TYPE_CHECKING:
-    from .app import App
+
+class ResultBackend(Protocol):
+    """Where an :class:`AsyncResult` reads the state of its task."""
+
+    def latest_result(self, task_id: str) -> ResultMessage | None:
+        """The latest state change received for the task, if any."""
+
+    def wait_for_result(self, task_id: str, timeout: float | None) -> ResultMessage:
+        """Block until the task is ready (reading results if nothing does yet);
+        raises :class:`~leveret.client.errors.TimeoutError` after ``timeout``."""
+
+    async def wait_for_result_async(self, task_id: str,
+                                    timeout: float | None) -> ResultMessage:
+        """:meth:`wait_for_result` on the running event loop."""
+
+    def forget_result(self, task_id: str) -> None:
+        """Drop what is known of the task."""
+
+
+_current: weakref.ref[ResultBackend] | None = None
+
+
+def set_current_backend(backend: ResultBackend) -> None:
+    """Make ``backend`` the one an AsyncResult made without ``app=`` reads
+    (every new App does this, as Celery's ``current_app``)."""
+    global _current
+    _current = weakref.ref(backend)
+
+
+def current_backend() -> ResultBackend:
+    """The backend set last (the most recently created App)."""
+    backend = _current() if _current is not None else None
+    if backend is None:
+        raise RuntimeError('no App has been created: pass app= or create an App first')
+    return backend
 
 
 class ResultStore:
@@ -105,11 +143,16 @@ class AsyncResult:
     """The result of a task sent by this process (``rpc://`` results go to the
     sender's reply queue only)."""
 
-    def __init__(self, id: str, app: App | None = None, task_name: str | None = None) -> None:
-        from .app import current_app
+    def __init__(self, id: str, app: ResultBackend | None = None,
+                 task_name: str | None = None) -> None:
         self.id = id
-        self.app = app or current_app()
+        self.backend = app if app is not None else current_backend()
         self.task_name = task_name
+
+    @property
+    def app(self) -> ResultBackend:
+        """Celery's name for where the result comes from."""
+        return self.backend
 
     def __repr__(self) -> str:
         return f'<AsyncResult: {self.id}>'
@@ -121,7 +164,7 @@ class AsyncResult:
         return hash(self.id)
 
     def _latest(self) -> ResultMessage | None:
-        return self.app.results.get(self.id)
+        return self.backend.latest_result(self.id)
 
     @property
     def state(self) -> str:
@@ -160,12 +203,11 @@ class AsyncResult:
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
         """Wait for the task to finish; its return value, or raise its exception."""
-        self.app.ensure_result_consumer()
-        return self._outcome(self.app.results.wait(self.id, timeout), propagate)
+        return self._outcome(self.backend.wait_for_result(self.id, timeout), propagate)
 
     async def get_async(self, timeout: float | None = None, propagate: bool = True) -> Any:
-        await self.app.ensure_result_consumer_async()
-        return self._outcome(await self.app.results.wait_async(self.id, timeout), propagate)
+        return self._outcome(await self.backend.wait_for_result_async(self.id, timeout),
+                             propagate)
 
     wait = get
 
@@ -179,4 +221,4 @@ class AsyncResult:
         return value
 
     def forget(self) -> None:
-        self.app.results.forget(self.id)
+        self.backend.forget_result(self.id)

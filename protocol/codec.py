@@ -206,3 +206,32 @@ def nack_frame(channel: int, delivery_tag: int, multiple: bool) -> bytes:
 def body_size_header(header: bytes, body_size: int) -> bytes:
     """A copy of a content-header payload with another body size."""
     return header[:4] + _U64.pack(body_size) + header[12:]
+
+
+# --- frames a client sends (the bundled worker) --------------------------------
+# A consumer's basic.ack has the layout of the broker's confirm ack: ack_frame.
+
+_PUBLISH_ID = b'\x00\x3c\x00\x28'
+#: The publish bits octet by mandatory | immediate << 1.
+_PUBLISH_BITS = (b'\x00', b'\x01', b'\x02', b'\x03')
+
+
+def reject_frame(channel: int, delivery_tag: int, requeue: bool) -> bytes:
+    """Client basic.reject frame."""
+    return _ACK_FRAME.pack(FRAME_METHOD, channel, 13, 0x003C005A, delivery_tag,
+                           requeue, 0xCE)
+
+
+def publish_frame(channel: int, exchange: str, routing_key: str,
+                  mandatory: bool = False, immediate: bool = False) -> bytes:
+    """Client basic.publish method frame (the content frames follow it)."""
+    payload = b''.join((_PUBLISH_ID, b'\x00\x00', shortstr(exchange), shortstr(routing_key),
+                        _PUBLISH_BITS[mandatory | immediate << 1]))
+    return _FRAME_HEADER.pack(FRAME_METHOD, channel, len(payload)) + payload + _END
+
+
+def content_header(body_size: int, flags: int, property_list: bytes,
+                   class_id: int = 60) -> bytes:
+    """A content-header payload: class id, weight 0, body size, the property
+    flags and the encoded properties they announce (for :func:`content_frames`)."""
+    return _HEADER_SIZES.pack(class_id, 0, body_size) + _U16.pack(flags) + property_list

@@ -14,7 +14,7 @@ import pytest
 from kombu.utils.json import dumps as kombu_dumps
 
 from leveret.client import App, errors, serialization, states
-from leveret.client.protocol import (
+from leveret.client.messages import (
     ExceptionInfo,
     ResultMessage,
     TaskMessage,

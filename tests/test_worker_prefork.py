@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from leveret.client import App, WorkerLostError
-from leveret.client.protocol import ResultMessage
+from leveret.client.messages import ResultMessage
 from leveret.client.worker.execute import UNSTARTED, Job, Outcome
 from leveret.client.worker.pools import prefork
 from leveret.client.worker.pools.prefork import PreforkPool
@@ -167,6 +167,7 @@ def test_a_queued_job_is_taken_back_before_it_starts(tmp_path):
                 await recorder.changed.wait()
         assert pool.cancel_job(2)
         assert not pool.cancel_job(1)  # running: only terminate stops it
+        await asyncio.sleep(0)  # the pool writes the cancel at the end of the loop turn
         gate.touch()  # the process reads the cancel when it is done with job 1
         released, unstarted = await recorder.wait_done(1, 2)
         assert result_of(released) == 'released'

@@ -1,7 +1,7 @@
 """Tasks per second: the Leveret worker against Celery's prefork worker,
 same broker, same concurrency, in one run. A benchmark, not a test.
 
-    python -m client.bench.worker_throughput [--tasks 10000] [--concurrency 2]
+    python -m leveret.client.bench.worker_throughput [--tasks 10000] [--concurrency 2]
         [--broker-url URL] [--leveret-pool prefork]
 
 Without ``--broker-url`` it starts a Leveret broker of its own. For each
@@ -102,7 +102,7 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
     channel = conn.channel()
     channel.queue_declare(queue, durable=True)
     channel.queue_declare(replies)
-    app._run_sync(preload(app, queue, replies, tasks, mode))
+    app.run_sync(preload(app, queue, replies, tasks, mode))
     total = tasks + (1 if mode == 'ignore' else 0)
     expected_results = tasks if mode == 'rpc' else 1
     log = open(workdir / f'{queue}.log', 'wb')

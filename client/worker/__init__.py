@@ -1,7 +1,7 @@
 """The bundled worker: ``leveret worker -A module[:app]``."""
 
 from .cli import main
-from .consumer import Worker
+from .lifecycle import Worker
 from .options import WorkerOptions
 
 __all__ = ['Worker', 'WorkerOptions', 'main']

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from yarl import URL
 
 from ..transport import normalize_url
-
-if TYPE_CHECKING:
-    from .consumer import Worker
+from .options import WorkerOptions
+from .tasks import Registry
 
 VERSION = '0.1.0'
 
@@ -32,12 +31,11 @@ def broker_info(url: str) -> dict[str, Any]:
             'failover_strategy': 'round-robin', 'alternates': []}
 
 
-def render(worker: Worker) -> str:
-    options = worker.options
-    kind = 'Celery app' if worker.registry.is_celery else 'Leveret app'
-    tasks = worker.registry.names()
+def render(options: WorkerOptions, registry: Registry) -> str:
+    kind = 'Celery app' if registry.is_celery else 'Leveret app'
+    tasks = registry.names()
     lines = [
-        f' -------------- {worker.hostname} v{VERSION} (leveret worker)',
+        f' -------------- {options.hostname} v{VERSION} (leveret worker)',
         f'  app:          {options.app_name} ({kind})',
         f'  broker:       {safe_url(options.broker_url)}',
         '  results:      rpc://',
@@ -54,5 +52,5 @@ def render(worker: Worker) -> str:
     return '\n'.join(lines)
 
 
-def show(worker: Worker) -> None:
-    print(render(worker), file=sys.stderr, flush=True)
+def show(options: WorkerOptions, registry: Registry) -> None:
+    print(render(options, registry), file=sys.stderr, flush=True)

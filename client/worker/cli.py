@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ..app import App
 from ..transport import DEFAULT_URL
-from .consumer import Worker
+from .lifecycle import Worker
 from .loader import AppNotFound, find_app
 from .options import WorkerOptions, expand_hostname
 from .tasks import registry_for

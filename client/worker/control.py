@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import re
+import resource
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from ..serialization import decode_body
-
-if TYPE_CHECKING:
-    from .consumer import Worker
+from .banner import broker_info
+from .events import EventDispatcher, LamportClock
+from .options import WorkerOptions
+from .publisher import Publisher
+from .state import WorkerState
+from .tasks import Registry
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +43,32 @@ def _matches(hostname: str, pattern: str, matcher: str | None) -> bool:
     return fnmatch.fnmatch(hostname, pattern)
 
 
+class WorkerActions(Protocol):
+    """What a command may ask of the worker beyond reading its state."""
+
+    def revoke(self, task_id: str, terminate: bool = False) -> None:
+        """Discard the task when it is due; take it back from the pool, or
+        stop it (``terminate``) if it runs."""
+
+    def request_shutdown(self) -> None:
+        """Start a warm shutdown."""
+
+    def pool_info(self) -> dict[str, Any]:
+        """The pool's part of ``inspect stats``."""
+
+
 class RemoteControl:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.hostname = worker.hostname
+    def __init__(self, options: WorkerOptions, registry: Registry, state: WorkerState,
+                 clock: LamportClock, publisher: Publisher, events: EventDispatcher,
+                 actions: WorkerActions) -> None:
+        self.options = options
+        self.registry = registry
+        self.state = state
+        self.lamport = clock
+        self.publisher = publisher
+        self.events = events
+        self.actions = actions
+        self.hostname = options.hostname
         self.handlers: dict[str, Handler] = {
             'ping': self.ping, 'active': self.active, 'reserved': self.reserved,
             'scheduled': self.scheduled, 'registered': self.registered, 'stats': self.stats,
@@ -65,7 +92,7 @@ class RemoteControl:
             log.warning('unreadable control message: %r', exc)
             return
         headers: dict[str, Any] = dict(message.headers or {})
-        self.worker.clock.adjust(int(headers.get('clock') or 0))
+        self.lamport.adjust(int(headers.get('clock') or 0))
         expires = headers.get('expires')
         if expires and float(expires) < time.time():
             return
@@ -95,76 +122,91 @@ class RemoteControl:
         return True
 
     async def reply(self, reply: Any, reply_to: dict[str, Any], ticket: str | None) -> None:
-        publisher = self.worker.publisher
+        publisher = self.publisher
         exchange = reply_to.get('exchange') or REPLY_EXCHANGE
         await publisher.declare_exchange(exchange, 'direct', durable=False)
         await publisher.publish_json(
             {self.hostname: reply}, exchange, reply_to.get('routing_key', ''),
-            {'ticket': ticket, 'clock': self.worker.clock.forward()})
+            {'ticket': ticket, 'clock': self.lamport.forward()})
 
     # --- commands (Celery's names and reply shapes) -------------------------
     def ping(self, **_: Any) -> dict[str, str]:
         return {'ok': 'pong'}
 
     def active(self, safe: bool = False, **_: Any) -> list[dict[str, Any]]:
-        return [r.info(self.hostname) for r in self.worker.running_requests()]
+        return [r.info(self.hostname) for r in self.state.running()]
 
     def reserved(self, **_: Any) -> list[dict[str, Any]]:
-        return [r.info(self.hostname) for r in self.worker.reserved_requests()]
+        return [r.info(self.hostname) for r in self.state.reserved()]
 
     def scheduled(self, **_: Any) -> list[dict[str, Any]]:
         return [{'eta': r.eta.isoformat() if r.eta else None,
                  'priority': r.priority,
-                 'request': r.info(self.hostname)} for r in self.worker.scheduled.values()]
+                 'request': r.info(self.hostname)} for r in self.state.held.values()]
 
     def registered(self, taskinfoitems: Any = None, builtins: bool = False,
                    **_: Any) -> list[str]:
-        names = self.worker.registry.runners if builtins else self.worker.registry.names()
+        names = self.registry.runners if builtins else self.registry.names()
         return sorted(names)
 
     def stats(self, **_: Any) -> dict[str, Any]:
-        return self.worker.stats()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        hard, soft = self.options.time_limit, self.options.soft_time_limit
+        return {
+            'broker': broker_info(self.options.broker_url),
+            'clock': str(self.lamport.value), 'pid': os.getpid(),
+            'uptime': int(time.monotonic() - self.state.started_at),
+            'pool': dict(self.actions.pool_info(),
+                         **{'max-tasks-per-child': 'N/A', 'timeouts': [soft, hard]}),
+            'prefetch_count': self.state.prefetch.value,
+            'rusage': {'utime': usage.ru_utime, 'stime': usage.ru_stime,
+                       'maxrss': usage.ru_maxrss, 'minflt': usage.ru_minflt,
+                       'majflt': usage.ru_majflt, 'nvcsw': usage.ru_nvcsw,
+                       'nivcsw': usage.ru_nivcsw},
+            'total': dict(self.state.total),
+            'sw_ident': 'leveret', 'sw_ver': '0.1.0',
+        }
 
     def revoke(self, task_id: str | list[str], terminate: bool = False,
                signal: str | None = None, **_: Any) -> dict[str, str]:
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
         for one in ids:
-            self.worker.revoke(one, terminate=terminate)
+            self.actions.revoke(one, terminate=terminate)
         return {'ok': f'tasks {", ".join(ids)} flagged as revoked'}
 
     def revoked(self, **_: Any) -> list[str]:
-        return list(self.worker.revoked)
+        return list(self.state.revoked)
 
     def hello(self, from_node: str, revoked: Any = None, **_: Any) -> dict[str, Any] | None:
         if from_node == self.hostname:
             return None
         for task_id in revoked or ():
-            self.worker.revoked[task_id] = None
-        return {'revoked': list(self.worker.revoked), 'clock': self.worker.clock.forward()}
+            self.state.revoked[task_id] = None
+        return {'revoked': list(self.state.revoked), 'clock': self.lamport.forward()}
 
     def heartbeat(self, **_: Any) -> None:
-        self.worker.events.worker('worker-heartbeat', **self.worker.heartbeat_fields())
+        self.events.worker('worker-heartbeat', **self.state.heartbeat_fields())
         return None
 
     def clock(self, **_: Any) -> dict[str, int]:
-        return {'clock': self.worker.clock.value}
+        return {'clock': self.lamport.value}
 
     def active_queues(self, **_: Any) -> list[dict[str, Any]]:
         return [{'name': q, 'exchange': {'name': q, 'type': 'direct'}, 'routing_key': q,
                  'durable': True, 'exclusive': False, 'auto_delete': False,
-                 'no_ack': False} for q in self.worker.options.queues]
+                 'no_ack': False} for q in self.options.queues]
 
     def shutdown(self, msg: str = 'Got shutdown from remote', **_: Any) -> None:
         log.warning(msg)
-        self.worker.request_shutdown()
+        self.actions.request_shutdown()
         return None
 
     def query_task(self, ids: list[str] | str | None = None, **_: Any) -> dict[str, Any]:
         wanted = {ids} if isinstance(ids, str) else set(ids or ())
         found: dict[str, Any] = {}
-        for state, requests in (('active', self.worker.running_requests()),
-                                ('reserved', self.worker.reserved_requests()),
-                                ('scheduled', self.worker.scheduled.values())):
+        for state, requests in (('active', self.state.running()),
+                                ('reserved', self.state.reserved()),
+                                ('scheduled', self.state.held.values())):
             for request in requests:
                 if request.id in wanted:
                     found[request.id] = [state, request.info(self.hostname)]

@@ -89,7 +89,7 @@ class Delivery:
     """One basic.deliver with its content."""
 
     __slots__ = ('consumer_tag', 'delivery_tag', 'redelivered', 'exchange', 'routing_key',
-                 'body_size', 'properties', 'body', 'error')
+                 'body_size', 'properties', 'body')
 
     def __init__(self, consumer_tag: str, delivery_tag: int, redelivered: bool,
                  exchange: str, routing_key: str) -> None:
@@ -101,8 +101,6 @@ class Delivery:
         self.body_size = 0
         self.properties: Properties | None = None
         self.body = b''
-        #: Why the properties could not be read (the message is unusable).
-        self.error: Exception | None = None
 
 
 def decode_deliver(payload: bytes) -> Delivery:

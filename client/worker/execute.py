@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import errors, states
 from ..context import Request
-from ..protocol import ResultMessage, TaskMessage, parse_iso, saferepr, utcnow
+from ..messages import ResultMessage, TaskMessage, parse_iso, saferepr, utcnow
 from .delivery import decode_table
 from .tasks import Runner
 
@@ -163,8 +163,9 @@ def _celery_exception(exc: BaseException, name: str) -> bool:
     return cls is not None and isinstance(exc, cls)
 
 
-def _failure(job: Job, exc: BaseException, runtime: float, tb: str | None,
-             status: str = states.FAILURE) -> Outcome:
+def failure_outcome(job: Job, exc: BaseException, runtime: float, tb: str | None,
+                    status: str = states.FAILURE) -> Outcome:
+    """The outcome of ``job`` failing with ``exc`` (after ``runtime`` seconds)."""
     body = None
     if job.wants_result:
         req = job.request
@@ -182,7 +183,7 @@ def _success(job: Job, value: Any, runtime: float) -> Outcome:
                                          parent_id=req.parent_id).body()
         except (TypeError, ValueError) as exc:
             error = errors.EncodeError(f'cannot serialize the return value: {exc}')
-            return _failure(job, error, runtime, None)
+            return failure_outcome(job, error, runtime, None)
     return Outcome(job.job_id, states.SUCCESS, body, saferepr(value), None, runtime,
                    pid=_pid, value=value if job.wants_value else None,
                    follow_up=job.wants_value)
@@ -229,7 +230,7 @@ def _classify(job: Job, exc: BaseException, runtime: float) -> Outcome:
                        requeue=bool(getattr(exc, 'requeue', False)), pid=_pid)
     if isinstance(exc, errors.Ignore) or _celery_exception(exc, 'Ignore'):
         return Outcome(job.job_id, IGNORED, None, saferepr(exc), None, runtime, pid=_pid)
-    return _failure(job, exc, runtime, traceback.format_exc())
+    return failure_outcome(job, exc, runtime, traceback.format_exc())
 
 
 def _finish(job: Job, value: Any, runtime: float) -> Outcome:
@@ -294,7 +295,7 @@ async def execute_async(runner: Runner, job: Job) -> Outcome:
         if limit is not None and deadline.expired():
             error = runner.soft_limit_error() if job.soft_time_limit \
                 else errors.TimeLimitExceeded(job.time_limit)
-            return _failure(job, error, runtime, ''.join(traceback.format_exception(exc)))
+            return failure_outcome(job, error, runtime, ''.join(traceback.format_exception(exc)))
         return _classify(job, exc, runtime)
     return _finish(job, value, time.perf_counter() - start)
 

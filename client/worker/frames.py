@@ -1,78 +1,65 @@
-"""Hand-packed AMQP frames for the worker's hot path, and a writer that
+"""The frames the worker writes on its hot path, and a writer that
 coalesces them.
 
 Per task the worker sends an ack and often a result. Through aiormq each is
 a method call with a lock, a timeout, pamqp marshalling and its own socket
-write. Here they are packed with ``struct`` (the frames are checked against
-pamqp byte for byte in the tests) and appended to a buffer that is handed to
-the connection's writer once per loop turn: one write for many frames.
-Only frames that aiormq keeps no state for go this way (acks and rejects,
-publishes on a channel without confirms).
+write. Here the frames come from :mod:`leveret.protocol.codec` (checked
+against pamqp byte for byte in the tests) and are appended to a buffer that
+is handed to the connection's writer once per loop turn: one write for many
+frames. Only frames that aiormq keeps no state for go this way (acks and
+rejects, publishes on a channel without confirms).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections import deque
 from typing import Any, Protocol
 
 from aiormq.abc import ChannelFrame
 
+from leveret.protocol.codec import (
+    ack_frame,
+    content_frames,
+    content_header,
+    publish_frame,
+    reject_frame,
+    shortstr,
+)
+from leveret.protocol.constants import FRAME_OVERHEAD
+
 log = logging.getLogger(__name__)
 
-FRAME_METHOD, FRAME_HEADER, FRAME_BODY = 1, 2, 3
-FRAME_END = b'\xce'
-BASIC = 60
-PUBLISH, ACK, REJECT = 40, 80, 90
-
-_frame_head = struct.Struct('>BHI')
-_method_head = struct.Struct('>HH')
-_ack = struct.Struct('>HHQB')
-_content_head = struct.Struct('>HHQH')
 #: content_type, content_encoding, headers, delivery_mode, priority, correlation_id
 RESULT_FLAGS = 0xFC00
-_RESULT_PREFIX = (b'\x10application/json' + b'\x05utf-8' + b'\x00\x00\x00\x00'
+#: Up to the correlation id: content type, encoding, an empty headers table,
+#: delivery mode 1 (transient), priority 0.
+_RESULT_PREFIX = (shortstr('application/json') + shortstr('utf-8') + b'\x00\x00\x00\x00'
                   + b'\x01' + b'\x00')
 
 
-def _frame(kind: int, channel: int, payload: bytes) -> bytes:
-    return _frame_head.pack(kind, channel, len(payload)) + payload + FRAME_END
-
-
-def _shortstr(value: str) -> bytes:
-    data = value.encode('utf-8')
-    if len(data) > 255:
-        raise ValueError(f'short string too long: {value[:40]!r}...')
-    return bytes((len(data),)) + data
-
-
 def ack(channel: int, delivery_tag: int, multiple: bool = False) -> bytes:
-    return _frame(FRAME_METHOD, channel, _ack.pack(BASIC, ACK, delivery_tag, int(multiple)))
+    """A consumer's basic.ack (the broker's confirm ack has the same bytes)."""
+    return ack_frame(channel, delivery_tag, multiple)
 
 
 def reject(channel: int, delivery_tag: int, requeue: bool) -> bytes:
-    return _frame(FRAME_METHOD, channel, _ack.pack(BASIC, REJECT, delivery_tag, int(requeue)))
+    return reject_frame(channel, delivery_tag, requeue)
 
 
 def result_properties(correlation_id: str) -> bytes:
     """Properties of an rpc:// result: JSON, UTF-8, no headers, transient,
     priority 0, the task id as correlation id (what Celery sends)."""
-    return _RESULT_PREFIX + _shortstr(correlation_id)
+    return _RESULT_PREFIX + shortstr(correlation_id)
 
 
 def publish(channel: int, exchange: str, routing_key: str, properties: bytes,
             flags: int, body: bytes, max_body_frame: int) -> bytes:
     """basic.publish + content header + body frames (split at ``max_body_frame``)."""
-    method = _method_head.pack(BASIC, PUBLISH) + b'\x00\x00' + _shortstr(exchange) \
-        + _shortstr(routing_key) + b'\x00'
-    parts = [_frame(FRAME_METHOD, channel, method),
-             _frame(FRAME_HEADER, channel,
-                    _content_head.pack(BASIC, 0, len(body), flags) + properties)]
-    for start in range(0, len(body), max_body_frame):
-        parts.append(_frame(FRAME_BODY, channel, body[start:start + max_body_frame]))
-    return b''.join(parts)
+    return b''.join((publish_frame(channel, exchange, routing_key),
+                     *content_frames(channel, content_header(len(body), flags, properties),
+                                     body, max_body_frame + FRAME_OVERHEAD)))
 
 
 class FrameWriter:
@@ -96,12 +83,6 @@ class FrameWriter:
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._flush)
-
-    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        self.write(ack(self.number, delivery_tag, multiple))
-
-    def reject(self, delivery_tag: int, requeue: bool) -> None:
-        self.write(reject(self.number, delivery_tag, requeue))
 
     def publish_result(self, reply_to: str, correlation_id: str, body: bytes) -> None:
         self.write(publish(self.number, '', reply_to, result_properties(correlation_id),

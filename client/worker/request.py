@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..protocol import TaskMessage, parse_iso
+from ..messages import TaskMessage, parse_iso
 from .delivery import MALFORMED, Delivery, Properties, decode_table, scan_table
 from .execute import RawMessage
 from .tasks import TaskSpec

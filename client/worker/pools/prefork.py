@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import errors
-from ..execute import INVALID, UNSTARTED, Job, Outcome, _failure
+from ..execute import INVALID, UNSTARTED, Job, Outcome, failure_outcome
 from . import pipes
 from .base import Pool
 from .prefork_child import child_main
@@ -189,7 +189,7 @@ class PreforkPool(Pool):
             log.error('pool process %d lost while running %s[%s]: %s',
                       child.pid, job.name, job.request.id, exc)
             self._note_runtime(job.name, elapsed)
-            outcome = _failure(job, exc, elapsed, None)
+            outcome = failure_outcome(job, exc, elapsed, None)
             outcome.pid = child.pid
             outcome.worker_lost = isinstance(exc, errors.WorkerLostError)
             self._done(outcome)

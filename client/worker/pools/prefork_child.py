@@ -26,7 +26,7 @@ import stat
 from collections import deque
 
 from ... import errors
-from ..execute import Job, Outcome, _failure, execute, mark_child, soft_time_limit
+from ..execute import Job, Outcome, execute, failure_outcome, mark_child, soft_time_limit
 from ..tasks import Registry
 from . import pipes
 
@@ -109,14 +109,14 @@ def _write(fd: int, out: list[bytes]) -> None:
 def _run(registry: Registry, job: Job) -> Outcome:
     runner = registry.get(job.name)
     if runner is None:
-        return _failure(job, errors.NotRegistered(job.name), 0.0, None)
+        return failure_outcome(job, errors.NotRegistered(job.name), 0.0, None)
     if not job.soft_time_limit:
         return execute(runner, job)
     try:
         with soft_time_limit(job.soft_time_limit, runner.soft_limit_error):
             return execute(runner, job)
     except runner.soft_limit_error as exc:  # fired as the task returned
-        return _failure(job, exc, job.soft_time_limit or 0.0, None)
+        return failure_outcome(job, exc, job.soft_time_limit or 0.0, None)
 
 
 def _detach_from_parent(keep: set[int], siblings: list[int]) -> None:

@@ -8,7 +8,7 @@ meanwhile, as in Celery's solo pool); a time limit raises inside the task
 from __future__ import annotations
 
 from ... import errors
-from ..execute import Job, _failure, execute, execute_async, soft_time_limit
+from ..execute import Job, execute, execute_async, failure_outcome, soft_time_limit
 from ..tasks import Runner
 from .base import Pool
 
@@ -20,7 +20,8 @@ class SoloPool(Pool):
         runner = self.registry.get(job.name)
         self.running[job.job_id] = job
         if runner is None:
-            self.loop.call_soon(self._done, _failure(job, errors.NotRegistered(job.name), 0, None))
+            self.loop.call_soon(self._done,
+                                failure_outcome(job, errors.NotRegistered(job.name), 0, None))
         elif runner.spec.is_async:
             self.loop.create_task(self._run_async(runner, job))
         else:
@@ -31,7 +32,7 @@ class SoloPool(Pool):
                 with soft_time_limit(limit, error):
                     outcome = execute(runner, job)
             except error as exc:  # fired as the task returned
-                outcome = _failure(job, exc, limit or 0.0, None)
+                outcome = failure_outcome(job, exc, limit or 0.0, None)
             self.loop.call_soon(self._done, outcome)
 
     async def _run_async(self, runner: Runner, job: Job) -> None:

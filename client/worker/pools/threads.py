@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from ... import errors
-from ..execute import Job, Outcome, _failure, execute
+from ..execute import Job, Outcome, execute, failure_outcome
 from .base import Pool
 
 
@@ -57,7 +57,7 @@ class ThreadPool(Pool):
                     self._owners[job.job_id] = ident
                 runner = self.registry.get(job.name)
                 outcome = execute(runner, job) if runner is not None else \
-                    _failure(job, errors.NotRegistered(job.name), 0.0, None)
+                    failure_outcome(job, errors.NotRegistered(job.name), 0.0, None)
                 with self._lock:
                     self._owners.pop(job.job_id, None)
                 self.loop.call_soon_threadsafe(self._finished, outcome)
@@ -94,7 +94,7 @@ class ThreadPool(Pool):
             return
         self._retired.add(ident)
         self._spawn()
-        outcome = _failure(job, errors.TimeLimitExceeded(job.time_limit),
+        outcome = failure_outcome(job, errors.TimeLimitExceeded(job.time_limit),
                            job.time_limit or 0.0, None)
         self._finished(outcome)
 

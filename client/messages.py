@@ -1,4 +1,5 @@
-"""Celery's message protocol as pydantic models.
+"""Celery's messages (its task and result message protocol) as pydantic models;
+the AMQP wire format beneath them is :mod:`leveret.protocol`.
 
 * Task messages, protocol v2: the task's metadata in the AMQP headers
   table, the body a JSON list ``[args, kwargs, embed]``. Protocol v1 (the
