@@ -5,7 +5,7 @@ marshal/unmarshal costs tens of microseconds per message.  The methods that
 occur once per message (basic.publish, the content header and body,
 basic.deliver, basic.get-ok, basic.ack/nack/reject and the publisher
 confirms) are packed and unpacked here with ``struct``.  ``tests/
-test_codec_fastpath.py`` checks every function byte for byte against pamqp
+protocol/test_codec_fastpath.py`` checks every function byte for byte against pamqp
 with hypothesis.
 
 Content headers are never re-encoded: the publisher's header payload (class

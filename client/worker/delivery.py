@@ -8,7 +8,7 @@ own table decoder copies the rest of the payload for every value.
 The headers table is kept as bytes and decoded when first asked for;
 :func:`scan_table` reads a few entries and skips the others, which is what
 the worker's main process does (a pool process decodes the whole table).
-``tests/test_worker_delivery.py`` checks the results against pamqp.
+``tests/worker/test_delivery.py`` checks the results against pamqp.
 """
 
 from __future__ import annotations
