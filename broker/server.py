@@ -13,6 +13,7 @@ from . import __version__, definitions, recovery
 from .auth import Users
 from .config import Settings
 from .loop_clock import LoopClock
+from .model.counters import ChurnCounters
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
 from .session import Connection, Sessions
@@ -47,6 +48,8 @@ class Broker:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
         self.memory = MemoryMonitor(settings.memory_high_watermark or default_high_watermark())
+        #: Connections, channels and queues created and closed, broker-wide.
+        self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
         server_properties: dict[str, Any] = {
             'product': 'Leveret',
@@ -57,7 +60,8 @@ class Broker:
             'cluster_name': f'leveret@{platform.node()}',
             'capabilities': dict(CAPABILITIES),
         }
-        self.sessions = Sessions(settings, self.users, self.vhosts, server_properties)
+        self.sessions = Sessions(settings, self.users, self.vhosts, server_properties,
+                                 churn=self.churn)
         for vhost_name in settings.all_vhosts():
             self.add_vhost(vhost_name)
         self.users.add(settings.default_user, settings.default_pass,
@@ -72,7 +76,7 @@ class Broker:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock, self.memory,
-                                                    self.definitions_changed)
+                                                    self.definitions_changed, churn=self.churn)
             self.definitions_changed()
         return vhost
 

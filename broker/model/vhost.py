@@ -27,6 +27,7 @@ from ..store.base import Store
 from ..store.records import queue_key
 from . import deadletter, queue_args
 from .clock import Clock
+from .counters import ChurnCounters, ClosedChannels
 from .exchanges import EXCHANGE_TYPES, Exchange
 from .exchanges.default import DefaultExchange
 from .exchanges.headers import validate_binding
@@ -55,8 +56,13 @@ def generated_name(prefix: str) -> str:
 class VirtualHost:
     def __init__(self, name: str, store: Store, clock: Clock,
                  memory: MemoryMonitor | None = None,
-                 on_definitions_changed: Callable[[], None] | None = None) -> None:
+                 on_definitions_changed: Callable[[], None] | None = None,
+                 churn: ChurnCounters | None = None) -> None:
         self.name = name
+        #: Queues declared, created and deleted (shared by the broker's vhosts).
+        self.churn = churn if churn is not None else ChurnCounters()
+        #: The counts of this vhost's channels that have closed.
+        self.closed_channels = ClosedChannels()
         self.store = store
         self.clock = clock
         self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
@@ -197,6 +203,7 @@ class VirtualHost:
         if passive:
             queue = self.queue(name, owner)
             queue.touch()
+            self.churn.queue_declared += 1
             return queue
         if name == '':
             name = generated_name('amq.gen-')
@@ -209,6 +216,7 @@ class VirtualHost:
             self._assert_queue_equivalent(existing, durable, exclusive, auto_delete,
                                           arguments)
             existing.touch()
+            self.churn.queue_declared += 1
             return existing
         if arguments.get('x-queue-type') == 'quorum':
             if exclusive:
@@ -220,6 +228,8 @@ class VirtualHost:
                       exclusive_owner=owner if exclusive else None,
                       auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = queue
+        self.churn.queue_declared += 1
+        self.churn.queue_created += 1
         if exclusive and owner is not None:
             self._exclusive.setdefault(owner, set()).add(queue)
         if queue.persists and not exclusive:
@@ -272,6 +282,7 @@ class VirtualHost:
                 if not owned:
                     del self._exclusive[owner]
         queue.on_deleted()
+        self.churn.queue_deleted += 1
         self._definitions_changed(queue.durable and not queue.exclusive)
         return count
 

@@ -65,6 +65,7 @@ from leveret.protocol.states import (
     SEND_CLOSE,
 )
 
+from ..model.counters import ConnectionCounters
 from ..model.ports import ThrottleSource
 from .channel import Channel
 from .handshake import BadProtocolHeader, Handshake
@@ -91,7 +92,7 @@ HANDSHAKE_TIMEOUT = 10.0
 _DECODE_ERRORS = (IndexError, ValueError, struct.error, UnicodeDecodeError)
 
 
-class Connection(Handshake, Output, asyncio.Protocol):
+class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
     def __init__(self, sessions: Sessions) -> None:
         Handshake.__init__(self, sessions)
         Output.__init__(self)
@@ -108,6 +109,7 @@ class Connection(Handshake, Output, asyncio.Protocol):
         self._silent_ticks = 0
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self.init_counters()
 
     def __repr__(self) -> str:
         return f'<Connection {self.peer} {self.username or "-"}>'
@@ -136,6 +138,8 @@ class Connection(Handshake, Output, asyncio.Protocol):
         if state is CLOSED:
             return
         self._silent_ticks = 0
+        self.recv_oct += len(data)
+        self.recv_cnt += 1
         if state is AWAIT_HEADER:
             try:
                 data = self.receive_header(data)

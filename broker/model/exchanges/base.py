@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..counters import ExchangeCounters
+
 if TYPE_CHECKING:
     from ..message import Message
 
@@ -29,7 +31,7 @@ def freeze(value: Any) -> Any:
     return value
 
 
-class Exchange:
+class Exchange(ExchangeCounters):
     kind: ClassVar[str] = ''
 
     def __init__(self, vhost: str, name: str, durable: bool = False,
@@ -46,6 +48,7 @@ class Exchange:
         #: Bindings whose destination is an exchange: routing must recurse.
         self.exchange_destinations = 0
         self.deleted = False
+        self.init_counters()
 
     def __repr__(self) -> str:
         return f'<{type(self).__name__} {self.name!r}>'
