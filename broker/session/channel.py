@@ -84,6 +84,14 @@ class Channel(ChannelCounters):
     def send_method(self, method: Any) -> None:
         self.conn.send_method(self.id, method)
 
+    def reply_durably(self, method: Any, position: int) -> None:
+        """Send ``method``, once the store synced whatever was written since
+        ``position`` (a durable declaration's journal record)."""
+        if self.store.write_position() == position:
+            self.send_method(method)
+        else:
+            self.conn.reply_when_synced(self, method)
+
     def update_deliverable(self) -> None:
         was = self.deliverable
         self.deliverable = self.flow_active and self.conn.writable

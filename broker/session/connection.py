@@ -485,8 +485,9 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
                 return
             frames, self._deferred = self._deferred or [], None
             if store.confirm_failed(position):
+                what = 'commit' if isinstance(method, C.Tx.CommitOk) else 'change'
                 self._fail(channel.id, PreconditionFailed(
-                    f'commit could not be written to disk: {store.failed}').with_method(
+                    f'{what} could not be written to disk: {store.failed}').with_method(
                         *method_ids(method)))
             elif channel.state is OPEN:
                 channel.send_method(method)
@@ -497,7 +498,15 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
 
         store.when_synced(synced)
 
-    # --- broker shutdown -----------------------------------------------------
+    # --- closed from outside -------------------------------------------------
+    def force_close(self, reason: str) -> None:
+        """Close with 320 CONNECTION_FORCED and ``reason`` (the management API)."""
+        exc = ConnectionForced(reason)
+        if self.state is RUNNING or self.state in EXPECTED:
+            self.close(exc.code, exc.text)
+        else:
+            self._close_transport()
+
     def shutdown(self) -> None:
         """Close with 320 CONNECTION_FORCED."""
         exc = ConnectionForced('broker shutdown')

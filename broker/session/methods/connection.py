@@ -71,7 +71,7 @@ def open_(conn: 'Handshake', method: Connection.Open) -> None:
     if vhost is None:
         raise NotAllowed(f"vhost {name} not found")
     assert conn.user is not None        # start-ok came first
-    if name not in conn.user.vhosts:
+    if not conn.sessions.users.may_open(conn.user.name, name):
         raise NotAllowed(f"access to vhost '{name}' refused for user '{conn.username}'")
     conn.vhost = vhost
     conn.opened()
