@@ -9,6 +9,7 @@ settings user that differs from the saved one is only logged.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import platform
 import signal
@@ -16,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from . import __version__, definitions, recovery
+from . import __version__, definitions, rabbit_definitions, recovery
 from .auth import Users, check_password
 from .config import Settings
 from .loop_clock import LoopClock
@@ -61,6 +62,10 @@ class Broker:
         #: Connections, channels and queues created and closed, broker-wide.
         self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
+        #: The management API (None when ``management_enabled`` is false).
+        self.management: Any = None
+        #: The API's ``node`` and ``cluster_name``.
+        self.node_name = f'leveret@{platform.node()}'
         server_properties: dict[str, Any] = {
             'product': 'Leveret',
             'version': __version__,
@@ -134,7 +139,8 @@ class Broker:
     def _seed_from_settings(self) -> None:
         """First start of a data directory: the settings' vhosts and users."""
         for vhost_name in self.settings.all_vhosts():
-            self.add_vhost(vhost_name)
+            self.add_vhost(vhost_name, description='Default virtual host'
+                           if vhost_name == self.settings.default_vhost else None)
         for name, password, vhosts, tags in self._settings_users():
             self.users.add(name, password, vhosts=set(vhosts), tags=tags)
 
@@ -158,21 +164,63 @@ class Broker:
         assert self._server is not None and self._server.sockets
         return int(self._server.sockets[0].getsockname()[1])
 
+    # --- what the management API asks of the process (its BrokerPort) --------------
+    def listeners(self) -> list[dict[str, Any]]:
+        found = []
+        if self._server is not None and self._server.sockets:
+            found.append({'protocol': 'amqp', 'ip_address': self.settings.host,
+                          'port': self.port})
+        if self.management is not None:
+            found.append({'protocol': 'http', 'ip_address': self.management.host,
+                          'port': self.management.port})
+        return found
+
+    def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
+        return rabbit_definitions.export(self, vhost)
+
+    def import_definitions(self, document: dict[str, Any],
+                           vhost: str | None = None) -> list[str]:
+        return rabbit_definitions.import_definitions(self, document, vhost)
+
+    def _load_definitions_file(self) -> None:
+        """The ``load_definitions`` setting: a RabbitMQ definitions file, at start."""
+        path = self.settings.load_definitions
+        if path is None:
+            return
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise OSError(f'load_definitions: cannot read {path}: {exc}') from None
+        try:
+            report = self.import_definitions(document)
+        except rabbit_definitions.DefinitionsRefused as exc:
+            raise OSError(f'load_definitions: {path} refused: {exc}') from None
+        log.info('definitions loaded from %s%s', path,
+                 f' ({len(report)} items not applied, see above)' if report else '')
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.open_store()
+        self._load_definitions_file()
         self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
                                                                self.sessions.unacked))
         self._server = await loop.create_server(
             lambda: Connection(self.sessions), self.settings.host, self.settings.port,
             backlog=1024, reuse_address=True)
         self.memory.start_trimming(self.clock)
+        if self.settings.management_enabled:
+            from .http.server import ManagementServer
+            self.management = ManagementServer(self, self.settings.management_host,
+                                               self.settings.management_port)
+            await self.management.start()
         log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 320, release the store."""
         if self._server is not None:
             self._server.close()
+        if self.management is not None:
+            await self.management.stop()
         self.sessions.shutdown()
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
         while self.sessions and asyncio.get_running_loop().time() < deadline:

@@ -318,6 +318,18 @@ class Channel(ChannelCounters):
         self.unacked.clear()
         self._reject(taken, True)
 
+    # --- what the management API shows ----------------------------------------
+    def tx_pending_acks(self) -> int:
+        """Acks and rejects held for the next tx.commit."""
+        return sum(len(taken) for _kind, taken, _requeue in self._tx_settles)
+
+    def tx_pending_publishes(self) -> int:
+        return len(self._tx_publishes)
+
+    def unconfirmed(self) -> int:
+        """Publishes in confirm mode not confirmed yet."""
+        return self.publish_seq - self._confirmed if self.confirm_mode else 0
+
     # --- transactions -------------------------------------------------------
     def tx_commit(self) -> None:
         publishes, self._tx_publishes = self._tx_publishes, []

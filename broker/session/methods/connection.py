@@ -45,6 +45,7 @@ def start_ok(conn: 'Handshake', method: Connection.StartOk) -> None:
         return
     conn.username = user.name
     conn.user = user
+    conn.auth_mechanism = mechanism
     conn.send_method(0, Connection.Tune(channel_max=conn.channel_max, frame_max=conn.frame_max,
                                         heartbeat=conn.heartbeat))
 
