@@ -38,7 +38,7 @@ def rate(value: float) -> dict[str, float]:
 
 def timestamp(seconds: float) -> str:
     """RFC 3339 with milliseconds, as RabbitMQ writes ``idle_since``."""
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.strftime('%Y-%m-%dT%H:%M:%S.') + f'{moment.microsecond // 1000:03d}+00:00'
 
 
