@@ -260,7 +260,8 @@ def exchange(e: Exchange, vhost: str) -> dict[str, Any]:
         'internal': e.internal,
         'name': e.name,
         'type': e.kind,
-        'user_who_performed_action': 'rmq-internal' if name.startswith('amq.') else 'guest',
+        # Who declared it is not kept (RabbitMQ: rmq-internal for its own).
+        'user_who_performed_action': 'rmq-internal' if name.startswith('amq.') else '',
         'vhost': vhost,
     }
     if e.stat_publish_in or e.stat_publish_out:
