@@ -3,6 +3,7 @@ users, vhosts and permissions, each checked through a real AMQP client too."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 import pika
@@ -118,6 +119,40 @@ def test_bindings_are_listed_found_by_properties_key_and_deleted(api, broker, un
     assert api.delete(f'/bindings/%2F/e/{unique}/q/{unique}/{props}').status == 404
     refused = api.delete(f'/exchanges/%2F/{unique}?if-unused=true')
     assert refused.status == 204
+
+
+def test_exchange_to_exchange_bindings_and_if_unused(api, broker, unique):
+    source, target = f'{unique}.src', f'{unique}.dst'
+    assert api.put(f'/exchanges/%2F/{source}', {'type': 'direct'}).status == 201
+    assert api.put(f'/exchanges/%2F/{target}', {'type': 'fanout'}).status == 201
+    assert api.put(f'/queues/%2F/{unique}', {}).status == 201
+    made = api.post(f'/bindings/%2F/e/{source}/e/{target}', {'routing_key': 'to.fanout'})
+    assert (made.status, made.headers['location']) == (201, f'{target}/to.fanout')
+    # No routing key and no arguments: the properties key is '~'.
+    assert api.post(f'/bindings/%2F/e/{target}/q/{unique}', {}).status == 201
+    assert api.get(f'/bindings/%2F/e/{target}/q/{unique}/~')['properties_key'] == '~'
+    assert api.get(f'/exchanges/%2F/{target}/bindings/destination') == [{
+        'source': source, 'vhost': '/', 'destination': target,
+        'destination_type': 'exchange', 'routing_key': 'to.fanout', 'arguments': {},
+        'properties_key': 'to.fanout'}]
+    # A message published to the source reaches the queue through both bindings.
+    assert api.post(f'/exchanges/%2F/{source}/publish', {
+        'properties': {}, 'routing_key': 'to.fanout', 'payload': 'via',
+        'payload_encoding': 'string'}).json == {'routed': True}
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
+        assert conn.channel().basic_get(unique, auto_ack=True)[2] == b'via'
+    refused = api.delete(f'/exchanges/%2F/{source}?if-unused=true')
+    assert (refused.status, refused.json) == (400, {
+        'error': 'bad_request', 'reason': f"exchange '{source}' in vhost '/' in use"})
+    assert api.delete(f'/bindings/%2F/e/{source}/e/{target}/to.fanout').status == 204
+    assert api.get(f'/exchanges/%2F/{target}/bindings/destination') == []
+    assert api.delete(f'/exchanges/%2F/{source}?if-unused=true').status == 204
+
+
+def test_an_idle_queue_says_since_when_in_rabbitmqs_format(api, unique):
+    assert api.put(f'/queues/%2F/{unique}', {}).status == 201
+    since = api.get(f'/queues/%2F/{unique}')['idle_since']
+    assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00', since), since
 
 
 def test_closing_a_connection_tells_the_client_why(api, broker):

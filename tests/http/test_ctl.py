@@ -105,6 +105,32 @@ def test_connections_are_listed_and_closed_with_a_reason(ctl, own_broker):
     assert info.value.reply_text == 'CONNECTION_FORCED - maintenance'
 
 
+def test_consumers_exchange_bindings_and_credentials_from_the_environment(ctl, own_broker):
+    assert ctl('declare', 'queue', 'work') == 'queue declared\n'
+    assert ctl('declare', 'exchange', 'front', '--type', 'direct') == 'exchange declared\n'
+    assert ctl('declare', 'exchange', 'back', '--type', 'fanout') == 'exchange declared\n'
+    assert ctl('declare', 'binding', 'front', 'back', '--routing-key', 'k',
+               '--destination-type', 'exchange') == 'binding declared\n'
+    assert ctl('declare', 'binding', 'back', 'work') == 'binding declared\n'
+    rows = ctl('list', 'bindings', 'source', 'destination_type', 'destination').splitlines()
+    assert ['front', 'exchange', 'back'] in [row.split() for row in rows[1:]]
+    assert ctl('publish', '--exchange', 'front', 'k', 'through') == 'message published\n'
+    assert ctl('get', 'work', '--requeue').splitlines()[1].split()[-1] == 'through'
+    with pika.BlockingConnection(pika.URLParameters(own_broker.url)) as conn:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=3)
+        ch.basic_consume('work', lambda *a: None, consumer_tag='ctl-consumer')
+        rows = [row.split() for row in ctl('list', 'consumers').splitlines()]
+        assert rows[0][:3] == ['queue.vhost', 'queue.name', 'consumer_tag']
+        assert rows[1][:3] == ['/', 'work', 'ctl-consumer']
+        assert rows[1][-4:] == ['true', '3', 'false', 'true']
+    assert ctl('add', 'user', 'ops', 'opspw', '--tags', 'administrator') == 'user added\n'
+    as_ops = {'LEVERET_CTL_USER': 'ops', 'LEVERET_CTL_PASSWORD': 'opspw'}
+    assert ctl('list', 'users', 'name', env=as_ops).split()[1:] == ['guest', 'ops']
+    wrong = ctl('list', 'users', env={**as_ops, 'LEVERET_CTL_PASSWORD': 'no'}, expect=1)
+    assert wrong == 'leveret ctl: refused: Login failed (401)\n'
+
+
 def test_status_and_definitions(ctl, tmp_path):
     status = dict(line.split(None, 1) for line in ctl('status').splitlines())
     assert status['product'].startswith('Leveret ')

@@ -5,8 +5,12 @@ Bodies are RabbitMQ's (captured from 3.10.8); never a traceback, never a hang.
 
 from __future__ import annotations
 
+import socket
+
+import pika
 import pytest
 
+from ..conftest import BrokerProcess
 from .client import Api, call
 
 NOT_FOUND = {'error': 'Object Not Found', 'reason': 'Not Found'}
@@ -250,3 +254,20 @@ def test_bad_bodies_get_rabbitmqs_reasons(api, unique):
 def test_the_api_is_on_its_own_port_and_nothing_else_is_served(api):
     answer = call(api.base.rsplit('/api', 1)[0], 'GET', '/')
     assert answer.status == 404
+
+
+def test_management_enabled_false_serves_no_api(tmp_path):
+    with socket.socket() as probe:          # a port nothing listens on, for the broker to leave
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    proc = BrokerProcess(tmp_path / 'data', tmp_path / 'broker.log',
+                         extra_env={'LEVERET_MANAGEMENT_ENABLED': 'false'})
+    try:
+        proc.start(management_port=port)
+        # The AMQP side works; the API's port stays closed.
+        pika.BlockingConnection(pika.URLParameters(proc.url)).close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(('127.0.0.1', port), timeout=5).close()
+        assert 'management API at' not in proc.log()
+    finally:
+        proc.kill()
