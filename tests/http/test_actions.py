@@ -276,3 +276,25 @@ def test_health_checks_and_the_aliveness_test(api, broker):
     assert api.get('/health/checks/virtual-hosts') == {'status': 'ok'}
     assert api.get('/aliveness-test/%2F') == {'status': 'ok'}
     assert api('GET', '/aliveness-test/nope').status == 404
+
+
+def test_a_memory_alarm_fails_the_alarm_checks_until_it_clears(broker_factory, unique):
+    broker = broker_factory(extra_env={'LEVERET_MEMORY_HIGH_WATERMARK': str(1 << 20)}).start()
+    api = Api(broker.api)
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
+        ch = conn.channel()
+        ch.queue_declare(unique)
+        for _ in range(20):          # 1.25 MiB, above the 1 MiB watermark
+            ch.basic_publish('', unique, b'x' * 65536)
+        # The publisher is blocked now (it gets no replies): watch the node instead.
+        wait_until(lambda: api.get('/nodes')[0]['mem_alarm'], timeout=30, interval=0.1)
+        node = api.get('/nodes')[0]
+        for check in ('/health/checks/alarms', '/health/checks/local-alarms'):
+            failing = api('GET', check)
+            assert (failing.status, failing.json) == (503, {
+                'status': 'failed', 'reason': 'resource alarm(s) in effect in the cluster',
+                'alarms': [{'node': node['name'], 'resource': 'memory'}]})
+        assert api.delete(f'/queues/%2F/{unique}/contents').status == 204
+        assert api.get('/nodes')[0]['mem_alarm'] is False
+        assert api.get('/health/checks/alarms') == {'status': 'ok'}
+        ch.queue_declare(unique, passive=True)      # unblocked: it answers again
