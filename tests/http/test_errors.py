@@ -194,6 +194,9 @@ def test_malformed_json_is_400_not_json(api, method, path, raw):
     ('page=1&page_size=1000', {'error': 'invalid_pagination_parameters',
                                'reason': 'Invalid pagination parameters: page number 1, '
                                          'page size 1000'}),
+    ('page=1&page_size=501', {'error': 'invalid_pagination_parameters',
+                              'reason': 'Invalid pagination parameters: page number 1, '
+                                        'page size 501'}),
     ('page=abc', {'error': 'bad_request', 'reason': 'Pagination parameters are invalid'}),
 ])
 def test_bad_paging_parameters(api, query, body):
