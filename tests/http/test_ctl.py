@@ -146,7 +146,7 @@ def test_status_and_definitions(ctl, tmp_path):
     assert 'q.classic' in [q['name'] for q in json.loads(out.read_text())['queues']]
 
 
-def test_exit_codes(ctl):
+def test_exit_codes(ctl, own_broker):
     refused = ctl('delete', 'queue', 'no-such-queue', expect=1)
     assert refused == 'leveret ctl: refused: not found: /queues/%2F/no-such-queue (404)\n'
     refused = ctl('declare', 'exchange', 'x', '--type', 'nosuchtype', expect=1)
@@ -157,3 +157,20 @@ def test_exit_codes(ctl):
     assert 'must be JSON' in ctl('declare', 'queue', 'q', '--arguments', '{x', expect=2)
     unreachable = ctl('status', expect=69, env={'LEVERET_CTL_URL': 'http://127.0.0.1:1'})
     assert unreachable.startswith('leveret ctl: cannot reach http://127.0.0.1:1/api')
+    amqp = f'http://127.0.0.1:{own_broker.port}'         # something that is not HTTP
+    assert ctl('status', expect=69, env={'LEVERET_CTL_URL': amqp}) == \
+        f'leveret ctl: cannot reach {amqp}/api: the answer is not HTTP\n'
+    assert "--url must be an http:// or https:// URL, not 'localhost:15672'" in ctl(
+        'status', expect=2, env={'LEVERET_CTL_URL': 'localhost:15672'})
+
+
+def test_a_reader_that_stops_early_is_no_error(own_broker):
+    read, write = os.pipe()
+    os.close(read)                  # every write to stdout fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, '-m', 'leveret', 'ctl', 'list', 'exchanges'],
+                              cwd=ROOT, stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=60, env={**os.environ, 'LEVERET_CTL_URL': own_broker.api})
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (0, '')
