@@ -198,7 +198,10 @@ class Ctl:
     def export(self) -> None:
         path = '/definitions' + (f'/{segment(self.vhost)}' if self.args.vhost_given else '')
         data = self.client.get(path)
-        Path(self.args.file).write_text(json.dumps(data, indent=2) + '\n')
+        try:
+            Path(self.args.file).write_text(json.dumps(data, indent=2) + '\n')
+        except OSError as exc:
+            raise UsageError(f'cannot write {self.args.file}: {exc.strerror}') from None
         self.say(f'definitions exported to {self.args.file}')
 
     def import_(self) -> None:

@@ -144,6 +144,11 @@ def test_status_and_definitions(ctl, tmp_path):
     out = tmp_path / 'defs.json'
     assert ctl('export', 'definitions', str(out)) == f'definitions exported to {out}\n'
     assert 'q.classic' in [q['name'] for q in json.loads(out.read_text())['queues']]
+    nowhere = tmp_path / 'no-such-dir' / 'defs.json'
+    assert ctl('export', 'definitions', str(nowhere), expect=2) == \
+        f'leveret ctl: cannot write {nowhere}: No such file or directory\n'
+    assert ctl('import', 'definitions', str(nowhere), expect=2) == \
+        f'leveret ctl: cannot read {nowhere}: No such file or directory\n'
 
 
 def test_exit_codes(ctl, own_broker):
