@@ -25,6 +25,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -75,15 +76,29 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(hashlib.sha256(salt + password.encode()).digest(), digest)
 
 
+def pattern_problem(*patterns: str) -> str | None:
+    """Why one of the permission expressions is not a regular expression, or None."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"invalid regular expression '{pattern}': {exc}"
+    return None
+
+
 def parse_tags(value: str | Iterable[str] | None) -> list[str]:
-    """Tags as the API takes them: a comma-separated string or a list."""
+    """Tags as the API takes them: a comma-separated string or a list.
+
+    Raises ValueError for anything else (a number, a list of numbers)."""
     if value is None:
         return []
     if isinstance(value, str):
         items: Iterable[str] = value.split(',')
-    else:
+    elif isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
         items = value
-    return [t.strip() for t in items if isinstance(t, str) and t.strip()]
+    else:
+        raise ValueError('tags must be a comma-separated string or a list of strings')
+    return [t.strip() for t in items if t.strip()]
 
 
 @dataclass

@@ -30,8 +30,10 @@ from .auth import (
     TopicPermission,
     hash_password,
     parse_tags,
+    pattern_problem,
     valid_hash,
 )
+from .http.request import table_problem
 from .http.shapes import to_json
 from .model import queue_args
 from .model.exchanges import EXCHANGE_TYPES
@@ -136,6 +138,21 @@ def _text(item: dict[str, Any], key: str, what: str) -> str:
     return value
 
 
+def _arguments(item: dict[str, Any], what: str) -> dict[str, Any]:
+    arguments = item.get('arguments') or {}
+    problem = table_problem(arguments)
+    if problem:
+        raise DefinitionsRefused(f'{what}: {problem}')
+    return arguments  # type: ignore[no-any-return]
+
+
+def _tags(item: dict[str, Any], what: str) -> list[str]:
+    try:
+        return parse_tags(item.get('tags'))
+    except ValueError as exc:
+        raise DefinitionsRefused(f'{what}: {exc}') from None
+
+
 def _flag(item: dict[str, Any], key: str, default: bool) -> bool:
     value = item.get(key, default)
     if isinstance(value, str):
@@ -179,7 +196,7 @@ def import_definitions(broker: Broker, document: Any,
             name = _text(item, 'name', 'vhost')
             new_vhosts.add(name)
             description = item.get('description')
-            tags = parse_tags(item['tags']) if 'tags' in item else None
+            tags = _tags(item, f"vhost '{name}'") if 'tags' in item else None
             steps.append(lambda n=name, d=description, t=tags: broker.add_vhost(
                 n, description=str(d) if d is not None else None, tags=t))
         for item in _items(document, 'users'):
@@ -198,7 +215,7 @@ def import_definitions(broker: Broker, document: Any,
                               f"a password")
                 password_hash = hash_password(os.urandom(24).hex())
             users_known.add(name)
-            tags = parse_tags(item.get('tags'))
+            tags = _tags(item, f"user '{name}'")
             steps.append(lambda n=name, h=password_hash, t=tags: broker.users.put(n, h, t))
         all_vhosts = set(broker.vhosts) | new_vhosts
         for item in _items(document, 'permissions'):
@@ -209,6 +226,9 @@ def import_definitions(broker: Broker, document: Any,
                                          f'vhost_or_user_not_found')
             perm = Permission(str(item.get('configure', '')), str(item.get('write', '')),
                               str(item.get('read', '')))
+            problem = pattern_problem(perm.configure, perm.write, perm.read)
+            if problem:
+                raise DefinitionsRefused(f"permission of '{user}' on '{vhost}': {problem}")
             steps.append(lambda v=vhost, u=user, p=perm: broker.users.set_permission(v, u, p))
         for item in _items(document, 'topic_permissions'):
             user = _text(item, 'user', 'topic permission')
@@ -218,6 +238,10 @@ def import_definitions(broker: Broker, document: Any,
                                          f'vhost_or_user_not_found')
             tperm = TopicPermission(str(item.get('exchange', '')), str(item.get('write', '')),
                                     str(item.get('read', '')))
+            problem = pattern_problem(tperm.write, tperm.read)
+            if problem:
+                raise DefinitionsRefused(f"topic permission of '{user}' on '{vhost}': "
+                                         f'{problem}')
             steps.append(lambda v=vhost, u=user, p=tperm:
                          broker.users.set_topic_permission(v, u, p))
     else:
@@ -243,14 +267,15 @@ def import_definitions(broker: Broker, document: Any,
         if name.startswith('amq.') or not name:
             report.append(f"exchange '{name}' in vhost '{vhost}': predeclared, left as it is")
             continue
-        arguments = item.get('arguments') or {}
+        arguments = _arguments(item, f"exchange '{name}' in vhost '{vhost}'")
         durable = _flag(item, 'durable', True)
         auto_delete = _flag(item, 'auto_delete', False)
         internal = _flag(item, 'internal', False)
         existing = broker.vhosts[vhost].exchanges.get(name) if vhost in broker.vhosts else None
-        if existing is not None and (existing.kind, existing.durable, existing.auto_delete,
-                                     existing.internal) != (kind, durable, auto_delete,
-                                                            internal):
+        if existing is not None and (
+                existing.kind, existing.durable, existing.auto_delete, existing.internal,
+                existing.arguments.get('alternate-exchange')) != (
+                kind, durable, auto_delete, internal, arguments.get('alternate-exchange')):
             raise DefinitionsRefused(f"exchange '{name}' in vhost '{vhost}' exists with "
                                      f'other properties')
         exchanges_known[(vhost, name)] = kind
@@ -262,9 +287,7 @@ def import_definitions(broker: Broker, document: Any,
         vhost = vhost_of(item, f"queue '{name}'")
         if vhost not in all_vhosts:
             raise DefinitionsRefused(f"queue '{name}': vhost '{vhost}' does not exist")
-        arguments = item.get('arguments') or {}
-        if not isinstance(arguments, dict):
-            raise DefinitionsRefused(f"queue '{name}': arguments must be an object")
+        arguments = _arguments(item, f"queue '{name}'")
         try:
             queue_args.parse(name, vhost, arguments)
         except AMQPError as exc:
@@ -303,10 +326,7 @@ def import_definitions(broker: Broker, document: Any,
             raise DefinitionsRefused(f"binding {source} -> {destination} in vhost '{vhost}': "
                                      f'an end does not exist')
         routing_key = str(item.get('routing_key', ''))
-        arguments = item.get('arguments') or {}
-        if not isinstance(arguments, dict):
-            raise DefinitionsRefused(f'binding {source} -> {destination}: arguments must be '
-                                     f'an object')
+        arguments = _arguments(item, f'binding {source} -> {destination}')
         if exchanges_known[(vhost, source)] == 'headers':
             problem = validate_binding(arguments)
             if problem:

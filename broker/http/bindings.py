@@ -10,9 +10,9 @@ from leveret.protocol.errors import AMQPError
 
 from . import auth, listing, shapes
 from .common import api_error
-from .errors import ApiError, access_refused, bad_request, not_found
+from .errors import ApiError, access_refused, not_found
 from .reply import created, no_content
-from .request import Call
+from .request import Call, arguments_of
 from .sync import after
 
 KINDS = {'q': 'queue', 'e': 'exchange'}
@@ -70,9 +70,7 @@ async def create(call: Call) -> Any:
             or not auth.permitted(call, vhost.name, 'read', source.name)):
         raise access_refused()
     routing_key = str(body.get('routing_key', ''))
-    arguments = body.get('arguments') or {}
-    if not isinstance(arguments, dict):
-        raise bad_request('arguments must be an object')
+    arguments = arguments_of(body)
     store = vhost.store
     position = store.write_position()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from leveret.protocol.errors import AMQPError
@@ -13,7 +14,7 @@ from .common import api_error, reason_of
 from .errors import ApiError, access_refused, bad_request, key_missing, not_found
 from .messages import header_for, payload_bytes, properties_from_json, publish
 from .reply import created_or_updated, no_content
-from .request import Call, as_bool
+from .request import Call, arguments_of, as_bool
 from .sync import after
 
 
@@ -59,9 +60,7 @@ async def put_exchange(call: Call) -> Any:
     kind = body.get('type', 'direct')
     if kind not in EXCHANGE_TYPES:
         raise bad_request(f"unknown exchange type '{kind}'")
-    arguments = body.get('arguments') or {}
-    if not isinstance(arguments, dict):
-        raise bad_request('arguments must be an object')
+    arguments = arguments_of(body)
     store = vhost.store
     position = store.write_position()
     existed = name in vhost.exchanges
@@ -114,7 +113,11 @@ async def publish_message(call: Call) -> Any:
     if not auth.permitted(call, vhost.name, 'write', shown):
         raise bad_request(f"403 ACCESS_REFUSED - access to exchange '{shown}' in vhost "
                           f"'{vhost.name}' refused for user '{call.user.name}'")
-    header = header_for(properties, payload)
+    try:
+        header = header_for(properties, payload)
+    except (TypeError, ValueError, OverflowError, struct.error) as exc:
+        # A value AMQP cannot carry (a header integer past 64 bits, say).
+        raise bad_request(f'properties cannot be encoded: {exc}') from None
     store = vhost.store
     position = store.write_position()
     try:

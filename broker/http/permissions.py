@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..auth import Permission, TopicPermission
+from ..auth import Permission, TopicPermission, pattern_problem
 from . import auth, listing, shapes
 from .errors import bad_request, key_missing, not_found
 from .reply import created_or_updated, no_content
@@ -49,9 +49,12 @@ async def put_permission(call: Call) -> Any:
     if missing:
         raise key_missing(*missing)
     vhost, user = _vhost_and_user(call)
+    permission = Permission(str(body['configure']), str(body['write']), str(body['read']))
+    problem = pattern_problem(permission.configure, permission.write, permission.read)
+    if problem:
+        raise bad_request(problem)
     existed = (vhost, user) in call.broker.users.permissions
-    call.broker.users.set_permission(vhost, user, Permission(
-        str(body['configure']), str(body['write']), str(body['read'])))
+    call.broker.users.set_permission(vhost, user, permission)
     await _saved(call)
     return created_or_updated(not existed)
 
@@ -89,9 +92,12 @@ async def put_topic_permission(call: Call) -> Any:
         raise key_missing(*missing)
     vhost, user = _vhost_and_user(call)
     key = (vhost, user, str(body['exchange']))
+    permission = TopicPermission(str(body['exchange']), str(body['write']), str(body['read']))
+    problem = pattern_problem(permission.write, permission.read)
+    if problem:
+        raise bad_request(problem)
     existed = key in call.broker.users.topic_permissions
-    call.broker.users.set_topic_permission(vhost, user, TopicPermission(
-        str(body['exchange']), str(body['write']), str(body['read'])))
+    call.broker.users.set_topic_permission(vhost, user, permission)
     await _saved(call)
     return created_or_updated(not existed)
 

@@ -11,7 +11,7 @@ from .common import api_error, node, reason_of, unacked_by_queue
 from .errors import ApiError, access_refused, bad_request, key_missing, not_found
 from .messages import message_json
 from .reply import created_or_updated, no_content
-from .request import Call, as_bool, as_int
+from .request import Call, arguments_of, as_bool, as_int
 from .sync import after
 
 ACK_MODES = ('ack_requeue_true', 'ack_requeue_false', 'reject_requeue_true',
@@ -50,9 +50,7 @@ async def put_queue(call: Call) -> Any:
     name = call.params['name']
     body = call.body()
     auth.require_configure(call, vhost_name, name)
-    arguments = body.get('arguments') or {}
-    if not isinstance(arguments, dict):
-        raise bad_request('arguments must be an object')
+    arguments = arguments_of(body)
     if 'queue_type' in body and 'x-queue-type' not in arguments:
         arguments = {**arguments, 'x-queue-type': body['queue_type']}
     durable = as_bool(body.get('durable'), False)

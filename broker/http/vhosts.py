@@ -8,7 +8,7 @@ from typing import Any
 from ..auth import Permission, parse_tags
 from . import auth, listing, shapes
 from .common import all_channels, connections, node, unacked_by_queue
-from .errors import not_authorised, not_found
+from .errors import bad_request, not_authorised, not_found
 from .reply import created_or_updated, no_content
 from .request import Call
 from .sync import durable
@@ -50,7 +50,10 @@ async def put_vhost(call: Call) -> Any:
     body = call.body()
     existed = name in call.broker.vhosts
     description = body.get('description')
-    tags = parse_tags(body['tags']) if 'tags' in body else None
+    try:
+        tags = parse_tags(body['tags']) if 'tags' in body else None
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
     call.broker.add_vhost(name, description=str(description) if description is not None
                           else (None if existed else ''), tags=tags)
     if not existed:
