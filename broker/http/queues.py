@@ -30,7 +30,7 @@ async def list_queues(call: Call) -> Any:
     options = listing.ListOptions.parse(call.query)
     vhosts = auth.visible_vhosts(call)
     objects = [q for v in vhosts for q in sorted(v.queues.values(), key=lambda q: q.name)]
-    unacked = unacked_by_queue(call)
+    unacked = await unacked_by_queue(call.broker)
     name = node(call)
     return await listing.answer(
         objects, lambda q: shapes.queue(q, name, unacked.get(q, (0, 0))), options)
@@ -38,8 +38,8 @@ async def list_queues(call: Call) -> Any:
 
 async def get_queue(call: Call) -> Any:
     _vhost, queue = _queue(call)
-    return shapes.queue(queue, node(call), unacked_by_queue(call).get(queue, (0, 0)),
-                        with_consumers=True)
+    unacked = await unacked_by_queue(call.broker)
+    return shapes.queue(queue, node(call), unacked.get(queue, (0, 0)), with_consumers=True)
 
 
 async def put_queue(call: Call) -> Any:

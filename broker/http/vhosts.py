@@ -32,7 +32,8 @@ async def list_vhosts(call: Call) -> Any:
     everything = sorted(call.broker.vhosts.values(), key=lambda v: v.name)
     if not auth.is_monitor(call.user):
         everything = [v for v in everything if auth.may_use(call, v.name)]
-    return await listing.answer(everything, _shape(call, unacked_by_queue(call)), options)
+    unacked = await unacked_by_queue(call.broker)
+    return await listing.answer(everything, _shape(call, unacked), options)
 
 
 async def get_vhost(call: Call) -> Any:
@@ -41,7 +42,7 @@ async def get_vhost(call: Call) -> Any:
         raise not_found()
     if not auth.is_monitor(call.user) and not auth.may_use(call, vhost.name):
         raise not_authorised('Not administrator user')
-    return _shape(call, unacked_by_queue(call))(vhost)
+    return _shape(call, await unacked_by_queue(call.broker))(vhost)
 
 
 async def put_vhost(call: Call) -> Any:
