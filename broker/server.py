@@ -175,8 +175,8 @@ class Broker:
                           'port': self.management.port})
         return found
 
-    def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
-        return rabbit_definitions.export(self, vhost)
+    async def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
+        return await rabbit_definitions.export(self, vhost)
 
     def import_definitions(self, document: dict[str, Any],
                            vhost: str | None = None) -> list[str]:

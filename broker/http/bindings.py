@@ -20,9 +20,9 @@ KINDS = {'q': 'queue', 'e': 'exchange'}
 
 async def list_bindings(call: Call) -> Any:
     options = listing.ListOptions.parse(call.query)
-    objects = [b for v in auth.visible_vhosts(call) for b in shapes.bindings_of(v)]
-    return await listing.answer(objects, lambda b: b, options,
-                                name_of=lambda b: b['routing_key'])
+    rows = [row for v in auth.visible_vhosts(call) for row in shapes.binding_rows(v)]
+    return await listing.answer(rows, shapes.binding_of_row, options,
+                                name_of=lambda row: row[3])
 
 
 def _ends(call: Call, must_exist: bool = True) -> Any:

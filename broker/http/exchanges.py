@@ -131,28 +131,30 @@ async def publish_message(call: Call) -> Any:
     return {'routed': routed}
 
 
-def _bindings_where(call: Call, side: str) -> list[dict[str, Any]]:
+async def _bindings_where(call: Call, side: str) -> list[dict[str, Any]]:
     vhost, exchange = _exchange(call)
+    rows: list[shapes.BindingRow]
     if side == 'source':
         if exchange.name == '':
-            return [shapes.binding(vhost.name, '', q, q.name, {})
+            rows = [(vhost.name, '', q, q.name, {})
                     for q in sorted(vhost.queues.values(), key=lambda q: q.name)]
-        found = [shapes.binding(vhost.name, exchange.name, destination, key, arguments)
-                 for (destination, key, _), arguments in exchange.bindings.items()]
+        else:
+            rows = [(vhost.name, exchange.name, destination, key, arguments)
+                    for (destination, key, _), arguments in exchange.bindings.items()]
+            rows.sort(key=shapes.binding_order)
     else:
-        found = [shapes.binding(vhost.name, source.name, exchange, key, arguments)
-                 for source, key, arguments in vhost.bindings_of(exchange)]
-    found.sort(key=lambda b: (b['source'], b['destination_type'], b['destination'],
-                              b['routing_key'], b['properties_key']))
-    return found
+        rows = [(vhost.name, source.name, exchange, key, arguments)
+                for source, key, arguments in vhost.bindings_of(exchange)]
+        rows.sort(key=shapes.binding_order)
+    return await listing.shape_all(rows, shapes.binding_of_row)
 
 
 async def bindings_source(call: Call) -> Any:
-    return _bindings_where(call, 'source')
+    return await _bindings_where(call, 'source')
 
 
 async def bindings_destination(call: Call) -> Any:
-    return _bindings_where(call, 'destination')
+    return await _bindings_where(call, 'destination')
 
 
 ROUTES = [

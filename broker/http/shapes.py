@@ -289,18 +289,34 @@ def binding(vhost: str, source: str, destination: Any, routing_key: str,
     }
 
 
-def bindings_of(v: VirtualHost) -> list[dict[str, Any]]:
+#: A binding not shaped yet: (vhost, source, destination, routing key, arguments).
+#: A list of 10,000 bindings is sorted as rows and only the page is shaped
+#: (shaping costs most of the time, and it is done between loop turns).
+BindingRow = tuple[str, str, Any, str, Mapping[str, Any]]
+
+
+def binding_of_row(row: BindingRow) -> dict[str, Any]:
+    return binding(*row)
+
+
+def binding_order(row: BindingRow) -> tuple[str, bool, str, str, str]:
+    """RabbitMQ's order: source, destination type (exchanges first), destination,
+    routing key, properties key."""
+    _vhost, source, destination, key, arguments = row
+    from ..model.queue import Queue
+    return (source, isinstance(destination, Queue), destination.name, key,
+            properties_key(key, arguments))
+
+
+def binding_rows(v: VirtualHost) -> list[BindingRow]:
     """Every binding of a vhost, the default exchange's implicit ones first."""
-    out = [binding(v.name, '', q, q.name, {}) for q in sorted(v.queues.values(),
-                                                                key=lambda q: q.name)]
-    explicit = []
-    for e in v.exchanges.values():
-        if not e.name:
-            continue
-        for (destination, key, _), arguments in e.bindings.items():
-            explicit.append(binding(v.name, e.name, destination, key, arguments))
-    explicit.sort(key=lambda b: (b['source'], b['destination_type'], b['destination'],
-                                 b['routing_key'], b['properties_key']))
+    out: list[BindingRow] = [(v.name, '', q, q.name, {})
+                             for q in sorted(v.queues.values(), key=lambda q: q.name)]
+    explicit: list[BindingRow] = [
+        (v.name, e.name, destination, key, arguments)
+        for e in v.exchanges.values() if e.name
+        for (destination, key, _), arguments in e.bindings.items()]
+    explicit.sort(key=binding_order)
     return out + explicit
 
 
@@ -392,9 +408,9 @@ def length_rates(queues: Iterable[Queue]) -> tuple[float, float]:
     """How fast the ready and the unacked messages of ``queues`` grow, per second."""
     ready = unacked = 0.0
     for q in queues:
-        rates = q.rates()
-        ready += rates['message_count']
-        unacked += rates['sampled_unacked']
+        ready_rate, unacked_rate = q.length_rates()
+        ready += ready_rate
+        unacked += unacked_rate
     return round(ready, 1), round(unacked, 1)
 
 
