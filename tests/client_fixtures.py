@@ -71,11 +71,11 @@ def celery_worker(app: str, broker_url: str, queue: str, log_path: Path, *,
     return worker
 
 
-def celery_client(broker_url: str, **conf: Any) -> Any:
+def celery_client(broker_url: str, backend: str = 'rpc://', **conf: Any) -> Any:
     """A Celery app in the test process, to send tasks as Celery sends them."""
     from celery import Celery
     app = Celery(f'client{uuid.uuid4().hex[:6]}', broker=celery_url(broker_url),
-                 backend='rpc://', set_as_current=False)
+                 backend=backend, set_as_current=False)
     app.conf.update(**conf)
     return app
 
@@ -92,9 +92,18 @@ def close_celery_client(app: Any) -> None:
     from kombu.utils.collections import eqhash
 
     closers: list[Callable[[], object]] = []
-    consumer = app.backend.result_consumer._connection
+    # rpc://'s result consumer has a broker connection; Redis' and the databases' none.
+    consumer = getattr(getattr(app.backend, 'result_consumer', None), '_connection', None)
     if consumer is not None:
         closers.append(consumer.close)
+    result_consumer = getattr(app.backend, 'result_consumer', None)
+    if getattr(result_consumer, '_pubsub', None) is not None:
+        # Redis: results garbage-collected later would unsubscribe on a closed pubsub.
+        def close_pubsub() -> None:
+            result_consumer.stop()
+            result_consumer.subscribed_to.clear()
+            result_consumer._pubsub = None
+        closers.append(close_pubsub)
     connection = app.connection_for_write()
     for group in (pools.producers, pools.connections):
         if eqhash(connection) in group:

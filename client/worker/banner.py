@@ -8,6 +8,7 @@ from typing import Any
 from yarl import URL
 
 from ..transport import normalize_url
+from .celery_trace import backend_uri
 from .options import WorkerOptions
 from .tasks import Registry
 
@@ -31,6 +32,14 @@ def broker_info(url: str) -> dict[str, Any]:
             'failover_strategy': 'round-robin', 'alternates': []}
 
 
+def results_uri(registry: Registry) -> str:
+    """Where results go: the app's backend (password masked), rpc:// for a Leveret app."""
+    try:
+        return backend_uri(registry.app)
+    except Exception as exc:  # noqa: BLE001 - a backend that cannot even be described
+        return f'(unknown backend: {exc!r})'
+
+
 def render(options: WorkerOptions, registry: Registry) -> str:
     kind = 'Celery app' if registry.is_celery else 'Leveret app'
     tasks = registry.names()
@@ -38,7 +47,7 @@ def render(options: WorkerOptions, registry: Registry) -> str:
         f' -------------- {options.hostname} v{VERSION} (leveret worker)',
         f'  app:          {options.app_name} ({kind})',
         f'  broker:       {safe_url(options.broker_url)}',
-        '  results:      rpc://',
+        f'  results:      {results_uri(registry)}',
         f'  concurrency:  {options.concurrency} ({options.pool} pool)',
         f'  prefetch:     {options.prefetch_count or "unlimited"}',
         f'  task events:  {"ON" if options.task_events else "OFF (enable with -E)"}',

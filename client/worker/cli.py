@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ..app import App
 from ..transport import DEFAULT_URL
+from .celery_trace import traced_registry, uses_app_backend
 from .lifecycle import Worker
 from .loader import AppNotFound, find_app
 from .options import WorkerOptions, expand_hostname
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         app.conf.broker_url = options.broker_url
     else:
         app.conf.broker_url = args.broker or options.broker_url
-    registry = registry_for(app)
+    registry = traced_registry(app) if uses_app_backend(app) else registry_for(app)
     runner: Callable[..., int]
     try:
         import uvloop

@@ -101,7 +101,10 @@ class Intake:
         message = TaskMessage.from_wire(props.headers, wire_properties(props), delivery.body)
         runner = self.registry.get(message.name)
         if runner is None:
-            self.outcomes.unregistered(message, delivery.delivery_tag)
+            self.outcomes.unregistered(
+                message, delivery.delivery_tag, props.headers,
+                {'exchange': delivery.exchange, 'routing_key': delivery.routing_key,
+                 'priority': props.priority, 'redelivered': delivery.redelivered})
             return None
         request = TaskRequest.read(message, props.headers or {}, runner.spec, delivery,
                                    connection)
@@ -188,6 +191,9 @@ class Intake:
                       request.correlation_id, self.hostname, request.ignore_result,
                       request.wants_result, soft, hard,
                       wants_value=bool(embed.chain or embed.callbacks))
+            if request.spec.traced:  # Celery's tracer reads the canvas and properties
+                job.embed = embed.model_dump()
+                job.properties = message.properties.model_dump()
         self.state.active[request.job_id] = request
         if not pool.reports_start:
             self.outcomes.started(request, os.getpid())

@@ -26,6 +26,7 @@ import aio_pika
 
 from ..transport import RETRYABLE, normalize_url
 from . import banner
+from .app_backend import AppBackend
 from .connection import ConsumerConnection
 from .control import RemoteControl
 from .events import EventDispatcher, LamportClock
@@ -55,8 +56,11 @@ class Worker:
                                       options.task_events)
         self.state = WorkerState(options.prefetch_count)
         self.writes = BrokerWrites(self.publisher, self.outbox)
+        #: The app's own result backend, when its tasks' results go there.
+        self.backend = AppBackend(registry.app, self.hostname) if registry.traced else None
         self.outcomes = Outcomes(self.state, self.writes, self.events, self.hostname,
-                                 options.default_queue)
+                                 options.default_queue, self.backend,
+                                 banner.results_uri(registry))
         self.intake = Intake(registry, self.hostname, self.state, self.writes, self.outcomes,
                              self.events)
         self.control = RemoteControl(options, registry, self.state, self.clock,
@@ -228,6 +232,8 @@ class Worker:
         self.events.worker('worker-offline', **self.state.heartbeat_fields())
         await self.writes.flush()
         await self.outbox.stop()
+        if self.backend is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.backend.close)
         if connection is not None:
             await connection.close()
         await self.publisher.close()

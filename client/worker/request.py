@@ -142,7 +142,14 @@ class TaskRequest:
 
     @property
     def wants_result(self) -> bool:
-        return bool(self.reply_to) and not self.ignore_result
+        """Whether a result goes to the caller's reply queue in the rpc:// format
+        (the app's backend stores the results of traced tasks)."""
+        return bool(self.reply_to) and not self.ignore_result and not self.spec.traced
+
+    @property
+    def store_errors(self) -> bool:
+        """Celery's ``Request.store_errors``: failures are stored unless the result is ignored."""
+        return not self.ignore_result or self.spec.store_errors_even_if_ignored
 
     @property
     def time_limits(self) -> tuple[float | None, float | None]:

@@ -30,7 +30,8 @@ class AsyncioPool(Pool):
     def apply(self, job: Job) -> None:
         runner = self.registry.get(job.name)
         self.running[job.job_id] = job
-        if runner is not None and runner.spec.is_async:
+        # Celery's tracer (the app's own backend) runs in a thread, async tasks too.
+        if runner is not None and runner.spec.is_async and not runner.traced:
             self.tasks[job.job_id] = self.loop.create_task(self._run(runner, job))
         else:
             self.threads.apply(job)

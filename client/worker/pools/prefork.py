@@ -192,6 +192,7 @@ class PreforkPool(Pool):
             outcome = failure_outcome(job, exc, elapsed, None)
             outcome.pid = child.pid
             outcome.worker_lost = isinstance(exc, errors.WorkerLostError)
+            outcome.error = exc
             self._done(outcome)
 
     # --- jobs ----------------------------------------------------------------

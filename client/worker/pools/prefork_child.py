@@ -36,6 +36,7 @@ PR_SET_PDEATHSIG = 1
 def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[int]) -> None:
     mark_child()
     _detach_from_parent({job_fd, outcome_fd}, siblings)
+    registry.process_started()
     os.set_blocking(job_fd, False)
     waiter = select.poll()  # not select(): the fd may be past FD_SETSIZE
     waiter.register(job_fd, select.POLLIN)
@@ -70,6 +71,7 @@ def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[
             _write(outcome_fd, out)
         except OSError:
             pass  # the parent is gone
+        registry.process_stopping()
 
 
 def _read(fd: int, inbox: bytearray) -> bool:

@@ -95,7 +95,8 @@ class ThreadPool(Pool):
         self._retired.add(ident)
         self._spawn()
         outcome = failure_outcome(job, errors.TimeLimitExceeded(job.time_limit),
-                           job.time_limit or 0.0, None)
+                                  job.time_limit or 0.0, None)
+        outcome.error = errors.TimeLimitExceeded(job.time_limit)
         self._finished(outcome)
 
     def stop(self) -> None:
