@@ -44,10 +44,12 @@ def leveret_worker(app: str, broker_url: str, queue: str, log_path: Path, *,
                    pool: str = 'prefork', concurrency: int = 2, name: str | None = None,
                    extra: list[str] | None = None, env: dict[str, str] | None = None,
                    wait: bool = True) -> Background:
-    """``leveret worker`` (through ``python -m broker``) in a subprocess."""
+    """``leveret worker`` (through ``python -m leveret``) in a subprocess; without
+    mingle, as the tests' Celery workers (it waits a second for other workers)."""
     name = name or nodename('leveret')
     args = [sys.executable, '-m', 'leveret', 'worker', '-A', app, '-b', broker_url, '-Q', queue,
-            '-c', str(concurrency), '--pool', pool, '-n', name, *(extra or [])]
+            '-c', str(concurrency), '--pool', pool, '-n', name, '--without-mingle',
+            *(extra or [])]
     worker = Background(args, log_path, env=env)
     worker.nodename = name  # type: ignore[attr-defined]
     if wait:

@@ -82,6 +82,19 @@ class AppBackend:
         self._run(lambda: self.app.backend.mark_as_failure(message.id, error, request=context),
                   f'FAILURE of {message.name}[{message.id}]', None)
 
+    def revoke_unknown(self, task_id: str) -> None:
+        """``control revoke`` of a task this worker does not hold: REVOKED in the
+        backend unless it is done or running (Celery 5.7's ``_revoke``)."""
+        from celery import states
+
+        def mark() -> None:
+            backend = self.app.backend
+            state = backend.get_state(task_id)
+            if state in (states.PENDING, states.RECEIVED, states.RETRY, states.REJECTED):
+                backend.mark_as_revoked(task_id, reason='revoked', store_result=True)
+
+        self._run(mark, f'REVOKED of {task_id}', None)
+
     def _run(self, call: Callable[[], Any], what: str, then: Then | None) -> None:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, call)

@@ -40,7 +40,7 @@ def results_uri(registry: Registry) -> str:
         return f'(unknown backend: {exc!r})'
 
 
-def render(options: WorkerOptions, registry: Registry) -> str:
+def render(options: WorkerOptions, registry: Registry, queues: Any = None) -> str:
     kind = 'Celery app' if registry.is_celery else 'Leveret app'
     tasks = registry.names()
     lines = [
@@ -52,7 +52,8 @@ def render(options: WorkerOptions, registry: Registry) -> str:
         f'  prefetch:     {options.prefetch_count or "unlimited"}',
         f'  task events:  {"ON" if options.task_events else "OFF (enable with -E)"}',
         ' -------------- [queues]',
-        *(f'  .> {queue}' for queue in options.queues),
+        *(f'  .> {queues.describe(queue) if queues is not None else queue}'
+          for queue in (queues.names if queues is not None else options.queues)),
         '',
         '[tasks]',
         *(f'  . {name}' for name in tasks),
@@ -61,5 +62,5 @@ def render(options: WorkerOptions, registry: Registry) -> str:
     return '\n'.join(lines)
 
 
-def show(options: WorkerOptions, registry: Registry) -> None:
-    print(render(options, registry), file=sys.stderr, flush=True)
+def show(options: WorkerOptions, registry: Registry, queues: Any = None) -> None:
+    print(render(options, registry, queues), file=sys.stderr, flush=True)

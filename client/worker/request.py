@@ -162,20 +162,22 @@ class TaskRequest:
         return {'exchange': self.exchange, 'routing_key': self.routing_key,
                 'priority': self.priority, 'redelivered': self.redelivered}
 
-    def info(self, hostname: str) -> dict[str, Any]:
-        """Celery's ``Request.info()``, for ``inspect active/reserved/scheduled``."""
+    def info(self, hostname: str, safe: bool = False) -> dict[str, Any]:
+        """Celery's ``Request.info(safe)``, for ``inspect active/reserved/scheduled``
+        (``safe``: the args' and kwargs' reprs instead of the values)."""
         try:
             message: TaskMessage | None = self.message
         except Exception:  # noqa: BLE001 - not valid: the pool process rejects it
             message = None
-        headers = message.headers if message is not None else None
+        if message is None:
+            args, kwargs = None, None
+        elif safe:
+            args, kwargs = message.headers.argsrepr, message.headers.kwargsrepr
+        else:
+            args, kwargs = message.args, message.kwargs
         return {
-            'id': self.id, 'name': self.name,
-            'args': message.args if message is not None else None,
-            'kwargs': message.kwargs if message is not None else None,
+            'id': self.id, 'name': self.name, 'args': args, 'kwargs': kwargs,
             'type': self.name, 'hostname': hostname,
             'time_start': self.time_start, 'acknowledged': self.acknowledged,
             'delivery_info': self.delivery_info, 'worker_pid': self.worker_pid,
-            'argsrepr': headers.argsrepr if headers is not None else None,
-            'kwargsrepr': headers.kwargsrepr if headers is not None else None,
         }

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..app import App, Task
@@ -42,6 +42,8 @@ class TaskSpec:
     store_errors_even_if_ignored: bool = False
     #: Celery's ``acks_on_failure_or_timeout``.
     acks_on_failure_or_timeout: bool = True
+    #: Celery's rate limit (``'10/m'``; None: none), from the task or task_annotations.
+    rate_limit: str | None = None
 
 
 class Runner:
@@ -80,7 +82,8 @@ class LeveretRunner(Runner):
             reject_on_worker_lost=task.reject_on_worker_lost, ignore_result=task.ignore_result,
             track_started=task.track_started, time_limit=task.time_limit,
             soft_time_limit=task.soft_time_limit, max_retries=task.max_retries,
-            default_retry_delay=task.default_retry_delay, is_async=task.is_async)
+            default_retry_delay=task.default_retry_delay, is_async=task.is_async,
+            rate_limit=task.rate_limit)
 
     def push(self, request: Request) -> Any:
         return current_request.set(request)
@@ -111,7 +114,8 @@ class CeleryRunner(Runner):
             is_async=inspect.iscoroutinefunction(task.run), kind='celery',
             traced=self.traced,
             store_errors_even_if_ignored=bool(task.store_errors_even_if_ignored),
-            acks_on_failure_or_timeout=bool(getattr(task, 'acks_on_failure_or_timeout', True)))
+            acks_on_failure_or_timeout=bool(getattr(task, 'acks_on_failure_or_timeout', True)),
+            rate_limit=task.rate_limit or None)
 
     def push(self, request: Request) -> Any:
         from celery._state import _task_stack
@@ -155,6 +159,17 @@ class Registry:
 
     def get(self, name: str) -> Runner | None:
         return self.runners.get(name)
+
+    def update(self, name: str, **changes: Any) -> TaskSpec:
+        """Change a task's settings at run time (``control rate_limit``,
+        ``time_limit``); requests received from now on see them."""
+        runner = self.runners[name]
+        runner.spec = replace(runner.spec, **changes)
+        task = getattr(runner, 'task', None)
+        if self.is_celery and task is not None:  # what inspect registered shows
+            for field, value in changes.items():
+                setattr(task, field, value)
+        return runner.spec
 
     def names(self) -> list[str]:
         """Registered task names, without Celery's built-in ``celery.*`` tasks."""

@@ -27,6 +27,14 @@ class AsyncioPool(Pool):
     def start(self) -> None:
         self.threads.start()
 
+    def grow(self, n: int = 1) -> None:
+        self.concurrency += n
+        self.threads.grow(n)
+
+    def shrink(self, n: int = 1) -> None:
+        self.threads.shrink(n)
+        self.concurrency -= n
+
     def apply(self, job: Job) -> None:
         runner = self.registry.get(job.name)
         self.running[job.job_id] = job

@@ -45,6 +45,18 @@ class Pool:
     def apply(self, job: Job) -> None:
         raise NotImplementedError
 
+    def grow(self, n: int = 1) -> None:
+        """``n`` more slots (``control pool_grow``, autoscale)."""
+        raise NotImplementedError(f'the {self.name} pool cannot grow')
+
+    def shrink(self, n: int = 1) -> None:
+        """``n`` slots fewer, busy ones freed when their job ends."""
+        raise NotImplementedError(f'the {self.name} pool cannot shrink')
+
+    def restart(self) -> None:
+        """Replace the pool's processes (``control pool_restart``)."""
+        raise ValueError(f'the {self.name} pool has no processes to restart')
+
     def terminate_job(self, job_id: int) -> bool:
         """Stop a running job at once (``revoke(terminate=True)``), if the pool can."""
         return False
