@@ -29,7 +29,7 @@ def broker_info(url: str) -> dict[str, Any]:
             'port': parsed.port, 'insist': False, 'ssl': parsed.scheme == 'amqps',
             'transport': 'amqp', 'connect_timeout': 4, 'transport_options': {},
             'login_method': 'PLAIN', 'uri_prefix': None, 'heartbeat': 60.0,
-            'failover_strategy': 'round-robin', 'alternates': []}
+            'failover_strategy': 'round-robin', 'alternates': [], 'credential_provider': None}
 
 
 def results_uri(registry: Registry) -> str:

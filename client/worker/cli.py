@@ -292,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     options = options.model_copy(update={'queues': queues.names})
     registry = traced_registry(app) if uses_app_backend(app) else registry_for(app)
+    if registry.is_celery:
+        # What celery worker sets in the app's configuration (control conf shows it).
+        app.conf.worker_disable_prefetch = bool(args.disable_prefetch)
+        modules = {type(task).__module__ for task in app.tasks.values()}
+        app.conf.include = tuple(set(app.conf.include or ()) | set(_split(args.include))
+                                 | modules)
     pidfile = PidFile(args.pidfile) if args.pidfile else None
     try:
         if pidfile is not None:

@@ -269,7 +269,7 @@ class RemoteControl:
 
     def scheduled(self, **_: Any) -> list[dict[str, Any]]:
         return [{'eta': r.eta.isoformat() if r.eta else None,
-                 'priority': r.priority,
+                 'priority': r.priority or 0,
                  'request': r.info(self.hostname)} for r in self.state.held.values()]
 
     def registered(self, taskinfoitems: Any = None, builtins: bool = False,

@@ -71,7 +71,8 @@ class TaskRequest:
     redelivered: bool
     reply_to: str
     correlation_id: str
-    priority: int
+    #: As delivered (None when the message has none, as Celery reports it).
+    priority: int | None
     #: The eta and expires headers, as sent.
     eta_text: str | None
     expires_text: str | None
@@ -96,7 +97,8 @@ class TaskRequest:
         headers, props = message.headers, message.properties
         return cls(headers.id, headers.task, spec, delivery.delivery_tag, channel,
                    delivery.exchange, delivery.routing_key, delivery.redelivered,
-                   props.reply_to, props.correlation_id, props.priority, headers.eta,
+                   props.reply_to, props.correlation_id, delivery.properties.priority
+                   if delivery.properties is not None else props.priority, headers.eta,
                    headers.expires, headers.timelimit, headers.ignore_result,
                    raw_headers=raw_headers, _message=message)
 
@@ -113,7 +115,7 @@ class TaskRequest:
                    delivery.exchange, delivery.routing_key, delivery.redelivered,
                    props.reply_to if props.reply_to is not None else '',
                    correlation_id if correlation_id is not None else task_id,
-                   props.priority if props.priority is not None else 0, hot.get('eta'),
+                   props.priority, hot.get('eta'),
                    hot.get('expires'), hot.get('timelimit') or [None, None],
                    hot.get('ignore_result', False), raw=raw)
 

@@ -157,7 +157,7 @@ class PreforkPool(Pool):
             self._note_runtime(job.name, outcome.runtime)
         self._done(outcome)
         if not child.jobs and child.pid in self.retiring:
-            self._close_pipes(child)  # it exits now: _lost does not replace it
+            self._close_job_pipe(child)  # it exits now: _lost does not replace it
 
     def _unstarted(self, child: Child, job_id: int, outcome: Outcome | None = None) -> None:
         job = _find(child.jobs, job_id)
@@ -337,7 +337,20 @@ class PreforkPool(Pool):
         self.children.pop(child.pid, None)
         self.retiring[child.pid] = child
         if not child.jobs:
-            self._close_pipes(child)
+            self._close_job_pipe(child)
+
+    def _close_job_pipe(self, child: Child) -> None:
+        """No more jobs for ``child``: it exits, and _lost sees its outcome pipe end."""
+        if child.job_fd < 0:
+            return
+        if child.writing:
+            self.loop.remove_writer(child.job_fd)
+            child.writing = False
+        try:
+            os.close(child.job_fd)
+        except OSError:
+            pass
+        child.job_fd = -1
 
     def terminate_job(self, job_id: int) -> bool:
         for child in self._every_child():
@@ -354,10 +367,13 @@ class PreforkPool(Pool):
 
     def _close_pipes(self, child: Child) -> None:
         """Stop watching and close the child's pipes (an idle child then exits)."""
-        self.loop.remove_reader(child.outcome_fd)
-        if child.writing:
+        if child.outcome_fd >= 0:
+            self.loop.remove_reader(child.outcome_fd)
+        if child.writing and child.job_fd >= 0:
             self.loop.remove_writer(child.job_fd)
         for fd in (child.job_fd, child.outcome_fd):
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:
