@@ -26,8 +26,11 @@ INTERVAL = 1.0
 
 class Autoscaler:
     def __init__(self, pool: Pool, state: WorkerState, max_concurrency: int,
-                 min_concurrency: int, on_max_change: Callable[[int], None]) -> None:
+                 min_concurrency: int, on_max_change: Callable[[int], None],
+                 on_grown: Callable[[], None]) -> None:
         self.pool = pool
+        #: Called once the pool has grown (ready requests can start).
+        self.on_grown = on_grown
         self.state = state
         self.max_concurrency = max_concurrency
         self.min_concurrency = min_concurrency
@@ -95,6 +98,7 @@ class Autoscaler:
     def _grow(self, n: int) -> None:
         log.info('Scaling up %s processes.', n)
         self.pool.grow(n)
+        self.on_grown()
 
     def _shrink(self, n: int) -> None:
         log.info('Scaling down %s processes.', n)

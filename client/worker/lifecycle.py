@@ -101,7 +101,8 @@ class Worker:
         self.pool.start()
         if options.autoscale:
             self.autoscaler = Autoscaler(self.pool, self.state, *options.autoscale,
-                                         on_max_change=self._prefetch_follows)
+                                         on_max_change=self._prefetch_follows,
+                                         on_grown=self.intake.dispatch)
             self.autoscaler.start()
         self.outbox.start()
         try:
@@ -307,6 +308,7 @@ class Worker:
         assert self.pool is not None
         if n > 0:
             self.pool.grow(n)
+            self.intake.dispatch()
         elif n < 0:
             self.pool.shrink(-n)
         self._prefetch_follows(n)

@@ -129,14 +129,15 @@ class CeleryProject:
                 raise
         return worker
 
-    def start_leveret_worker(self, *args: str, name: str = 'worker', ready: bool = True
-                             ) -> CeleryWorker:
-        """The bundled worker, ``leveret worker -A <module>``, node ``<name>@leveret``."""
+    def start_leveret_worker(self, *args: str, name: str = 'worker', ready: bool = True,
+                             mingle: bool = False) -> CeleryWorker:
+        """The bundled worker, ``leveret worker -A <module>``, node ``<name>@leveret``
+        (without mingle unless asked: it waits a second for the other workers)."""
         nodename = f'{name}@leveret'
         self._serial += 1
         worker = CeleryWorker(
             [sys.executable, '-m', 'leveret', 'worker', '-A', self.module_name, '-n', nodename,
-             '-l', 'INFO', '--without-mingle', *args],
+             '-l', 'INFO', *([] if mingle else ['--without-mingle']), *args],
             self.directory / f'{self._serial:02d}-{name}.log', cwd=self.directory,
             env=self.env(), nodename=nodename)
         self._processes.append(worker)
