@@ -180,6 +180,7 @@ class RemoteControl:
         if not isinstance(body, dict) or not self._for_me(body):
             return
         method = str(body.get('method'))
+        log.debug('control command %s %r', method, body.get('arguments'))
         arguments = body.get('arguments') or {}
         handler = self.handlers.get(method)
         try:
