@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import math
 import os
 import platform
 import re
@@ -239,7 +240,10 @@ class RemoteControl:
                                               'revoked': list(self.state.revoked)},
              'destination': None, 'pattern': None, 'matcher': None, 'ticket': ticket,
              'reply_to': {'exchange': REPLY_EXCHANGE, 'routing_key': name}},
-            EXCHANGE, '', {'clock': self.lamport.forward(), 'expires': time.time() + timeout})
+            # A whole second, rounded up: pamqp writes a float header as a 32-bit
+            # float, which cannot hold a time of day to the second.
+            EXCHANGE, '', {'clock': self.lamport.forward(),
+                           'expires': math.ceil(time.time() + timeout) + 1})
         await asyncio.sleep(timeout)
         await queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)
