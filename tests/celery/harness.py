@@ -95,7 +95,8 @@ class CeleryProject:
 
     # --- subprocesses ---
     def env(self) -> dict[str, str]:
-        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        # Flower's API answers without an auth setting only with this set.
+        env = dict(os.environ, PYTHONUNBUFFERED='1', FLOWER_UNAUTHENTICATED_API='true')
         env['PYTHONPATH'] = os.pathsep.join(
             filter(None, [str(self.directory), os.environ.get('PYTHONPATH')]))
         return env

@@ -88,7 +88,10 @@ class Pool:
         self.stop()
 
     def info(self) -> dict[str, Any]:
-        return {'max-concurrency': self.concurrency, 'implementation': self.name,
+        cls = type(self)
+        # Named as Celery names its pools: the class, module:name.
+        return {'max-concurrency': self.concurrency,
+                'implementation': f'{cls.__module__}:{cls.__name__}',
                 'processes': [], 'running': len(self.running)}
 
     def _done(self, outcome: Outcome) -> None:
