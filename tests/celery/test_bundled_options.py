@@ -183,3 +183,20 @@ def test_mingle_brings_the_revoked_ids_of_the_other_workers(project) -> None:
             pytest.fail('mingle found no other worker in three starts')
     finally:
         first.stop()
+
+
+def test_pool_restart_replaces_the_processes(celery_broker: BrokerProcess,
+                                             celery_project_factory: ProjectFactory) -> None:
+    restartable = celery_project_factory(celery_url(celery_broker), task_default_queue='restart',
+                                         worker_pool_restarts=True)
+    worker = restartable.start_leveret_worker('-c', '2', name='restart')
+    node = worker.nodename
+    try:
+        before = set(_stats(restartable, node)['pool']['processes'])
+        assert _control(restartable, node, 'pool_restart') == {'ok': 'reload started'}
+        after = wait_until(lambda: (p := set(_stats(restartable, node)['pool']['processes']))
+                           and len(p) == 2 and not p & before and p)
+        assert len(after) == 2
+        assert restartable.tasks.add.delay(2, 3).get(timeout=30) == 5
+    finally:
+        worker.stop()
