@@ -39,7 +39,8 @@ log = logging.getLogger('leveret.worker')
 class Intake:
     def __init__(self, registry: Registry, hostname: str, state: WorkerState,
                  writes: BrokerWrites, outcomes: Outcomes, events: EventDispatcher,
-                 disable_rate_limits: bool = False) -> None:
+                 disable_rate_limits: bool = False,
+                 time_limits: tuple[float | None, float | None] = (None, None)) -> None:
         self.registry = registry
         self.hostname = hostname
         self.state = state
@@ -47,6 +48,8 @@ class Intake:
         self.outcomes = outcomes
         self.events = events
         self.pool: Pool | None = None
+        #: (hard, soft) for tasks that set none (``--time-limit``, ``--soft-time-limit``).
+        self.default_hard, self.default_soft = time_limits
         #: Token buckets of rate-limited tasks and the requests waiting in them.
         self.limits = RateLimits({name: runner.spec.rate_limit
                                   for name, runner in registry.runners.items()},
@@ -231,6 +234,7 @@ class Intake:
         if not request.job_id:
             request.job_id = self.state.next_job_id()
         hard, soft = request.time_limits
+        hard, soft = hard or self.default_hard, soft or self.default_soft
         if request.raw is not None:  # read where it runs
             job = Job(request.job_id, request.name, [], {}, {}, request.delivery_info,
                       request.reply_to or None, request.correlation_id, self.hostname,

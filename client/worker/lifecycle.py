@@ -67,7 +67,8 @@ class Worker:
                                  options.default_queue, self.backend,
                                  banner.results_uri(registry))
         self.intake = Intake(registry, self.hostname, self.state, self.writes, self.outcomes,
-                             self.events, options.disable_rate_limits)
+                             self.events, options.disable_rate_limits,
+                             (options.time_limit, options.soft_time_limit))
         self.control = RemoteControl(options, registry, self.state, self.clock,
                                      self.publisher, self.events, self)
         self.pool: Pool | None = None

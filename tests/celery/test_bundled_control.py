@@ -170,7 +170,8 @@ CLI = [
     ('inspect', 'scheduled'), ('inspect', 'registered'), ('inspect', 'registered', 'acks_late'),
     ('inspect', 'active_queues'), ('inspect', 'query_task', 'some-id'), ('inspect', 'revoked'),
     ('inspect', 'conf'), ('inspect', 'report'), ('inspect', 'clock'),
-    ('inspect', 'memdump'), ('control', 'heartbeat'), ('control', 'enable_events'),
+    ('inspect', 'memsample'), ('inspect', 'memdump'), ('control', 'heartbeat'),
+    ('control', 'enable_events'),
     ('control', 'disable_events'), ('control', 'rate_limit', '@add', '10/m'),
     ('control', 'time_limit', '@add', '10', '20'), ('control', 'add_consumer', 'ctl-cli'),
     ('control', 'cancel_consumer', 'ctl-cli'), ('control', 'pool_grow', '1'),
@@ -188,6 +189,9 @@ def test_the_celery_command_line_for_every_command(project, workers) -> None:
 
     with ThreadPoolExecutor(4) as pool:
         for args, celery, leveret in pool.map(run, CLI):
+            if args[1] == 'memsample' and celery is None:  # Celery's, without psutil
+                assert isinstance(leveret, str)
+                continue
             assert alike(shape(leveret), shape(celery)), f'{args}:\n{celery}\n{leveret}'
 
 

@@ -200,3 +200,31 @@ def test_pool_restart_replaces_the_processes(celery_broker: BrokerProcess,
         assert restartable.tasks.add.delay(2, 3).get(timeout=30) == 5
     finally:
         worker.stop()
+
+
+def test_max_memory_per_child_replaces_the_process(project) -> None:
+    # 1 KiB: every process is past it after its first task.
+    worker = project.start_leveret_worker('-c', '1', '--max-memory-per-child', '1', '-Q',
+                                          'memq', name='maxmem')
+    try:
+        pids = [project.tasks.report.apply_async((f'mem-{i}',), queue='memq')
+                .get(timeout=30)['pid'] for i in range(3)]
+        assert len(set(pids)) == 3
+        assert 'exits after its task' in worker.log()
+    finally:
+        worker.stop()
+
+
+def test_time_limits_from_the_command_line(project) -> None:
+    from celery.exceptions import TimeLimitExceeded
+
+    worker = project.start_leveret_worker('-c', '1', '--time-limit', '1', '-Q', 'limitq',
+                                          name='timelimit')
+    try:
+        stats = _stats(project, worker.nodename)
+        assert stats['pool']['timeouts'] == [0, 1.0]
+        with pytest.raises(TimeLimitExceeded):
+            project.tasks.sleep_for.apply_async((30,), queue='limitq').get(timeout=30)
+        assert project.tasks.add.apply_async((1, 1), queue='limitq').get(timeout=30) == 2
+    finally:
+        worker.stop()
