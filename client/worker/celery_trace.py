@@ -18,7 +18,6 @@ are published from the main process in the rpc:// format.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import warnings
@@ -26,6 +25,7 @@ from typing import Any
 
 from .. import states
 from ..messages import saferepr
+from . import execute
 from .execute import UNSTORED, Job, Outcome, thread_loop
 from .tasks import CeleryRunner, Registry, is_celery_app
 
@@ -88,7 +88,7 @@ class TracedRunner(CeleryRunner):
         self._lock = threading.Lock()
 
     def tracer(self, hostname: str) -> Any:
-        pid = os.getpid()
+        pid = execute.current_pid()
         built = self._tracer
         if built is not None and built[0] == pid:
             return built[1]
@@ -119,6 +119,7 @@ class TracedRunner(CeleryRunner):
         (the tracer stored it)."""
         from celery.exceptions import Reject
 
+        pid = execute.current_pid()
         start = time.perf_counter()
         try:
             job.decode()
@@ -127,18 +128,16 @@ class TracedRunner(CeleryRunner):
                 job.headers.get('id'), job.args, job.kwargs, request)
         except Reject as exc:  # raised by an on_success handler: as Celery's pool does
             return Outcome(job.job_id, states.REJECTED, None, saferepr(exc), None,
-                           time.perf_counter() - start, requeue=bool(exc.requeue),
-                           pid=os.getpid())
+                           time.perf_counter() - start, requeue=bool(exc.requeue), pid=pid)
         except Exception as exc:  # noqa: BLE001 - outside the task: the result was not stored
             return Outcome(job.job_id, UNSTORED, None, f'{type(exc).__name__}: {exc}', None,
-                           time.perf_counter() - start, pid=os.getpid())
+                           time.perf_counter() - start, pid=pid)
         runtime = time.perf_counter() - start
         if info is None:
-            return Outcome(job.job_id, states.SUCCESS, None, text or '', None, runtime,
-                           pid=os.getpid())
+            return Outcome(job.job_id, states.SUCCESS, None, text or '', None, runtime, pid=pid)
         state = info.state
         outcome = Outcome(job.job_id, state, None, saferepr(info.retval), None, runtime,
-                          pid=os.getpid())
+                          pid=pid)
         if state == states.FAILURE:
             outcome.traceback = getattr(retval, 'traceback', None)
         elif state == states.RETRY:

@@ -166,6 +166,11 @@ def _forked() -> None:
     _pid = os.getpid()
 
 
+def current_pid() -> int:
+    """This process's id, without a system call (kept up to date across forks)."""
+    return _pid
+
+
 os.register_at_fork(after_in_child=_forked)
 
 

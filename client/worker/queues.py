@@ -77,7 +77,11 @@ class TaskQueues:
         return True
 
     def cancel(self, name: str) -> bool:
-        return self.consuming.pop(name, False) is not False or False
+        """Stop consuming ``name``; False if it was not consumed."""
+        if name not in self.consuming:
+            return False
+        del self.consuming[name]
+        return True
 
     async def declare(self, names: list[str], connection: Any) -> None:
         """Each queue as Celery declares one: durable, a direct exchange of its
