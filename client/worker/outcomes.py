@@ -121,9 +121,13 @@ class Outcomes:
             self.writes.reject(request, requeue=True)
             return
         if request.spec.traced and outcome.error is not None and self.backend is not None:
-            # Decided here (a lost process, a hard time limit): stored here, as Celery.
-            self.backend.mark_as_failure(request, outcome.error,
-                                         lambda stored: self._after_store(request, stored))
+            # Decided here (a lost process, a hard time limit, a terminate): stored
+            # here, as Celery's main process does (a terminated task is REVOKED).
+            then = lambda stored: self._after_store(request, stored)  # noqa: E731
+            if isinstance(outcome.error, errors.TaskRevokedError):
+                self.backend.mark_as_revoked(request, 'terminated', then)
+            else:
+                self.backend.mark_as_failure(request, outcome.error, then)
         else:
             self._send_result(request, outcome)
             self.writes.settle(request)

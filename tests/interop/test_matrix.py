@@ -272,3 +272,16 @@ def test_a_revoked_task_is_stored_as_revoked(backend_cells, backend, worker):
     with pytest.raises(TaskRevokedError):
         result.get(timeout=TIMEOUT)
     assert result.state == 'REVOKED'
+
+
+@backend_cells_params
+def test_a_terminated_task_is_stored_as_revoked(backend_cells, backend, worker, tmp_path):
+    from celery.exceptions import TaskRevokedError
+
+    client = backend_cells[backend, worker]
+    result = client.send_task('interop.gated', (str(tmp_path / 'never'),))
+    wait_until(lambda: result.state == 'STARTED', timeout=TIMEOUT)
+    result.revoke(terminate=True, signal='SIGKILL')
+    with pytest.raises(TaskRevokedError):
+        result.get(timeout=TIMEOUT)
+    assert result.state == 'REVOKED'
