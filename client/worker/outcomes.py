@@ -123,7 +123,9 @@ class Outcomes:
         if request.spec.traced and outcome.error is not None and self.backend is not None:
             # Decided here (a lost process, a hard time limit, a terminate): stored
             # here, as Celery's main process does (a terminated task is REVOKED).
-            then = lambda stored: self._after_store(request, stored)  # noqa: E731
+            def then(stored: bool) -> None:
+                self._after_store(request, stored)
+
             if isinstance(outcome.error, errors.TaskRevokedError):
                 self.backend.mark_as_revoked(request, 'terminated', then)
             else:
