@@ -270,7 +270,7 @@ class Intake:
         if not self.state.shutting_down:
             self.dispatch()
 
-    def revoke(self, task_id: str, terminate: bool = False) -> bool:
+    def revoke(self, task_id: str, terminate: bool = False, signum: int | None = None) -> bool:
         """Remember ``task_id`` as revoked; take it back from the pool if it is
         queued there, or stop it if it runs and ``terminate``; whether it was stopped."""
         self.state.revoke(task_id)
@@ -282,5 +282,5 @@ class Intake:
                 if request.time_start is None:  # queued in the pool: take it back
                     self.pool.cancel_job(job_id)
                 elif terminate:
-                    stopped = self.pool.terminate_job(job_id) or stopped
+                    stopped = self.pool.terminate_job(job_id, signum) or stopped
         return stopped

@@ -46,6 +46,16 @@ log = logging.getLogger('leveret.worker')
 RECONNECT_DELAY = 2.0
 
 
+def signal_number(name: str | int | None) -> int | None:
+    """Celery's signal names (``'KILL'``, ``'SIGKILL'``, ``9``); None for the default (TERM)."""
+    if name is None or name == '':
+        return None
+    if isinstance(name, int) or str(name).isdigit():
+        return int(name)
+    text = str(name).upper()
+    return int(signal.Signals[text if text.startswith('SIG') else f'SIG{text}'])
+
+
 class Worker:
     def __init__(self, registry: Registry, options: WorkerOptions,
                  queues: TaskQueues | None = None) -> None:
@@ -300,7 +310,7 @@ class Worker:
         known = any(r.id == task_id for r in self.state.active.values())
         if self.backend is not None and not known:
             self.backend.revoke_unknown(task_id)
-        return self.intake.revoke(task_id, terminate)
+        return self.intake.revoke(task_id, terminate, signal_number(signal))
 
     def pool_info(self) -> dict[str, Any]:
         return self.pool.info() if self.pool is not None else {}

@@ -51,7 +51,7 @@ class AsyncioPool(Pool):
             self.tasks.pop(job.job_id, None)
         self._done(outcome)
 
-    def terminate_job(self, job_id: int) -> bool:
+    def terminate_job(self, job_id: int, signum: int | None = None) -> bool:
         task = self.tasks.get(job_id)
         if task is None:
             return False

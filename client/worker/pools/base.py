@@ -57,8 +57,9 @@ class Pool:
         """Replace the pool's processes (``control pool_restart``)."""
         raise ValueError(f'the {self.name} pool has no processes to restart')
 
-    def terminate_job(self, job_id: int) -> bool:
-        """Stop a running job at once (``revoke(terminate=True)``), if the pool can."""
+    def terminate_job(self, job_id: int, signum: int | None = None) -> bool:
+        """Stop a running job at once (``revoke(terminate=True)``, with ``signum``
+        where the job has a process of its own), if the pool can."""
         return False
 
     def cancel_job(self, job_id: int) -> bool:

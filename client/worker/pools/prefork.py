@@ -300,10 +300,10 @@ class PreforkPool(Pool):
                       job.time_limit, job.name, job.request.id, child.pid)
             self._kill(child, errors.TimeLimitExceeded(job.time_limit))
 
-    def _kill(self, child: Child, reason: BaseException) -> None:
+    def _kill(self, child: Child, reason: BaseException, signum: int = signal.SIGKILL) -> None:
         child.killed_for = reason
         try:
-            os.kill(child.pid, signal.SIGKILL)
+            os.kill(child.pid, signum)
         except ProcessLookupError:
             pass
 
@@ -352,10 +352,11 @@ class PreforkPool(Pool):
             pass
         child.job_fd = -1
 
-    def terminate_job(self, job_id: int) -> bool:
+    def terminate_job(self, job_id: int, signum: int | None = None) -> bool:
         for child in self._every_child():
             if child.running is not None and child.running.job_id == job_id:
-                self._kill(child, errors.TaskRevokedError('terminated'))
+                self._kill(child, errors.TaskRevokedError('terminated'),
+                           signum or signal.SIGTERM)
                 return True
         return self.cancel_job(job_id)
 
