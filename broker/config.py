@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     memory_high_watermark: int = Field(0, ge=0)
     #: Largest message body accepted, bytes (RabbitMQ's max_message_size).
     max_message_size: int = Field(128 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
+    #: The management HTTP API (RabbitMQ's, on its port).
+    management_enabled: bool = True
+    management_host: str = '127.0.0.1'
+    management_port: int = Field(15672, ge=0, le=65535,
+                                 description='management API port (0: any free port)')
+    #: A definitions file (RabbitMQ's JSON format) applied at every start.
+    load_definitions: Path | None = None
 
     @model_validator(mode='after')
     def _users_are_distinct(self) -> Settings:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth import Users
 from ..config import Settings
+from ..model.counters import ChurnCounters
 from ..model.message import Message
 from ..model.queue import Queue
 from ..model.vhost import VirtualHost
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
 
 class Sessions:
     def __init__(self, settings: Settings, users: Users, vhosts: Mapping[str, VirtualHost],
-                 server_properties: dict[str, Any]) -> None:
+                 server_properties: dict[str, Any], churn: ChurnCounters | None = None) -> None:
         self.settings = settings
+        #: Connections and channels opened and closed (shared with the vhosts).
+        self.churn = churn if churn is not None else ChurnCounters()
         self.users = users
         self.vhosts = vhosts
         #: Sent in connection.start.
@@ -37,9 +40,12 @@ class Sessions:
 
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
+        self.churn.connection_created += 1
 
     def closed(self, connection: Connection) -> None:
-        self.connections.discard(connection)
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self.churn.connection_closed += 1
 
     def unacked(self) -> Iterator[tuple[Queue, Message]]:
         """Every delivery waiting for an ack, on every channel of every connection."""
