@@ -335,8 +335,10 @@ class ConsumerConnection(asyncio.Protocol):
         return self._call(spec.Basic.Qos(prefetch_count=prefetch_count, global_=global_),
                           spec.Basic.QosOk)
 
-    async def consume(self, queue: str, consumer_tag: str) -> None:
-        await self._call(spec.Basic.Consume(queue=queue, consumer_tag=consumer_tag),
+    async def consume(self, queue: str, consumer_tag: str,
+                      arguments: dict[str, Any] | None = None) -> None:
+        await self._call(spec.Basic.Consume(queue=queue, consumer_tag=consumer_tag,
+                                            arguments=arguments or {}),
                          spec.Basic.ConsumeOk)
 
     async def cancel(self, consumer_tag: str) -> None:
