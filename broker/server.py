@@ -9,6 +9,7 @@ settings user that differs from the saved one is only logged.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import platform
@@ -213,6 +214,10 @@ class Broker:
             self.management = ManagementServer(self, self.settings.management_host,
                                                self.settings.management_port)
             await self.management.start()
+            # The API's modules (aiohttp, yarl, multidict: some 16,000 objects)
+            # are imported only now, after recovery froze what it loaded: freeze
+            # them too, or every full collection of the cyclic GC rescans them.
+            gc.freeze()
         log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
 
     async def stop(self) -> None:
