@@ -133,19 +133,16 @@ async def publish_message(call: Call) -> Any:
 
 async def _bindings_where(call: Call, side: str) -> list[dict[str, Any]]:
     vhost, exchange = _exchange(call)
-    rows: list[shapes.BindingRow]
     if side == 'source':
         if exchange.name == '':
-            rows = [(vhost.name, '', q, q.name, {})
-                    for q in sorted(vhost.queues.values(), key=lambda q: q.name)]
+            found = [('', q, q.name, {}) for q in vhost.queues.values()]
         else:
-            rows = [(vhost.name, exchange.name, destination, key, arguments)
-                    for (destination, key, _), arguments in exchange.bindings.items()]
-            rows.sort(key=shapes.binding_order)
+            found = [(exchange.name, destination, key, arguments)
+                     for (destination, key, _), arguments in exchange.bindings.items()]
     else:
-        rows = [(vhost.name, source.name, exchange, key, arguments)
-                for source, key, arguments in vhost.bindings_of(exchange)]
-        rows.sort(key=shapes.binding_order)
+        found = [(source.name, exchange, key, arguments)
+                 for source, key, arguments in vhost.bindings_of(exchange)]
+    rows = shapes.binding_rows_from(vhost.name, found)
     return await listing.shape_all(rows, shapes.binding_of_row)
 
 
