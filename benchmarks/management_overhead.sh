@@ -17,7 +17,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-start() {   # start NAME EXTRA_ENV... ; prints the AMQP port, then the API port (0: none)
+start() {   # start NAME EXTRA_ENV... ; sets PORT (AMQP) and API (0: none)
+  # Runs in this shell (not in a $(...) subshell), so that its pid reaches
+  # `pids` and the trap stops the broker: a broker left running would keep
+  # holding /tmp/bench.lock, inherited from flock.
   local name=$1; shift
   env "$@" "$PY" -m leveret broker --port 0 --management-port 0 \
       --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
@@ -26,15 +29,15 @@ start() {   # start NAME EXTRA_ENV... ; prints the AMQP port, then the API port 
     if grep -q 'listening on' "$work/$name.log"; then break; fi
     sleep 0.1
   done
-  grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log"
-  grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0
+  PORT=$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log")
+  API=$(grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)
 }
 
-read -r -d '' A_PORTS < <(start off LEVERET_MANAGEMENT_ENABLED=false; printf '\0') || true
-read -r -d '' B_PORTS < <(start on LEVERET_MANAGEMENT_ENABLED=true; printf '\0') || true
-A_AMQP=$(echo "$A_PORTS" | sed -n 1p)
-B_AMQP=$(echo "$B_PORTS" | sed -n 1p)
-B_API=$(echo "$B_PORTS" | sed -n 2p)
+start off LEVERET_MANAGEMENT_ENABLED=false
+A_AMQP=$PORT
+start on LEVERET_MANAGEMENT_ENABLED=true
+B_AMQP=$PORT
+B_API=$API
 echo "A (API off): amqp $A_AMQP   B (API on, polled): amqp $B_AMQP api $B_API" >&2
 
 "$PY" - "$B_API" <<'PY' &
