@@ -6,7 +6,10 @@ any of them is a clear error naming the setting.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,16 +28,68 @@ def default_data_dir() -> Path:
     return Path(base) / 'leveret'
 
 
+class PermissionSettings(BaseModel):
+    """A user's permission entry on one vhost: RabbitMQ's three regular
+    expressions, ``.*`` each unless given (as ``set_permissions`` examples)."""
+
+    model_config = {'extra': 'forbid'}
+
+    configure: str = '.*'
+    write: str = '.*'
+    read: str = '.*'
+
+    @model_validator(mode='after')
+    def _patterns_compile(self) -> PermissionSettings:
+        for kind in ('configure', 'write', 'read'):
+            try:
+                re.compile(getattr(self, kind))
+            except re.error as exc:
+                raise ValueError(f'{kind}: invalid regular expression '
+                                 f'{getattr(self, kind)!r}: {exc}') from None
+        return self
+
+
 class UserSettings(BaseModel):
     """A user besides the default one (``[[users]]`` in the TOML file)."""
 
     model_config = {'extra': 'forbid'}
 
     name: str = Field(min_length=1)
-    password: str = Field(min_length=1)
-    #: The vhosts this user may open (created if no other setting names them).
+    #: The password in clear text, or ``password_hash`` (RabbitMQ's salted
+    #: SHA-256, base64, as ``rabbitmqctl hash_password`` and definitions give it).
+    password: str | None = Field(None, min_length=1)
+    password_hash: str | None = Field(None, min_length=1)
+    #: The vhosts this user may open with every permission (created if no
+    #: other setting names them); ``["/"]`` unless ``permissions`` names some.
     vhosts: list[str] = Field(default_factory=lambda: ['/'], min_length=1)
+    #: Per vhost, the permission entry (such a vhost needs not be in ``vhosts``).
+    permissions: dict[str, PermissionSettings] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode='after')
+    def _one_password(self) -> UserSettings:
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError(f"user {self.name!r} needs a password or a password_hash "
+                             f"(one of them)")
+        if self.password_hash is not None and not _valid_hash(self.password_hash):
+            raise ValueError(f"user {self.name!r}: password_hash is not a RabbitMQ "
+                             f"salted SHA-256 hash (base64 of 36 bytes)")
+        return self
+
+    def permission_entries(self) -> dict[str, PermissionSettings]:
+        """Every vhost this user may open, with its permission entry."""
+        vhosts = self.vhosts if 'vhosts' in self.model_fields_set or not self.permissions \
+            else []
+        entries = {vhost: PermissionSettings() for vhost in vhosts}
+        entries.update(self.permissions)
+        return entries
+
+
+def _valid_hash(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 36
+    except (binascii.Error, ValueError):
+        return False
 
 
 class Settings(BaseSettings):
@@ -64,6 +119,18 @@ class Settings(BaseSettings):
     memory_high_watermark: int = Field(0, ge=0)
     #: Largest message body accepted, bytes (RabbitMQ's max_message_size).
     max_message_size: int = Field(128 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
+    # --- limits that keep one client from hurting the rest ---
+    #: Most consumers on one channel (RabbitMQ's consumer_max_per_channel; 0: none).
+    consumer_max_per_channel: int = Field(16384, ge=0)
+    #: Most unacked deliveries on a channel whose consumers set no prefetch
+    #: (0: none); the largest prefetch a client may ask for is 65535.
+    unacked_max_per_channel: int = Field(65535, ge=0)
+    #: Defaults of RabbitMQ's vhost and user limits where none is set at run
+    #: time (-1: no limit).
+    vhost_max_connections: int = Field(-1, ge=-1)
+    vhost_max_queues: int = Field(-1, ge=-1)
+    user_max_connections: int = Field(-1, ge=-1)
+    user_max_queues: int = Field(-1, ge=-1)
     #: The management HTTP API (RabbitMQ's, on its port).
     management_enabled: bool = True
     management_host: str = '127.0.0.1'
@@ -84,7 +151,7 @@ class Settings(BaseSettings):
     def all_vhosts(self) -> list[str]:
         """Every vhost the settings name, the default one first."""
         names = [self.default_vhost, *self.vhosts,
-                 *(vhost for user in self.users for vhost in user.vhosts)]
+                 *(vhost for user in self.users for vhost in user.permission_entries())]
         return list(dict.fromkeys(names))
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from leveret import __version__
 from leveret.protocol.errors import AMQPError
 
+from .access import pattern_problem
 from .auth import (
     HASHING_ALGORITHM,
     Permission,
@@ -209,6 +210,8 @@ def import_definitions(broker: Broker, document: Any,
                                          f'vhost_or_user_not_found')
             perm = Permission(str(item.get('configure', '')), str(item.get('write', '')),
                               str(item.get('read', '')))
+            _check_patterns(f"permission of '{user}' on '{vhost}'",
+                            perm.configure, perm.write, perm.read)
             steps.append(lambda v=vhost, u=user, p=perm: broker.users.set_permission(v, u, p))
         for item in _items(document, 'topic_permissions'):
             user = _text(item, 'user', 'topic permission')
@@ -218,6 +221,8 @@ def import_definitions(broker: Broker, document: Any,
                                          f'vhost_or_user_not_found')
             tperm = TopicPermission(str(item.get('exchange', '')), str(item.get('write', '')),
                                     str(item.get('read', '')))
+            _check_patterns(f"topic permission of '{user}' on '{vhost}'", tperm.write,
+                            tperm.read)
             steps.append(lambda v=vhost, u=user, p=tperm:
                          broker.users.set_topic_permission(v, u, p))
     else:
@@ -323,3 +328,11 @@ def import_definitions(broker: Broker, document: Any,
     for line in report:
         log.warning('definitions import: %s', line)
     return report
+
+
+def _check_patterns(what: str, *patterns: str) -> None:
+    """A permission whose expressions do not compile refuses the import."""
+    for pattern in patterns:
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            raise DefinitionsRefused(f'{what}: {problem}')

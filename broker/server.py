@@ -15,10 +15,11 @@ import platform
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from . import __version__, definitions, rabbit_definitions, recovery
-from .auth import Users, check_password
+from .auth import Permission, Users, check_password, hash_password
 from .config import Settings
 from .loop_clock import LoopClock
 from .model.counters import ChurnCounters
@@ -43,6 +44,27 @@ CAPABILITIES = {
 
 #: Seconds connections get to finish closing on shutdown.
 SHUTDOWN_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class SettingsUser:
+    """A user as the settings give it: a password or its hash, a permission
+    entry per vhost, tags."""
+
+    name: str
+    password: str | None
+    password_hash: str | None
+    permissions: dict[str, Permission]
+    tags: list[str]
+
+    def hash(self) -> str:
+        return self.password_hash or hash_password(self.password or '')
+
+    def matches(self, stored: str) -> bool:
+        """Does the saved hash ``stored`` hold this password?"""
+        if self.password_hash is not None:
+            return stored == self.password_hash
+        return check_password(self.password or '', stored)
 
 
 class Broker:
@@ -130,33 +152,42 @@ class Broker:
         # Only what differs from the saved items is written.
         self.store.replace_definitions(definitions.everything(self.vhosts, self.users))
 
-    def _settings_users(self) -> list[tuple[str, str, list[str], list[str]]]:
-        """(name, password, vhosts, tags) of every user the settings name."""
+    def _settings_users(self) -> list[SettingsUser]:
+        """Every user the settings name, the default one first."""
         s = self.settings
-        return [(s.default_user, s.default_pass, [s.default_vhost], ['administrator'])] + [
-            (u.name, u.password, list(u.vhosts), list(u.tags)) for u in s.users]
+        found = [SettingsUser(s.default_user, s.default_pass, None,
+                              {s.default_vhost: Permission()}, ['administrator'])]
+        for u in s.users:
+            found.append(SettingsUser(
+                u.name, u.password, u.password_hash,
+                {vhost: Permission(p.configure, p.write, p.read)
+                 for vhost, p in u.permission_entries().items()}, list(u.tags)))
+        return found
 
     def _seed_from_settings(self) -> None:
         """First start of a data directory: the settings' vhosts and users."""
         for vhost_name in self.settings.all_vhosts():
             self.add_vhost(vhost_name, description='Default virtual host'
                            if vhost_name == self.settings.default_vhost else None)
-        for name, password, vhosts, tags in self._settings_users():
-            self.users.add(name, password, vhosts=set(vhosts), tags=tags)
+        for user in self._settings_users():
+            self.users.put(user.name, user.hash(), user.tags)
+            for vhost, permission in sorted(user.permissions.items()):
+                self.users.set_permission(vhost, user.name, permission)
 
     def _compare_with_settings(self) -> None:
         """The saved users win; say so for each settings user that differs."""
-        for name, password, vhosts, tags in self._settings_users():
-            user = self.users.users.get(name)
+        for wanted in self._settings_users():
+            user = self.users.users.get(wanted.name)
             if user is None:
                 log.warning("settings user '%s' is not among the saved users (deleted at run "
-                            "time?): not created; the saved definitions win", name)
-            elif (not check_password(password, user.password_hash)
-                  or sorted(user.tags) != sorted(tags)
-                  or any(not self.users.may_open(name, v) for v in vhosts)):
+                            "time?): not created; the saved definitions win", wanted.name)
+            elif (not wanted.matches(user.password_hash)
+                  or sorted(user.tags) != sorted(wanted.tags)
+                  or any(self.users.permissions.get((v, wanted.name)) != p
+                         for v, p in wanted.permissions.items())):
                 log.warning("settings user '%s' differs from the saved one (password, tags or "
-                            "vhosts): the saved one is kept; change it with 'leveret ctl' or "
-                            "the management API", name)
+                            "permissions): the saved one is kept; change it with 'leveret ctl' "
+                            "or the management API", wanted.name)
 
     @property
     def port(self) -> int:

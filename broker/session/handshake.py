@@ -67,6 +67,8 @@ class Handshake:
         self.auth_mechanism = ''
         self.user: User | None = None
         self.vhost: VirtualHost = None  # type: ignore[assignment]  # set by connection.open
+        #: Counted in the vhost's and the user's open connections (the limits).
+        self.counted_open = False
         self.channel_max = settings.channel_max
         self.frame_max = settings.frame_max
         self.heartbeat = settings.heartbeat

@@ -16,6 +16,7 @@ from leveret.protocol.constants import FRAME_MIN_SIZE
 from leveret.protocol.errors import ConnectionAccessRefused, NotAllowed
 
 from ...auth import MECHANISMS, AuthenticationError
+from .. import limits
 
 if TYPE_CHECKING:
     from ..handshake import Handshake
@@ -72,9 +73,12 @@ def open_(conn: 'Handshake', method: Connection.Open) -> None:
     if vhost is None:
         raise NotAllowed(f"vhost {name} not found")
     assert conn.user is not None        # start-ok came first
+    # RabbitMQ's order: the vhost's and the user's connection limits, then access.
+    limits.check_connection(conn.sessions, conn.user, vhost)
     if not conn.sessions.users.may_open(conn.user.name, name):
         raise NotAllowed(f"access to vhost '{name}' refused for user '{conn.username}'")
     conn.vhost = vhost
+    conn.sessions.vhost_opened(conn)
     conn.opened()
     conn.send_method(0, Connection.OpenOk())
     log.debug('%r opened vhost %r', conn, name)
