@@ -118,6 +118,12 @@ class Broker:
             self.recorder.vhost_saved(vhost)
         return vhost
 
+    def set_vhost_limits(self, name: str, limits: dict[str, int]) -> None:
+        """Replace a vhost's limits (``max-connections``, ``max-queues``), saved."""
+        vhost = self.vhosts[name]
+        vhost.limits = dict(limits)
+        self.recorder.vhost_saved(vhost)
+
     def delete_vhost(self, name: str) -> bool:
         """Delete a vhost with everything in it; its connections are closed."""
         vhost = self.vhosts.get(name)
