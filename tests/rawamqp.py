@@ -24,8 +24,10 @@ class Closed(Exception):
 
 
 class RawClient:
-    def __init__(self, port: int, host: str = '127.0.0.1', timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = '127.0.0.1', timeout: float = 5.0,
+                 source: str | None = None) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b''
         self.frame_max = 131072
 

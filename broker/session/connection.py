@@ -323,6 +323,22 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
     def login_refused(self) -> None:
         self._close_transport()
 
+    def refuse_login(self, error: AMQPError | None, delay: float) -> None:
+        """Refuse a failed login after ``delay`` seconds; the connection's
+        input is held meanwhile, nobody else waits."""
+        self._deferred = []
+
+        def refuse() -> None:
+            if self.state is CLOSED:
+                return
+            self._deferred = None
+            if error is not None:
+                self._fail(0, error)
+            else:
+                self._close_transport()
+
+        self.loop.call_later(delay, refuse)
+
     def tuned(self) -> None:
         if self.heartbeat:
             self._hb_timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)

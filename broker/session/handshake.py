@@ -81,6 +81,14 @@ class Handshake:
         """A failed login the client cannot be told about: drop the connection."""
         raise NotImplementedError
 
+    def refuse_login(self, error: AMQPError | None, delay: float) -> None:
+        """Refuse a failed login: close with ``error`` (for a client that can
+        hear it) or drop the connection.  The connection does it after
+        ``delay`` seconds (:mod:`.logins`); without I/O, at once."""
+        if error is not None:
+            raise error
+        self.login_refused()
+
     def tuned(self) -> None:
         """tune-ok accepted: heartbeats start."""
 

@@ -18,6 +18,7 @@ from ..model.counters import ChurnCounters
 from ..model.message import Message
 from ..model.queue import Queue
 from ..model.vhost import VirtualHost
+from .logins import LoginFailures
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -33,6 +34,8 @@ class Sessions:
         self.vhosts = vhosts
         #: Sent in connection.start.
         self.server_properties = server_properties
+        #: Failed logins per source address (the delay each one costs).
+        self.login_failures = LoginFailures()
         self.connections: set[Connection] = set()
         #: Open connections (past connection.open) per vhost and per user.
         self._per_vhost: dict[str, int] = {}

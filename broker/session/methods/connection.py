@@ -17,6 +17,7 @@ from leveret.protocol.errors import ConnectionAccessRefused, NotAllowed
 
 from ...auth import MECHANISMS, AuthenticationError
 from .. import limits
+from ..logins import worth_logging
 
 if TYPE_CHECKING:
     from ..handshake import Handshake
@@ -37,12 +38,18 @@ def start_ok(conn: 'Handshake', method: Connection.StartOk) -> None:
         user = conn.sessions.users.authenticate(mechanism, method.response,
                                                 conn.from_loopback())
     except AuthenticationError as exc:
-        log.warning('%s: login refused: %s', conn.peer, exc)
+        address = conn.peer.rpartition(':')[0] or conn.peer
+        count, delay = conn.sessions.login_failures.failed(address)
+        if worth_logging(count):
+            log.warning('%s: login refused (%s): %s; %d failed login%s from %s in a row, '
+                        'answered after %.1f s', conn.peer, mechanism, exc, count,
+                        '' if count == 1 else 's', address, delay)
+        error = None
         if conn.client_capability('authentication_failure_close'):
-            raise ConnectionAccessRefused(
+            error = ConnectionAccessRefused(
                 f'Login was refused using authentication mechanism {mechanism}. '
-                f'For details see the broker logfile.') from None
-        conn.login_refused()
+                f'For details see the broker logfile.')
+        conn.refuse_login(error, delay)
         return
     conn.username = user.name
     conn.user = user
