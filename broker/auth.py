@@ -274,6 +274,17 @@ class Users:
             return None
         return user
 
+    def authenticate_external(self, username: str, from_loopback: bool) -> User:
+        """SASL EXTERNAL: the user a verified client certificate names must exist."""
+        user = self.users.get(username)
+        if user is None:
+            raise AuthenticationError(f"user '{username}' (from the client certificate): "
+                                      f"no such user")
+        if username in self.loopback_users and not from_loopback:
+            raise AuthenticationError(
+                f"user '{username}' can only connect via localhost")
+        return user
+
     def authenticate(self, mechanism: str, response: bytes | str,
                      from_loopback: bool) -> User:
         username, password = parse_response(mechanism, response)

@@ -131,13 +131,62 @@ class Settings(BaseSettings):
     vhost_max_queues: int = Field(-1, ge=-1)
     user_max_connections: int = Field(-1, ge=-1)
     user_max_queues: int = Field(-1, ge=-1)
+    # --- TLS (amqps) ---
+    #: Listen for plain AMQP on ``port`` (false: TLS only).
+    plain_listener: bool = True
+    #: The amqps listener: on ``tls_port`` once ``tls_certfile`` is set.
+    tls_port: int = Field(5671, ge=0, le=65535, description='amqps port (0: any free port)')
+    tls_certfile: Path | None = None
+    #: The private key (None: it is in ``tls_certfile``).
+    tls_keyfile: Path | None = None
+    tls_key_password: str | None = None
+    #: CA certificates that client certificates are checked against.
+    tls_cafile: Path | None = None
+    #: ``verify_none``: no client certificate asked for; ``verify_peer``: one
+    #: sent is checked, and required when ``tls_fail_if_no_peer_cert``.
+    tls_verify: Literal['verify_none', 'verify_peer'] = 'verify_none'
+    tls_fail_if_no_peer_cert: bool = False
+    #: Offer SASL EXTERNAL on TLS connections with a verified client certificate.
+    tls_external_auth: bool = True
+    #: The user EXTERNAL logs in as: the certificate subject's CN, or its whole DN.
+    tls_cert_login_from: Literal['common_name', 'distinguished_name'] = 'common_name'
     #: The management HTTP API (RabbitMQ's, on its port).
     management_enabled: bool = True
     management_host: str = '127.0.0.1'
     management_port: int = Field(15672, ge=0, le=65535,
                                  description='management API port (0: any free port)')
+    #: Serve plain HTTP on ``management_port`` (false: HTTPS only).
+    management_plain_listener: bool = True
+    #: HTTPS for the management API, on ``management_tls_port`` once
+    #: ``management_tls_certfile`` is set (the same settings as the amqps ones).
+    management_tls_port: int = Field(15671, ge=0, le=65535)
+    management_tls_certfile: Path | None = None
+    management_tls_keyfile: Path | None = None
+    management_tls_key_password: str | None = None
+    management_tls_cafile: Path | None = None
+    management_tls_verify: Literal['verify_none', 'verify_peer'] = 'verify_none'
+    management_tls_fail_if_no_peer_cert: bool = False
     #: A definitions file (RabbitMQ's JSON format) applied at every start.
     load_definitions: Path | None = None
+
+    @model_validator(mode='after')
+    def _tls_is_whole(self) -> Settings:
+        for prefix in ('tls', 'management_tls'):
+            verify = getattr(self, f'{prefix}_verify')
+            if verify == 'verify_peer' and getattr(self, f'{prefix}_cafile') is None:
+                raise ValueError(f'{prefix}_verify = verify_peer needs {prefix}_cafile (the CA '
+                                 f'that client certificates are checked against)')
+            if getattr(self, f'{prefix}_fail_if_no_peer_cert') and verify != 'verify_peer':
+                raise ValueError(f'{prefix}_fail_if_no_peer_cert needs {prefix}_verify = '
+                                 f'verify_peer')
+        if not self.plain_listener and self.tls_certfile is None:
+            raise ValueError('plain_listener is false and no tls_certfile is set: the broker '
+                             'would not listen at all')
+        if (self.management_enabled and not self.management_plain_listener
+                and self.management_tls_certfile is None):
+            raise ValueError('management_plain_listener is false and no '
+                             'management_tls_certfile is set')
+        return self
 
     @model_validator(mode='after')
     def _users_are_distinct(self) -> Settings:

@@ -28,6 +28,7 @@ from .model.vhost import VirtualHost
 from .session import Connection, Sessions
 from .store import Store
 from .store.disk import DiskStore
+from .tls import ReloadableContext, TlsError, tls_files
 
 log = logging.getLogger('leveret')
 
@@ -44,6 +45,8 @@ CAPABILITIES = {
 
 #: Seconds connections get to finish closing on shutdown.
 SHUTDOWN_GRACE = 5.0
+#: Seconds a client has for the TLS handshake (RabbitMQ's ssl_handshake_timeout is 5).
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class Broker:
         #: Connections, channels and queues created and closed, broker-wide.
         self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
+        self._tls_server: asyncio.base_events.Server | None = None
+        #: The amqps listener's and the management API's TLS contexts (SIGHUP reloads them).
+        self.amqp_tls: ReloadableContext | None = None
+        self.management_tls: ReloadableContext | None = None
         #: The management API (None when ``management_enabled`` is false).
         self.management: Any = None
         #: The API's ``node`` and ``cluster_name``.
@@ -197,9 +204,15 @@ class Broker:
 
     @property
     def port(self) -> int:
-        """The port actually bound (useful with port 0)."""
+        """The plain AMQP port actually bound (useful with port 0)."""
         assert self._server is not None and self._server.sockets
         return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def tls_port(self) -> int:
+        """The amqps port actually bound."""
+        assert self._tls_server is not None and self._tls_server.sockets
+        return int(self._tls_server.sockets[0].getsockname()[1])
 
     # --- what the management API asks of the process (its BrokerPort) --------------
     def listeners(self) -> list[dict[str, Any]]:
@@ -207,9 +220,16 @@ class Broker:
         if self._server is not None and self._server.sockets:
             found.append({'protocol': 'amqp', 'ip_address': self.settings.host,
                           'port': self.port})
+        if self._tls_server is not None and self._tls_server.sockets:
+            found.append({'protocol': 'amqp/ssl', 'ip_address': self.settings.host,
+                          'port': self.tls_port})
         if self.management is not None:
-            found.append({'protocol': 'http', 'ip_address': self.management.host,
-                          'port': self.management.port})
+            if self.management.plain:
+                found.append({'protocol': 'http', 'ip_address': self.management.host,
+                              'port': self.management.port})
+            if self.management.tls_context is not None:
+                found.append({'protocol': 'https', 'ip_address': self.management.host,
+                              'port': self.management.tls_port})
         return found
 
     def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
@@ -235,27 +255,66 @@ class Broker:
         log.info('definitions loaded from %s%s', path,
                  f' ({len(report)} items not applied, see above)' if report else '')
 
+    def load_tls(self) -> None:
+        """The TLS contexts of the settings (before anything else: a bad
+        certificate stops the start with :class:`~.tls.TlsError`)."""
+        files = tls_files(self.settings, 'tls')
+        self.amqp_tls = ReloadableContext(files) if files is not None else None
+        files = tls_files(self.settings, 'management_tls')
+        if files is not None and self.settings.management_enabled:
+            self.management_tls = ReloadableContext(files)
+
+    def reload_tls(self) -> None:
+        """SIGHUP: read the certificates again for new connections; open ones
+        keep theirs.  A failure is logged and the old certificates stay."""
+        for name, context in (('amqps', self.amqp_tls), ('management', self.management_tls)):
+            if context is None:
+                continue
+            try:
+                context.reload()
+            except TlsError as exc:
+                log.error('%s TLS certificates not reloaded (the old ones stay): %s', name, exc)
+            else:
+                log.info('%s TLS certificates reloaded from %s', name, context.files.certfile)
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.load_tls()
         self.open_store()
         self._load_definitions_file()
         self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
                                                                self.sessions.unacked))
-        self._server = await loop.create_server(
-            lambda: Connection(self.sessions), self.settings.host, self.settings.port,
-            backlog=1024, reuse_address=True)
+        settings = self.settings
+        if settings.plain_listener:
+            self._server = await loop.create_server(
+                lambda: Connection(self.sessions), settings.host, settings.port,
+                backlog=1024, reuse_address=True)
+        if self.amqp_tls is not None:
+            self._tls_server = await loop.create_server(
+                lambda: Connection(self.sessions), settings.host, settings.tls_port,
+                ssl=self.amqp_tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                backlog=1024, reuse_address=True)
         self.memory.start_trimming(self.clock)
-        if self.settings.management_enabled:
+        if settings.management_enabled:
             from .http.server import ManagementServer
-            self.management = ManagementServer(self, self.settings.management_host,
-                                               self.settings.management_port)
+            self.management = ManagementServer(
+                self, settings.management_host, settings.management_port,
+                plain=settings.management_plain_listener, tls_context=self.management_tls,
+                tls_port=settings.management_tls_port)
             await self.management.start()
-        log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
+        where = []
+        if self._server is not None:
+            where.append(f'listening on {settings.host}:{self.port}')
+        if self._tls_server is not None:
+            where.append(f'{"" if where else "listening "}for TLS on {settings.host}:'
+                         f'{self.tls_port}')
+        log.info('Leveret %s %s', __version__, ', '.join(where))
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 320, release the store."""
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close()
         if self.management is not None:
             await self.management.stop()
         self.sessions.shutdown()
@@ -263,8 +322,9 @@ class Broker:
         while self.sessions and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         self.sessions.abort()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                await server.wait_closed()
         self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')
@@ -284,6 +344,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, broker.reload_tls)
     if ready is not None:
         ready.set()
     try:

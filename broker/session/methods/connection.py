@@ -15,7 +15,7 @@ from pamqp import commands
 from leveret.protocol.constants import FRAME_MIN_SIZE
 from leveret.protocol.errors import ConnectionAccessRefused, NotAllowed
 
-from ...auth import MECHANISMS, AuthenticationError
+from ...auth import AuthenticationError
 from .. import limits
 from ..logins import worth_logging
 
@@ -32,11 +32,17 @@ def start_ok(conn: 'Handshake', method: Connection.StartOk) -> None:
     capabilities = conn.client_properties.get('capabilities')
     conn.capabilities = capabilities if isinstance(capabilities, dict) else {}
     mechanism = method.mechanism
-    if mechanism not in MECHANISMS:
+    if mechanism not in conn.mechanisms():
         raise ConnectionAccessRefused(f"unsupported authentication mechanism '{mechanism}'")
     try:
-        user = conn.sessions.users.authenticate(mechanism, method.response,
-                                                conn.from_loopback())
+        if mechanism == 'EXTERNAL':
+            # The verified client certificate names the user (no password).
+            assert conn.tls is not None and conn.tls.login is not None
+            user = conn.sessions.users.authenticate_external(conn.tls.login,
+                                                             conn.from_loopback())
+        else:
+            user = conn.sessions.users.authenticate(mechanism, method.response,
+                                                    conn.from_loopback())
     except AuthenticationError as exc:
         address = conn.peer.rpartition(':')[0] or conn.peer
         count, delay = conn.sessions.login_failures.failed(address)
