@@ -9,7 +9,7 @@ from leveret.protocol.errors import AMQPError
 from ..model.exchanges import EXCHANGE_TYPES
 from ..store.base import StoreFailed
 from . import auth, listing, shapes
-from .common import api_error, node, reason_of
+from .common import api_error, reason_of
 from .errors import ApiError, access_refused, bad_request, key_missing, not_found
 from .messages import header_for, payload_bytes, properties_from_json, publish
 from .reply import created_or_updated, no_content
@@ -95,8 +95,13 @@ async def delete_exchange(call: Call) -> Any:
 
 
 async def publish_message(call: Call) -> Any:
-    vhost, exchange = _exchange(call)
+    vhost = auth.vhost(call)
     body = call.body()
+    exchange = vhost.exchanges.get(exchange_name(call.params['name']))
+    if exchange is None:
+        # As RabbitMQ: the AMQP error of the publish, in a 400.
+        raise bad_request(f"404 NOT_FOUND - no exchange '{call.params['name']}' in vhost "
+                          f"'{vhost.name}'")
     missing = [k for k in ('routing_key', 'properties', 'payload', 'payload_encoding')
                if k not in body]
     if missing:

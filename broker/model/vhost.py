@@ -13,7 +13,7 @@ import base64
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from leveret.protocol.errors import (
