@@ -54,6 +54,7 @@ def _app_settings(app: Any) -> dict[str, Any]:
     conf = app.conf
     if isinstance(app, App):
         return {'broker_url': conf.broker_url, 'queue': conf.task_default_queue,
+                'broker_use_ssl': conf.broker_use_ssl,
                 'concurrency': conf.worker_concurrency,
                 'prefetch_multiplier': conf.worker_prefetch_multiplier,
                 'task_events': conf.worker_send_task_events,
@@ -61,6 +62,7 @@ def _app_settings(app: Any) -> dict[str, Any]:
                 'queue_arguments': conf.task_queue_arguments}
     max_priority = conf.task_queue_max_priority
     return {'broker_url': conf.broker_url, 'queue': conf.task_default_queue,
+            'broker_use_ssl': conf.broker_use_ssl,
             'concurrency': conf.worker_concurrency,
             'prefetch_multiplier': conf.worker_prefetch_multiplier,
             'task_events': conf.worker_send_task_events,
@@ -79,6 +81,7 @@ def options_from(args: argparse.Namespace, app: Any) -> WorkerOptions:
         'shutdown_timeout': args.shutdown_timeout,
         'queue_arguments': settings['queue_arguments'],
         'default_queue': settings['queue'],
+        'broker_use_ssl': settings['broker_use_ssl'],
     }
     if settings.get('max_priority'):
         values['queue_arguments'] = {q: {'x-max-priority': settings['max_priority']}

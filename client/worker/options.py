@@ -40,6 +40,8 @@ class WorkerOptions(BaseModel):
     #: Where tasks sent by the worker (chains, callbacks) go when they name no queue.
     default_queue: str = 'celery'
     app_name: str = ''
+    #: Celery's ``broker_use_ssl`` (True, py-amqp's options, or an SSLContext).
+    broker_use_ssl: Any = None
 
     @property
     def prefetch_count(self) -> int:
