@@ -212,3 +212,31 @@ def test_the_leveret_client_with_amqps_and_with_broker_use_ssl(broker, pki, clie
             app.close()
     finally:
         worker.stop()
+
+
+def test_a_real_celery_worker_and_client_with_client_certificates(strict_broker, pki,
+                                                                  client_cert, tmp_path,
+                                                                  monkeypatch):
+    options = {'ca_certs': str(pki.cafile), 'cert_reqs': 'CERT_REQUIRED',
+               'certfile': str(client_cert.cert), 'keyfile': str(client_cert.key)}
+    env = celery_env(f'amqps://guest:guest@localhost:{strict_broker.tls_port}//', options)
+    queue = f'tls-{uuid.uuid4().hex[:6]}'
+    name = f'celery-tls-{uuid.uuid4().hex[:6]}@testhost'
+    worker = Background([sys.executable, '-m', 'celery', '-A', 'tls_celery_app', 'worker',
+                         '-Q', queue, '-P', 'solo', '-c', '1', '-n', name, '-l', 'info',
+                         '--without-mingle', '--without-gossip'],
+                        tmp_path / 'celery.log', cwd=APPS, env={**os.environ, **env})
+    try:
+        worker.wait_for_log(rf'{name} ready\.', timeout=60)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.syspath_prepend(str(APPS))
+        sys.modules.pop('tls_celery_app', None)
+        import tls_celery_app  # noqa: PLC0415
+        try:
+            assert tls_celery_app.add.apply_async((3, 4), queue=queue).get(timeout=30) == 7
+        finally:
+            close_celery_client(tls_celery_app.app)
+            sys.modules.pop('tls_celery_app', None)
+    finally:
+        worker.stop()
