@@ -293,3 +293,18 @@ def test_the_settings_give_full_permissions_to_a_vhost_listed_without_patterns(t
                       '[users.permissions.b]\nread = "("\n')
     with pytest.raises(ValueError, match='invalid regular expression'):
         load_settings(config)
+
+
+def test_the_readmes_users_example_is_valid_settings(tmp_path: Path):
+    from leveret.broker.auth import check_password
+    from leveret.broker.config import load_settings
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text()
+    block = readme.split('```toml\n')[1].split('```')[0]
+    assert 'password_hash' in block
+    config = tmp_path / 'leveret.toml'
+    config.write_text(block)
+    app, reporter = load_settings(config).users
+    assert set(app.permission_entries()) == {'/', 'reports'}
+    [(vhost, entry)] = reporter.permission_entries().items()
+    assert vhost == 'reports' and entry.configure == '^reporter\\.' and entry.read == '.*'
+    assert check_password('r3port', reporter.password_hash)
