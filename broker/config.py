@@ -61,7 +61,7 @@ class UserSettings(BaseModel):
     password_hash: str | None = Field(None, min_length=1)
     #: The vhosts this user may open with every permission (created if no
     #: other setting names them); ``["/"]`` unless ``permissions`` names some.
-    vhosts: list[str] = Field(default_factory=lambda: ['/'], min_length=1)
+    vhosts: list[str] | None = Field(None, min_length=1)
     #: Per vhost, the permission entry (such a vhost needs not be in ``vhosts``).
     permissions: dict[str, PermissionSettings] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
@@ -78,8 +78,10 @@ class UserSettings(BaseModel):
 
     def permission_entries(self) -> dict[str, PermissionSettings]:
         """Every vhost this user may open, with its permission entry."""
-        vhosts = self.vhosts if 'vhosts' in self.model_fields_set or not self.permissions \
-            else []
+        if self.vhosts is not None:
+            vhosts = self.vhosts
+        else:
+            vhosts = [] if self.permissions else ['/']
         entries = {vhost: PermissionSettings() for vhost in vhosts}
         entries.update(self.permissions)
         return entries
