@@ -158,6 +158,16 @@ class Channel(ChannelCounters):
     def route_publish(self, publish: Publish, header: bytes, body: bytes) -> None:
         """Route one complete message and confirm it if in confirm mode."""
         vhost = self.vhost
+        exchange_name = publish.exchange
+        # The permission first, as RabbitMQ (one set lookup once allowed).
+        exchange = None
+        if exchange_name == '':
+            if not self._may_publish_default:
+                self.authorize_publish('', publish.routing_key)
+        else:
+            exchange = vhost.exchanges.get(exchange_name)
+            if exchange not in self._may_publish:
+                exchange = self.authorize_publish(exchange_name, publish.routing_key)
         try:
             delivery_mode, priority, expiration, user_id = properties.scan(header)
         except (IndexError, ValueError, UnicodeDecodeError):
@@ -172,20 +182,12 @@ class Channel(ChannelCounters):
         ttl = None
         if expiration is not None:
             ttl = _parse_expiration(expiration)
-        exchange_name = publish.exchange
         message = Message(exchange_name, publish.routing_key, header, body, priority,
                           delivery_mode == 2, ttl, publish.exchange_and_key)
-        exchange = None
-        if exchange_name == '':
-            if not self._may_publish_default:
-                self.authorize_publish('', publish.routing_key)
+        if exchange is None:
             queue = vhost.queues.get(publish.routing_key)
             queues: Any = (queue,) if queue is not None else ()
         else:
-            exchange = vhost.exchanges.get(exchange_name)
-            if exchange not in self._may_publish:
-                exchange = self.authorize_publish(exchange_name, publish.routing_key)
-                assert exchange is not None
             queues = vhost.route(exchange, publish.routing_key, message)
         accepted = True
         first = True
