@@ -51,7 +51,8 @@ def witness(url: str, stop: mp.Event, out: mp.Queue) -> None:  # type: ignore[ty
     out.put(waits)
 
 
-async def declare(url: str, queues: int, declarers: int, prefix: str) -> tuple[float, float]:
+async def declare(url: str, queues: int, declarers: int, prefix: str,
+                  phases: dict[str, float]) -> tuple[float, float]:
     connection = await aio_pika.connect(url)
     setup = await connection.channel()
     exchange = await setup.declare_exchange(f'{prefix}.x', 'direct', durable=True)
@@ -63,6 +64,7 @@ async def declare(url: str, queues: int, declarers: int, prefix: str) -> tuple[f
             declared.append(await channel.declare_queue(name, durable=True))
 
     channels = [await connection.channel() for _ in range(declarers)]
+    phases['declare'] = time.time()
     started = time.perf_counter()
     await asyncio.gather(*(declare_some(names[i::declarers], channels[i])
                            for i in range(declarers)))
@@ -72,12 +74,15 @@ async def declare(url: str, queues: int, declarers: int, prefix: str) -> tuple[f
         for queue in part:
             await queue.bind(exchange, routing_key=queue.name)
 
+    phases['bind'] = time.time()
     started = time.perf_counter()
     await asyncio.gather(*(bind_some(declared[i::declarers]) for i in range(declarers)))
     bind_seconds = time.perf_counter() - started
+    phases['delete'] = time.time()
     for queue in declared:
         await queue.delete(if_unused=False, if_empty=False)
     await exchange.delete()
+    phases['end'] = time.time()
     await connection.close()
     return queues / queue_seconds, queues / bind_seconds
 
@@ -116,10 +121,12 @@ def main() -> None:
             watcher.start()
             time.sleep(0.5)
             prefix = f'bench.decl.{os.getpid()}'
+            phases: dict[str, float] = {}
             queues_per_s, bindings_per_s = asyncio.run(
-                declare(url, args.queues, args.declarers, prefix))
+                declare(url, args.queues, args.declarers, prefix, phases))
             stop.set()
-            waits = sorted(wait for _, wait in out.get(timeout=30))
+            timed = out.get(timeout=30)
+            waits = sorted(wait for _, wait in timed)
             watcher.join(10)
         finally:
             if proc is not None:
@@ -132,6 +139,14 @@ def main() -> None:
         'witness_p99_ms': round(waits[int(len(waits) * 0.99) - 1] * 1000, 2),
         'witness_worst_ms': round(waits[-1] * 1000, 2),
     }
+    bounds = [('declaring', 'declare', 'bind'), ('binding', 'bind', 'delete'),
+              ('deleting', 'delete', 'end')]
+    for label, start, end in bounds:
+        during = sorted(w for t, w in timed if phases[start] <= t < phases[end])
+        if during:
+            result[f'witness_{label}_p99_ms'] = round(during[int(len(during) * 0.99) - 1]
+                                                      * 1000, 2)
+            result[f'witness_{label}_worst_ms'] = round(during[-1] * 1000, 2)
     print(json.dumps(result))
 
 
