@@ -1,6 +1,7 @@
-"""Real clients over amqps, with and without client certificates: aio-pika
-(amqps:// with cafile, certfile, keyfile), kombu and Celery (broker_use_ssl
-and amqps://), the Leveret client and the bundled worker."""
+"""Real clients over amqps, with and without client certificates: pika
+(ssl_options), aio-pika (amqps:// with cafile, certfile, keyfile), kombu and
+Celery (broker_use_ssl and amqps://), the Leveret client and the bundled
+worker."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from urllib.parse import quote
 import aio_pika
 import aiormq.exceptions
 import kombu
+import pika
+import pika.credentials
+import pika.exceptions
 import pytest
 
 from ..client_fixtures import close_celery_client
@@ -81,6 +85,41 @@ def aio_round_trip(url: str) -> bytes:
             await message.ack()
             return message.body
     return asyncio.run(run())
+
+
+# --- pika -------------------------------------------------------------------------------
+
+
+def pika_round_trip(broker: BrokerProcess, pki: Pki, client: Files | None = None,
+                    credentials: pika.credentials.ExternalCredentials | None = None) -> bytes:
+    params = pika.ConnectionParameters(
+        'localhost', broker.tls_port,
+        credentials=credentials or pika.PlainCredentials('guest', 'guest'),
+        ssl_options=pika.SSLOptions(pki.client_context(client), 'localhost'))
+    with pika.BlockingConnection(params) as conn:
+        channel = conn.channel()
+        queue = channel.queue_declare('', exclusive=True).method.queue
+        channel.basic_publish('', queue, b'pika over tls')
+        _, _, body = channel.basic_get(queue, auto_ack=True)
+        return body
+
+
+def test_pika_with_and_without_a_client_certificate(broker, strict_broker, pki,
+                                                    client_cert):
+    assert pika_round_trip(broker, pki) == b'pika over tls'
+    assert pika_round_trip(broker, pki, client_cert) == b'pika over tls'
+    assert pika_round_trip(strict_broker, pki, client_cert) == b'pika over tls'
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        pika_round_trip(strict_broker, pki)
+
+
+def test_pika_logs_in_with_external_only_with_a_client_certificate(broker, strict_broker,
+                                                                  pki, client_cert):
+    external = pika.credentials.ExternalCredentials()
+    assert pika_round_trip(strict_broker, pki, client_cert, external) == b'pika over tls'
+    # Without a certificate EXTERNAL is not offered, and pika has nothing else.
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        pika_round_trip(broker, pki, None, external)
 
 
 # --- aio-pika / aiormq ------------------------------------------------------------------
