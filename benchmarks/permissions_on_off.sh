@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # permissions_on_off.sh: compare.sh on the per-message path, with the permission
 # checks (B: this worktree) against without them (A: the branch they were built
-# on, $BASE, default mgmt), both plain AMQP on fixed ports.
+# on, $BASE, default main), both plain AMQP on fixed ports.
 #
 # Run it under the benchmark lock, from the repository:
 #   flock /tmp/bench.lock benchmarks/permissions_on_off.sh
-# Knobs: BASE (mgmt), PAIRS (3), BENCH_SECONDS (10),
-#        ONLY (^(pubsub-16|pubsub-1k|confirms-16)$), URL_USER (guest:guest).
+# Knobs: BASE (main), PAIRS (3), BENCH_SECONDS (10),
+#        ONLY (^(pubsub-16|pubsub-1k|confirms-16)$), URL_USER (guest:guest),
+#        SWAP (0; 1: the checked build as A, to see what the order of the runs
+#        costs, e.g. a broker still cleaning up its deleted durable queue).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 PY="${PY:-$ROOT/.venv/bin/python}"
-BASE="${BASE:-mgmt}"
+BASE="${BASE:-main}"
 WORK="$(mktemp -d /tmp/leveret-perm-bench.XXXXXX)"
 PIDS=()
 
@@ -35,5 +37,7 @@ start() {  # dir port name
 start "$WORK/base" 5691 base
 start "$ROOT" 5692 checked
 
-ONLY="${ONLY:-^(pubsub-16|pubsub-1k|confirms-16)$}" PY="$PY" "$HERE/compare.sh" \
-  "amqp://${URL_USER:-guest:guest}@127.0.0.1:5691/" "amqp://${URL_USER:-guest:guest}@127.0.0.1:5692/"
+BASE_URL="amqp://${URL_USER:-guest:guest}@127.0.0.1:5691/"
+CHECKED_URL="amqp://${URL_USER:-guest:guest}@127.0.0.1:5692/"
+if [[ "${SWAP:-0}" == 1 ]]; then set -- "$CHECKED_URL" "$BASE_URL"; else set -- "$BASE_URL" "$CHECKED_URL"; fi
+ONLY="${ONLY:-^(pubsub-16|pubsub-1k|confirms-16)$}" PY="$PY" "$HERE/compare.sh" "$@"

@@ -14,12 +14,19 @@ PY="${PY:-$ROOT/.venv/bin/python}"
 WORK="$(mktemp -d /tmp/leveret-tls-bench.XXXXXX)"
 LEVERET_TLS_PORT="${LEVERET_TLS_PORT:-5681}"
 LEVERET_PID=""
+RABBITMQ_STARTED=0
 
 cleanup() {
   [[ -n "$LEVERET_PID" ]] && kill "$LEVERET_PID" 2>/dev/null && wait "$LEVERET_PID" 2>/dev/null
-  rabbitmqctl -q stop >/dev/null 2>&1 || true
+  [[ "$RABBITMQ_STARTED" == 1 ]] && { rabbitmqctl -q stop >/dev/null 2>&1 || true; }
+  true
 }
 trap cleanup EXIT
+
+# A RabbitMQ someone else started has no TLS listener of ours: leave it alone.
+if rabbitmqctl -q status >/dev/null 2>&1; then
+  echo "RabbitMQ is already running (not started here): stop it first" >&2; exit 1
+fi
 
 # One CA, one server certificate for localhost, both brokers use it.
 "$PY" - "$WORK" <<'PYEOF'
@@ -31,7 +38,7 @@ ca.cert_pem.write_to_path(f'{work}/ca.pem')
 cert.cert_chain_pems[0].write_to_path(f'{work}/server.crt')
 cert.private_key_pem.write_to_path(f'{work}/server.key')
 PYEOF
-chmod 644 "$WORK"/*
+chmod 755 "$WORK"; chmod 644 "$WORK"/*   # RabbitMQ runs as its own user
 
 cat >"$WORK/rabbitmq.conf" <<CONF
 listeners.tcp.default = 5672
@@ -42,7 +49,9 @@ ssl_options.keyfile = $WORK/server.key
 ssl_options.verify = verify_none
 ssl_options.fail_if_no_peer_cert = false
 CONF
+ulimit -n 65536 2>/dev/null || true
 RABBITMQ_CONFIG_FILE="$WORK/rabbitmq.conf" rabbitmq-server -detached
+RABBITMQ_STARTED=1
 for _ in $(seq 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
 rabbitmq-diagnostics -q listeners | grep -q 5671 || { echo "RabbitMQ has no TLS listener" >&2; exit 1; }
 
