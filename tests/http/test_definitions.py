@@ -105,8 +105,8 @@ def test_what_leveret_lacks_is_reported_item_by_item_and_the_rest_applied(own_ap
         'vhosts': [{'name': 'lacking'}],
         'users': [{'name': 'md5user', 'password_hash': 'AAAAAA==', 'tags': [],
                    'hashing_algorithm': 'rabbit_password_hashing_md5'}],
-        'parameters': [{'vhost': 'lacking', 'component': 'vhost-limits', 'name': 'limits',
-                        'value': {'max-queues': 10}},
+        'parameters': [{'vhost': 'lacking', 'component': 'federation-upstream',
+                        'name': 'upstream', 'value': {'uri': 'amqp://elsewhere'}},
                        {'vhost': '/', 'component': 'shovel', 'name': 'move-it',
                         'value': {'src-queue': 'a', 'dest-queue': 'b'}}],
         'queues': [{'name': 'lacking.q', 'vhost': 'lacking', 'durable': True,
@@ -117,7 +117,7 @@ def test_what_leveret_lacks_is_reported_item_by_item_and_the_rest_applied(own_ap
     assert answer.status == 200
     assert sorted(answer.json['not_applied']) == sorted([
         "'federation_upstreams': unknown key, ignored",
-        "parameter 'limits' in vhost 'lacking': not applied, runtime parameters are not "
+        "parameter 'upstream' in vhost 'lacking': not applied, runtime parameters are not "
         "implemented",
         "parameter 'move-it' in vhost '/': not applied, runtime parameters are not implemented",
         "user 'md5user': not applied, hashing algorithm rabbit_password_hashing_md5 is not "
