@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     memory_high_watermark: int = Field(0, ge=0)
     #: Largest message body accepted, bytes (RabbitMQ's max_message_size).
     max_message_size: int = Field(128 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
+    #: Prometheus metrics (``/metrics``, ``/metrics/per-object``) on a port of their own.
+    prometheus_enabled: bool = Field(True, description='serve Prometheus metrics')
+    prometheus_host: str = Field('127.0.0.1', description='address of the metrics listener')
+    prometheus_port: int = Field(15692, ge=0, le=65535,
+                                 description='metrics port (0: any free port)')
+    #: Count Celery tasks per name and queue from the headers of the messages.
+    celery_accounting: bool = Field(True, description='Celery-aware accounting')
+    #: Distinct task names counted; the rest are counted as ``other``.
+    celery_task_names: int = Field(500, ge=1, le=100_000)
 
     @model_validator(mode='after')
     def _users_are_distinct(self) -> Settings:

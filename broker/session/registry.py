@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth import Users
 from ..config import Settings
+from ..model.celery import TaskNames
 from ..model.counters import ChurnCounters
 from ..model.message import Message
 from ..model.queue import Queue
@@ -34,6 +35,8 @@ class Sessions:
         #: Sent in connection.start.
         self.server_properties = server_properties
         self.connections: set[Connection] = set()
+        #: The bound on the Celery task names counted (model.celery).
+        self.task_names = TaskNames(settings.celery_task_names)
 
     def __len__(self) -> int:
         return len(self.connections)
