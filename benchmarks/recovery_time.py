@@ -82,7 +82,7 @@ def start_broker(data_dir: Path, log: Path) -> tuple[subprocess.Popen, int, floa
     started = time.monotonic()
     out = open(log, 'ab')
     offset = out.tell()
-    proc = subprocess.Popen([sys.executable, '-m', 'leveret', 'broker', '--port', '0',
+    proc = subprocess.Popen([sys.executable, '-m', 'leveret', 'broker', '--port', '0', '--prometheus-port', '0',
                              '--data-dir', str(data_dir)], cwd=ROOT, stdout=out,
                             stderr=subprocess.STDOUT)
     while True:

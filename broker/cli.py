@@ -16,7 +16,8 @@ def run_broker(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port,
-                                 data_dir=args.data_dir, log_level=args.log_level)
+                                 data_dir=args.data_dir, log_level=args.log_level,
+                                 prometheus_port=args.prometheus_port)
     except FileNotFoundError as exc:
         print(f'leveret: {exc}', file=sys.stderr)
         return 2
@@ -38,6 +39,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument('--port', type=int, help='port to listen on (default 5672)')
     b.add_argument('--data-dir', help='directory for durable data')
     b.add_argument('--log-level', choices=('debug', 'info', 'warning', 'error'))
+    b.add_argument('--prometheus-port', type=int,
+                   help='Prometheus metrics port (default 15692, 0: any free port)')
     b.add_argument('--config', help='TOML settings file (also LEVERET_CONFIG)')
     b.set_defaults(func=run_broker)
     return b

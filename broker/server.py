@@ -13,6 +13,8 @@ from . import __version__, definitions, recovery
 from .auth import Users
 from .config import Settings
 from .loop_clock import LoopClock
+from .metrics.exporter import Exporter
+from .metrics.families import Host
 from .model.counters import ChurnCounters
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
@@ -51,6 +53,8 @@ class Broker:
         #: Connections, channels and queues created and closed, broker-wide.
         self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
+        #: The Prometheus endpoint (prometheus_enabled), once started.
+        self.exporter: Exporter | None = None
         server_properties: dict[str, Any] = {
             'product': 'Leveret',
             'version': __version__,
@@ -110,6 +114,10 @@ class Broker:
             lambda: Connection(self.sessions), self.settings.host, self.settings.port,
             backlog=1024, reuse_address=True)
         self.memory.start_trimming(self.clock)
+        if self.settings.prometheus_enabled:
+            self.exporter = Exporter(self, Host(self.settings.data_dir))
+            await self.exporter.start(self.settings.prometheus_host,
+                                      self.settings.prometheus_port)
         log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
 
     async def stop(self) -> None:
@@ -123,6 +131,8 @@ class Broker:
         self.sessions.abort()
         if self._server is not None:
             await self._server.wait_closed()
+        if self.exporter is not None:
+            await self.exporter.stop()
         self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')

@@ -29,13 +29,21 @@ class BrokerProcess:
         self.file_size_limit = file_size_limit
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        #: The Prometheus port (0 when the broker serves no metrics).
+        self.metrics_port = 0
 
     @property
     def url(self) -> str:
         return f'amqp://guest:guest@127.0.0.1:{self.port}/'
 
+    @property
+    def metrics_url(self) -> str:
+        return f'http://127.0.0.1:{self.metrics_port}/metrics'
+
     def start(self, port: int = 0, timeout: float = 15.0) -> 'BrokerProcess':
-        env = dict(os.environ, PYTHONUNBUFFERED='1', **self.extra_env)
+        # Every broker of the suite serves its metrics on a port of its own.
+        env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'LEVERET_PROMETHEUS_PORT': '0',
+               **self.extra_env}
         self._log = open(self.log_path, 'ab')
         start_offset = self._log.tell()
         self.proc = subprocess.Popen(
@@ -48,9 +56,12 @@ class BrokerProcess:
         while time.monotonic() < deadline:
             with open(self.log_path, 'rb') as f:
                 f.seek(start_offset)
-                found = pattern.search(f.read())
+                text = f.read()
+                found = pattern.search(text)
             if found:
                 self.port = int(found.group(1))
+                metrics = re.search(rb'Prometheus metrics on http://[^\s]+:(\d+)/', text)
+                self.metrics_port = int(metrics.group(1)) if metrics else 0
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f'broker exited with {self.proc.returncode}:\n{self.log()}')

@@ -19,6 +19,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Any
 
 from leveret.protocol.celery_headers import field
 
@@ -142,6 +143,11 @@ def waiting(messages: Iterable[Message]) -> dict[str, tuple[int, float]]:
         else:
             found[name] = (seen[0] + 1, at if at < seen[1] else seen[1])
     return found
+
+
+def field_of(message: Message, key: str) -> Any:
+    """One Celery header of a task message (``id``, ``root_id``, ...)."""
+    return field(message.header, key)
 
 
 def eta_of(message: Message) -> float | None:
