@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     celery_accounting: bool = Field(True, description='Celery-aware accounting')
     #: Distinct task names counted; the rest are counted as ``other``.
     celery_task_names: int = Field(500, ge=1, le=100_000)
+    #: The management HTTP API (RabbitMQ's, on its port).
+    management_enabled: bool = True
+    management_host: str = '127.0.0.1'
+    management_port: int = Field(15672, ge=0, le=65535,
+                                 description='management API port (0: any free port)')
+    #: A definitions file (RabbitMQ's JSON format) applied at every start.
+    load_definitions: Path | None = None
 
     @model_validator(mode='after')
     def _users_are_distinct(self) -> Settings:

@@ -14,7 +14,7 @@ from .auth import Users
 from .model.message import Message
 from .model.queue import Queue
 from .model.vhost import VirtualHost
-from .store.base import Store
+from .store.base import Definitions, Store
 from .store.records import Published
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,13 @@ def message_from_record(published: Published, queue: Queue, now_monotonic: float
 
 
 def recover(store: Store, vhosts: Mapping[str, VirtualHost],
-            add_vhost: Callable[[str], VirtualHost], users: Users) -> None:
+            add_vhost: Callable[[str], VirtualHost], users: Users) -> Definitions | None:
     """Load the saved definitions and the stored messages of ``store``.
 
     ``add_vhost`` finds or creates a virtual host by name (the saved
     definitions may name vhosts the settings do not); ``vhosts`` are all of
-    them once the definitions are restored.
+    them once the definitions are restored.  Returns what was saved (None
+    on a first start).
     """
     saved = store.load_definitions()
     if saved is not None:
@@ -76,6 +77,7 @@ def recover(store: Store, vhosts: Mapping[str, VirtualHost],
                  '%s', len(saved.queues) if saved else 0, len(saved.exchanges) if saved else 0,
                  report.messages, report.seconds,
                  f' ({report.dropped} of deleted queues dropped)' if report.dropped else '')
+    return saved
 
 
 def live_messages(vhosts: Iterable[VirtualHost],

@@ -29,6 +29,8 @@ class BrokerProcess:
         self.file_size_limit = file_size_limit
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        #: The management API's port (0 until it logged it; stays 0 when disabled).
+        self.management_port = 0
         #: The Prometheus port (0 when the broker serves no metrics).
         self.metrics_port = 0
 
@@ -40,14 +42,25 @@ class BrokerProcess:
     def metrics_url(self) -> str:
         return f'http://127.0.0.1:{self.metrics_port}/metrics'
 
-    def start(self, port: int = 0, timeout: float = 15.0) -> 'BrokerProcess':
-        # Every broker of the suite serves its metrics on a port of its own.
+    @property
+    def api(self) -> str:
+        """The management API's base URL (``.../api``)."""
+        return f'http://127.0.0.1:{self.management_port}/api'
+
+    def start(self, port: int = 0, timeout: float = 15.0,
+              management_port: int | None = None) -> 'BrokerProcess':
+        """Start the broker; the management API on ``management_port`` (by
+        default a free port, or the one of the previous start)."""
+        # Every broker of the suite serves its metrics on a free port of its own.
         env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'LEVERET_PROMETHEUS_PORT': '0',
                **self.extra_env}
         self._log = open(self.log_path, 'ab')
         start_offset = self._log.tell()
+        if management_port is None:
+            management_port = self.management_port
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'leveret', 'broker', '--port', str(port),
+             '--management-port', str(management_port),
              '--data-dir', str(self.data_dir), '--log-level', 'info', *self.args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             preexec_fn=self._limit_file_size if self.file_size_limit else None)
@@ -57,11 +70,14 @@ class BrokerProcess:
             with open(self.log_path, 'rb') as f:
                 f.seek(start_offset)
                 text = f.read()
-                found = pattern.search(text)
+            found = pattern.search(text)
             if found:
                 self.port = int(found.group(1))
                 metrics = re.search(rb'Prometheus metrics on http://[^\s]+:(\d+)/', text)
                 self.metrics_port = int(metrics.group(1)) if metrics else 0
+                api = re.search(rb'management API at http://[^\s]+:(\d+)/', text)
+                if api:
+                    self.management_port = int(api.group(1))
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f'broker exited with {self.proc.returncode}:\n{self.log()}')

@@ -52,6 +52,8 @@ class BrokerView(Protocol):
     sessions: Sessions
     churn: ChurnCounters
     memory: MemoryMonitor
+    #: ``leveret@<host>``, RabbitMQ's ``rabbit@<host>``.
+    node_name: str
 
 
 @dataclass(slots=True)
@@ -171,24 +173,13 @@ class Snapshot:
     task_names_overflowed: int = 0
 
 
-def node_name(broker: BrokerView) -> str:
-    """The node's name, as RabbitMQ's ``rabbit@host``: the cluster name the
-    broker announces in connection.start."""
-    return str(broker.sessions.server_properties.get('cluster_name', 'leveret'))
-
-
 def connection_name(connection: Connection) -> str:
-    """``peer -> local``, as RabbitMQ names a connection."""
-    local = '?'
-    transport = connection.transport
-    if transport is not None:
-        sock = transport.get_extra_info('sockname')
-        if sock:
-            local = f'{sock[0]}:{sock[1]}'
-    return f'{connection.peer} -> {local}'
+    """``peer -> local``, as RabbitMQ (and the management API) names a connection."""
+    return connection.name
 
 
 def channel_name(connection_label: str, channel: Channel) -> str:
+    """``<connection> (<number>)``, as the management API names a channel."""
     return f'{connection_label} ({channel.id})'
 
 
@@ -198,7 +189,7 @@ def _stats(obj: ChannelCounters, names: tuple[str, ...]) -> tuple[int, ...]:
 
 async def take(broker: BrokerView, *, celery_views: bool = True) -> Snapshot:
     """Copy the broker's numbers, :data:`SLICE` objects per loop turn."""
-    snap = Snapshot(taken_at=time.time(), node=node_name(broker), cluster=node_name(broker))
+    snap = Snapshot(taken_at=time.time(), node=broker.node_name, cluster=broker.node_name)
     churn = broker.churn
     snap.churn = {name: getattr(churn, name) for name in ChurnCounters.COUNTERS}
     snap.memory_held = broker.memory.held
@@ -226,7 +217,7 @@ async def take(broker: BrokerView, *, celery_views: bool = True) -> Snapshot:
             deliveries = list(channel.unacked.values())
             snap.channels.append(ChannelRow(
                 channel_name(label, channel), vhost, len(channel.consumers),
-                len(deliveries), channel.unconfirmed, channel.uncommitted,
+                len(deliveries), channel.unconfirmed(), channel.uncommitted,
                 channel.acks_uncommitted,
                 channel.prefetch, channel.global_prefetch, _stats(channel, CHANNEL_STATS)))
             for message, queue, _consumer in deliveries:

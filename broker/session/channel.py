@@ -86,11 +86,6 @@ class Channel(ChannelCounters):
 
     # --- what the views read ------------------------------------------------
     @property
-    def unconfirmed(self) -> int:
-        """Messages published in confirm mode and not confirmed yet."""
-        return self.publish_seq - self._confirmed if self.confirm_mode else 0
-
-    @property
     def uncommitted(self) -> int:
         """Messages published in the open transaction."""
         return len(self._tx_publishes)
@@ -106,6 +101,14 @@ class Channel(ChannelCounters):
     # --- output -------------------------------------------------------------
     def send_method(self, method: Any) -> None:
         self.conn.send_method(self.id, method)
+
+    def reply_durably(self, method: Any, position: int) -> None:
+        """Send ``method``, once the store synced whatever was written since
+        ``position`` (a durable declaration's journal record)."""
+        if self.store.write_position() == position:
+            self.send_method(method)
+        else:
+            self.conn.reply_when_synced(self, method)
 
     def update_deliverable(self) -> None:
         was = self.deliverable
@@ -346,6 +349,18 @@ class Channel(ChannelCounters):
         taken = list(self.unacked.items())
         self.unacked.clear()
         self._reject(taken, True, by_client=False)
+
+    # --- what the management API shows ----------------------------------------
+    def tx_pending_acks(self) -> int:
+        """Acks and rejects held for the next tx.commit."""
+        return sum(len(taken) for _kind, taken, _requeue in self._tx_settles)
+
+    def tx_pending_publishes(self) -> int:
+        return len(self._tx_publishes)
+
+    def unconfirmed(self) -> int:
+        """Publishes in confirm mode not confirmed yet."""
+        return self.publish_seq - self._confirmed if self.confirm_mode else 0
 
     # --- transactions -------------------------------------------------------
     def tx_commit(self) -> None:

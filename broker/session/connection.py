@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,9 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         self._silent_ticks = 0
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self.name = '?'
+        self.peer_host, self.peer_port, self.host, self.port = '?', 0, '?', 0
+        self.connected_at = time.time()
         self.init_counters()
 
     def __repr__(self) -> str:
@@ -119,6 +123,12 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info('peername')
         self.peer = f'{peer[0]}:{peer[1]}' if peer else '?'
+        local = transport.get_extra_info('sockname')
+        self.peer_host, self.peer_port = (peer[0], peer[1]) if peer else ('?', 0)
+        self.host, self.port = (local[0], local[1]) if local else ('?', 0)
+        #: RabbitMQ's name for the connection (the management API's key).
+        self.name = f'{self.peer} -> {self.host}:{self.port}'
+        self.connected_at = time.time()
         transport.set_write_buffer_limits(  # type: ignore[attr-defined]
             high=TRANSPORT_HIGH, low=TRANSPORT_LOW)
         self.sessions.opened(self)
@@ -441,6 +451,11 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         self._hb_timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
     # --- flow control (the model's Publisher port) ----------------------------
+    @property
+    def blocked(self) -> bool:
+        """Is reading paused by flow control or the memory alarm?"""
+        return bool(self._throttled_by)
+
     def throttle(self, source: ThrottleSource) -> None:
         """``source`` asks us to stop reading after the current batch."""
         self._throttled_by.add(source)
@@ -485,8 +500,9 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
                 return
             frames, self._deferred = self._deferred or [], None
             if store.confirm_failed(position):
+                what = 'commit' if isinstance(method, C.Tx.CommitOk) else 'change'
                 self._fail(channel.id, PreconditionFailed(
-                    f'commit could not be written to disk: {store.failed}').with_method(
+                    f'{what} could not be written to disk: {store.failed}').with_method(
                         *method_ids(method)))
             elif channel.state is OPEN:
                 channel.send_method(method)
@@ -497,7 +513,15 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
 
         store.when_synced(synced)
 
-    # --- broker shutdown -----------------------------------------------------
+    # --- closed from outside -------------------------------------------------
+    def force_close(self, reason: str) -> None:
+        """Close with 320 CONNECTION_FORCED and ``reason`` (the management API)."""
+        exc = ConnectionForced(reason)
+        if self.state is RUNNING or self.state in EXPECTED:
+            self.close(exc.code, exc.text)
+        else:
+            self._close_transport()
+
     def shutdown(self) -> None:
         """Close with 320 CONNECTION_FORCED."""
         exc = ConnectionForced('broker shutdown')

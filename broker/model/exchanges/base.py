@@ -90,6 +90,12 @@ class Exchange(ExchangeCounters):
             self.unbind(destination, key[1], self.bindings[key])
         return len(keys)
 
+    def binding_arguments(self, destination: Destination, routing_key: str,
+                          arguments: dict[str, Any]) -> dict[str, Any] | None:
+        """The arguments a binding was made with (an unbind may list them in
+        another order), or None if there is no such binding."""
+        return self.bindings.get((destination, routing_key, freeze(arguments)))
+
     def has_binding(self, destination: Destination, routing_key: str,
                     arguments: dict[str, Any]) -> bool:
         return (destination, routing_key, freeze(arguments)) in self.bindings
