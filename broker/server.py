@@ -23,6 +23,7 @@ from .config import Settings
 from .loop_clock import LoopClock
 from .metrics.exporter import Exporter
 from .metrics.families import Host
+from .metrics.history import History
 from .model.counters import ChurnCounters
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
@@ -81,6 +82,8 @@ class Broker:
         }
         self.sessions = Sessions(settings, self.users, self.vhosts, server_properties,
                                  churn=self.churn)
+        #: Queue depths and task rates of the last minutes (the dashboard's).
+        self.history = History(self.vhosts, self.sessions)
 
     # --- vhosts -------------------------------------------------------------
     def add_vhost(self, name: str, description: str | None = None,
@@ -216,6 +219,7 @@ class Broker:
             lambda: Connection(self.sessions), self.settings.host, self.settings.port,
             backlog=1024, reuse_address=True)
         self.memory.start_trimming(self.clock)
+        self.history.start()
         if self.settings.prometheus_enabled:
             self.exporter = Exporter(self, Host(self.settings.data_dir))
             await self.exporter.start(self.settings.prometheus_host,
@@ -242,6 +246,7 @@ class Broker:
             await self._server.wait_closed()
         if self.exporter is not None:
             await self.exporter.stop()
+        self.history.stop()
         self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')

@@ -39,10 +39,15 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # The management API: above the sessions and the model, which it reads
     # through their public methods; what only the process can do it asks
     # through http/ports.py, never by importing the wiring.
-    'leveret.broker.http': ('leveret.broker.http', 'leveret.broker.session',
-                            'leveret.broker.model', 'leveret.broker.store',
-                            'leveret.broker.auth', 'leveret.broker.config',
-                            'leveret.protocol'),
+    'leveret.broker.http': ('leveret.broker.http', 'leveret.broker.metrics',
+                            'leveret.broker.session', 'leveret.broker.model',
+                            'leveret.broker.store', 'leveret.broker.auth',
+                            'leveret.broker.config', 'leveret.protocol'),
+    # The metrics (snapshots, Prometheus families, the sampled history): they
+    # read the sessions and the model like the API, which shows their views.
+    'leveret.broker.metrics': ('leveret.broker.metrics', 'leveret.broker.session',
+                               'leveret.broker.model', 'leveret.broker.store',
+                               'leveret.broker.config', 'leveret.protocol'),
     # Leaves: imported by the sessions and the wiring, importing nothing.
     'leveret.broker.auth': ('leveret.broker.auth',),
     'leveret.broker.config': ('leveret.broker.config',),

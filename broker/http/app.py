@@ -24,6 +24,7 @@ from aiohttp import web
 
 from . import (
     bindings,
+    celery,
     channels,
     connections,
     consumers,
@@ -52,7 +53,7 @@ MAX_BODY = 256 * 1024 * 1024
 ENCODE_CHUNK = 200
 
 RESOURCES = (overview, queues, exchanges, bindings, connections, channels, consumers, vhosts,
-             users, permissions, nodes, definitions, health)
+             users, permissions, nodes, definitions, health, celery)
 
 
 class Route:

@@ -31,7 +31,8 @@ from prometheus_client.core import (
     UnknownMetricFamily,
 )
 
-from .. import __version__
+from leveret import __version__
+
 from ..model.celery import LATENCY_BOUNDS
 from .snapshot import CHANNEL_STATS, DELIVERY_STATS, QueueRow, Snapshot
 

@@ -187,8 +187,13 @@ def _stats(obj: ChannelCounters, names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple([getattr(obj, name) for name in names])
 
 
-async def take(broker: BrokerView, *, celery_views: bool = True) -> Snapshot:
-    """Copy the broker's numbers, :data:`SLICE` objects per loop turn."""
+async def take(broker: BrokerView, *, objects: bool = True,
+               celery_views: bool = True) -> Snapshot:
+    """Copy the broker's numbers, :data:`SLICE` objects per loop turn.
+
+    ``objects``: a row per queue, channel and connection; ``celery_views``:
+    the tasks, the ETA-held ones and the workers.
+    """
     snap = Snapshot(taken_at=time.time(), node=broker.node_name, cluster=broker.node_name)
     churn = broker.churn
     snap.churn = {name: getattr(churn, name) for name in ChurnCounters.COUNTERS}
@@ -210,16 +215,18 @@ async def take(broker: BrokerView, *, celery_views: bool = True) -> Snapshot:
         label = connection_name(connection)
         vhost = connection.vhost.name if connection.vhost is not None else ''
         channels = list(connection.channels.values())
-        snap.connections.append(ConnectionRow(
-            label, vhost, connection.username, len(channels), connection.recv_oct,
-            connection.recv_cnt, connection.send_oct, connection.send_cnt))
+        if objects:
+            snap.connections.append(ConnectionRow(
+                label, vhost, connection.username, len(channels), connection.recv_oct,
+                connection.recv_cnt, connection.send_oct, connection.send_cnt))
         for channel in channels:
             deliveries = list(channel.unacked.values())
-            snap.channels.append(ChannelRow(
-                channel_name(label, channel), vhost, len(channel.consumers),
-                len(deliveries), channel.unconfirmed(), channel.uncommitted,
-                channel.acks_uncommitted,
-                channel.prefetch, channel.global_prefetch, _stats(channel, CHANNEL_STATS)))
+            if objects:
+                snap.channels.append(ChannelRow(
+                    channel_name(label, channel), vhost, len(channel.consumers),
+                    len(deliveries), channel.unconfirmed(), channel.uncommitted,
+                    channel.acks_uncommitted, channel.prefetch, channel.global_prefetch,
+                    _stats(channel, CHANNEL_STATS)))
             for message, queue, _consumer in deliveries:
                 entry = unacked.get(queue)
                 if entry is None:
@@ -238,8 +245,8 @@ async def take(broker: BrokerView, *, celery_views: bool = True) -> Snapshot:
     snap.closed_channels = {v.name: _stats(v.closed_channels, CHANNEL_STATS) for v in vhosts}
     snap.exchanges = sum(len(v.exchanges) for v in vhosts)
     queues = [queue for vhost in vhosts for queue in vhost.queues.values()]
-    celery_queues: list[Queue] = []
-    for start in range(0, len(queues), SLICE):
+    celery_queues = [queue for queue in queues if queue.celery_tasks]
+    for start in range(0, len(queues) if objects else 0, SLICE):
         if start:
             await asyncio.sleep(0)
         for queue in queues[start:start + SLICE]:
@@ -249,8 +256,6 @@ async def take(broker: BrokerView, *, celery_views: bool = True) -> Snapshot:
                 queue.vhost_name, queue.name, queue.durable, len(queue.ready),
                 queue.ready_bytes, counts[0] if counts else 0, counts[1] if counts else 0,
                 len(queue.consumers), queue.stat_publish, _stats(queue, DELIVERY_STATS)))
-            if queue.celery_tasks:
-                celery_queues.append(queue)
     if celery_views:
         await _celery(snap, broker, celery_queues, held, now_wall)
     return snap
