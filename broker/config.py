@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     prometheus_host: str = Field('127.0.0.1', description='address of the metrics listener')
     prometheus_port: int = Field(15692, ge=0, le=65535,
                                  description='metrics port (0: any free port)')
+    #: The web dashboard at / of the management port (with the API).
+    dashboard_enabled: bool = Field(True, description='serve the web dashboard')
     #: Count Celery tasks per name and queue from the headers of the messages.
     celery_accounting: bool = Field(True, description='Celery-aware accounting')
     #: Distinct task names counted; the rest are counted as ``other``.

@@ -226,8 +226,13 @@ class Broker:
                                       self.settings.prometheus_port)
         if self.settings.management_enabled:
             from .http.server import ManagementServer
+            extensions = []
+            if self.settings.dashboard_enabled:
+                from .dashboard.app import install
+                extensions.append(install(self))
             self.management = ManagementServer(self, self.settings.management_host,
-                                               self.settings.management_port)
+                                               self.settings.management_port,
+                                               extensions=extensions)
             await self.management.start()
         log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
 

@@ -43,6 +43,10 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
                             'leveret.broker.session', 'leveret.broker.model',
                             'leveret.broker.store', 'leveret.broker.auth',
                             'leveret.broker.config', 'leveret.protocol'),
+    # The dashboard: pages made of the management API's answers.
+    'leveret.broker.dashboard': ('leveret.broker.dashboard', 'leveret.broker.http',
+                                 'leveret.broker.metrics', 'leveret.broker.auth',
+                                 'leveret.broker.config', 'leveret.protocol'),
     # The metrics (snapshots, Prometheus families, the sampled history): they
     # read the sessions and the model like the API, which shows their views.
     'leveret.broker.metrics': ('leveret.broker.metrics', 'leveret.broker.session',

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 class ManagementServer:
     def __init__(self, broker: BrokerPort, host: str, port: int,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 extensions: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.broker = broker
+        #: What adds routes of its own to the app (the dashboard).
+        self.extensions = extensions
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -37,8 +40,8 @@ class ManagementServer:
         self._timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(make_app(self.broker), handle_signals=False,
-                                     access_log=None)
+        self._runner = web.AppRunner(make_app(self.broker, self.extensions),
+                                     handle_signals=False, access_log=None)
         await self._runner.setup()
         # Bound here rather than by TCPSite: with port 0 the port is known.
         sock = _listening_socket(self.host, self.port)

@@ -224,8 +224,8 @@ async def take(broker: BrokerView, *, objects: bool = True,
             if objects:
                 snap.channels.append(ChannelRow(
                     channel_name(label, channel), vhost, len(channel.consumers),
-                    len(deliveries), channel.unconfirmed(), channel.uncommitted,
-                    channel.acks_uncommitted, channel.prefetch, channel.global_prefetch,
+                    len(deliveries), channel.unconfirmed(), channel.tx_pending_publishes(),
+                    channel.tx_pending_acks(), channel.prefetch, channel.global_prefetch,
                     _stats(channel, CHANNEL_STATS)))
             for message, queue, _consumer in deliveries:
                 entry = unacked.get(queue)

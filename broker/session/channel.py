@@ -84,17 +84,6 @@ class Channel(ChannelCounters):
     def __repr__(self) -> str:
         return f'<Channel {self.id} of {self.conn!r}>'
 
-    # --- what the views read ------------------------------------------------
-    @property
-    def uncommitted(self) -> int:
-        """Messages published in the open transaction."""
-        return len(self._tx_publishes)
-
-    @property
-    def acks_uncommitted(self) -> int:
-        """Acks, nacks and rejects of the open transaction."""
-        return sum(len(taken) for _kind, taken, _requeue in self._tx_settles)
-
     def _to(self, event: EventKey) -> None:
         self.state = transition(CHANNEL, self.state, event)
 

@@ -1,0 +1,150 @@
+"""The dashboard over HTTP, on a broker in this process: logging in with the
+broker's users and tags, what each may see and do, the form token, and a
+broken template answering 500 while the broker goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aio_pika
+import aiohttp
+
+from leveret.broker.config import Settings
+from leveret.broker.dashboard import app as dashboard_app
+from leveret.broker.server import Broker
+from leveret.broker.store.memory import MemoryStore
+
+Scenario = Callable[[Broker, str], Awaitable[None]]
+
+
+def run(tmp_path: Path, scenario: Scenario) -> None:
+    async def main() -> None:
+        settings = Settings(port=0, prometheus_enabled=False, management_port=0,
+                            data_dir=tmp_path)
+        broker = Broker(settings, store=MemoryStore())
+        await broker.start()
+        try:
+            broker.users.add('viewer', 'viewer-pw', tags=['management'])
+            broker.users.add('nobody', 'nobody-pw', tags=[])
+            await scenario(broker, f'http://127.0.0.1:{broker.management.port}')
+        finally:
+            await broker.stop()
+
+    asyncio.run(main())
+
+
+async def logged_in(base: str, user: str, password: str) -> aiohttp.ClientSession:
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with session.post(f'{base}/login', data={'username': user, 'password': password,
+                                                   'next': '/'}) as response:
+        assert response.status == 200, await response.text()
+        assert str(response.url).endswith('/')
+    return session
+
+
+async def page(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with session.get(url) as response:
+        return response.status, await response.text()
+
+
+def test_pages_need_a_login_and_a_management_user(tmp_path):
+    async def scenario(broker: Broker, base: str) -> None:
+        async with aiohttp.ClientSession() as anonymous:
+            async with anonymous.get(f'{base}/queues', allow_redirects=False) as response:
+                assert response.status == 303
+                where = urlsplit(response.headers['Location'])
+                assert (where.path, parse_qs(where.query)) == ('/login', {'next': ['/queues']})
+            for user, password in (('nobody', 'nobody-pw'), ('guest', 'wrong')):
+                async with anonymous.post(f'{base}/login', data={
+                        'username': user, 'password': password}) as response:
+                    assert response.status == 401
+                    assert 'Login failed' in await response.text()
+        session = await logged_in(base, 'guest', 'guest')
+        async with session:
+            for path in ('/', '/queues', '/exchanges', '/connections', '/users',
+                         '/celery/tasks', '/celery/eta', '/celery/workers'):
+                status, html = await page(session, base + path)
+                assert status == 200, (path, html[:2000])
+                assert '<script src="/static/htmx.min.js">' in html
+            status, _ = await page(session, base + '/static/htmx.min.js')
+            assert status == 200
+            # The API itself still answers on the same port.
+            basic = {'Authorization': 'Basic Z3Vlc3Q6Z3Vlc3Q='}     # guest:guest
+            async with session.get(f'{base}/api/overview', headers=basic) as response:
+                assert response.status == 200
+
+    run(tmp_path, scenario)
+
+
+def test_a_management_user_sees_its_pages_but_not_the_users(tmp_path):
+    async def scenario(broker: Broker, base: str) -> None:
+        session = await logged_in(base, 'viewer', 'viewer-pw')
+        async with session:
+            status, html = await page(session, base + '/')
+            assert status == 200 and 'href="/users"' not in html
+            status, html = await page(session, base + '/users')
+            assert status == 401 and 'Not administrator user' in html
+            status, html = await page(session, base + '/queue?vhost=%2F&name=no-such-queue')
+            assert status == 404
+
+    run(tmp_path, scenario)
+
+
+def test_a_form_without_the_sessions_token_changes_nothing(tmp_path):
+    async def scenario(broker: Broker, base: str) -> None:
+        vhost = broker.vhosts['/']
+        queue = vhost.declare_queue('keep-me', None)
+        session = await logged_in(base, 'guest', 'guest')
+        async with session:
+            async with session.post(f'{base}/queue/delete', data={
+                    'vhost': '/', 'name': 'keep-me', 'csrf': 'forged'}) as response:
+                assert response.status == 403
+            assert vhost.queues.get('keep-me') is queue
+            status, html = await page(session, base + '/queue/delete?vhost=%2F&name=keep-me')
+            assert status == 200 and 'Delete queue <b>keep-me</b>' in html
+            token = html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            async with session.post(f'{base}/queue/delete', data={
+                    'vhost': '/', 'name': 'keep-me', 'csrf': token}) as response:
+                assert response.status == 200
+                assert "Deleted queue &#39;keep-me&#39;" in await response.text()
+            assert 'keep-me' not in vhost.queues
+
+    run(tmp_path, scenario)
+
+
+def test_a_broken_template_answers_500_and_the_broker_goes_on(tmp_path, monkeypatch,
+                                                               caplog):
+    templates = tmp_path / 'dashboard'
+    shutil.copytree(dashboard_app.HERE / 'templates', templates / 'templates')
+    shutil.copytree(dashboard_app.HERE / 'static', templates / 'static')
+    (templates / 'templates' / 'queues.html').write_text(
+        "{% extends 'base.html' %}{% block live %}{{ no_such_value.at_all }}{% endblock %}")
+    monkeypatch.setattr(dashboard_app, 'HERE', templates)
+
+    async def scenario(broker: Broker, base: str) -> None:
+        session = await logged_in(base, 'guest', 'guest')
+        async with session:
+            status, html = await page(session, base + '/queues')
+            assert status == 500 and 'broker log' in html
+            status, _ = await page(session, base + '/')
+            assert status == 200
+        url = f'amqp://guest:guest@127.0.0.1:{broker.port}/'
+        async with await aio_pika.connect(url) as conn:
+            channel = await conn.channel()
+            queue = await channel.declare_queue('after-the-500')
+            await channel.default_exchange.publish(aio_pika.Message(b'alive'), 'after-the-500')
+            message = await queue.get(timeout=5)
+            assert message.body == b'alive'
+
+    with caplog.at_level(logging.ERROR, logger='leveret.broker.dashboard.app'):
+        run(tmp_path / 'data', scenario)
+    errors: list[Any] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and 'dashboard: GET /queues failed' in errors[0].getMessage()
+    assert 'no_such_value' in str(errors[0].exc_info[1])
+
