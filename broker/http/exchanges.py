@@ -95,8 +95,13 @@ async def delete_exchange(call: Call) -> Any:
 
 
 async def publish_message(call: Call) -> Any:
-    vhost, exchange = _exchange(call)
+    vhost = auth.vhost(call)
     body = call.body()
+    exchange = vhost.exchanges.get(exchange_name(call.params['name']))
+    if exchange is None:
+        # As RabbitMQ: the AMQP error of the publish, in a 400.
+        raise bad_request(f"404 NOT_FOUND - no exchange '{call.params['name']}' in vhost "
+                          f"'{vhost.name}'")
     missing = [k for k in ('routing_key', 'properties', 'payload', 'payload_encoding')
                if k not in body]
     if missing:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..model.counters import ChannelCounters, ClosedChannels
+from ..model.ready import PriorityReady
 
 if TYPE_CHECKING:
     from ..model.exchanges import Exchange
@@ -194,6 +195,9 @@ def queue(q: Queue, node: str, unacked: tuple[int, int] = (0, 0),
         'recoverable_slaves': None,
         'single_active_consumer_tag': active,
     })
+    if isinstance(q.ready, PriorityReady):
+        out['backing_queue_status']['priority_lengths'] = {
+            str(p): n for p, n in sorted(q.ready.lengths().items(), reverse=True)}
     if q.idle_since is not None:
         out['idle_since'] = timestamp(q.idle_since)
     stats = queue_stats(q)
@@ -234,7 +238,8 @@ def consumer(c: Any, node: str) -> dict[str, Any]:
         'active': active,
         'activity_status': ('single_active' if active else 'waiting') if single else 'up',
         'consumer_tag': c.tag,
-        'consumer_timeout': None,
+        # Leveret has no consumer ack timeout: 0 (an integer: tools print it).
+        'consumer_timeout': 0,
         'exclusive': c.exclusive,
         'prefetch_count': c.prefetch,
         'queue': {'name': q.name, 'vhost': q.vhost_name},

@@ -30,7 +30,7 @@ def _shape(call: Call, unacked: dict[Any, tuple[int, int]]) -> Any:
 async def list_vhosts(call: Call) -> Any:
     options = listing.ListOptions.parse(call.query)
     everything = sorted(call.broker.vhosts.values(), key=lambda v: v.name)
-    if not auth.is_admin(call.user):
+    if not auth.is_monitor(call.user):
         everything = [v for v in everything if auth.may_use(call, v.name)]
     return await listing.answer(everything, _shape(call, unacked_by_queue(call)), options)
 
@@ -39,7 +39,7 @@ async def get_vhost(call: Call) -> Any:
     vhost = call.broker.vhosts.get(call.params['vhost'])
     if vhost is None:
         raise not_found()
-    if not auth.is_admin(call.user) and not auth.may_use(call, vhost.name):
+    if not auth.is_monitor(call.user) and not auth.may_use(call, vhost.name):
         raise not_authorised('Not administrator user')
     return _shape(call, unacked_by_queue(call))(vhost)
 
