@@ -5,7 +5,7 @@ a glance.  Jinja filters (see :data:`FILTERS`)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 DASH = '—'
@@ -69,7 +69,7 @@ def when(timestamp: Any) -> str:
     """A Unix time as ``2026-12-02 01:23:45 UTC``."""
     if timestamp is None:
         return DASH
-    moment = datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
+    moment = datetime.fromtimestamp(float(timestamp), tz=UTC)
     return moment.strftime('%Y-%m-%d %H:%M:%S UTC')
 
 

@@ -36,7 +36,7 @@ async def _snapshot(call: Call) -> tuple[Snapshot, set[str]]:
 def task(row: TaskRow, rates: dict[str, float]) -> dict[str, Any]:
     cumulative = 0
     buckets = []
-    for bound, count in zip([*LATENCY_BOUNDS, None], row.latency_counts):
+    for bound, count in zip([*LATENCY_BOUNDS, None], row.latency_counts, strict=False):
         cumulative += count
         buckets.append({'le': bound, 'count': cumulative})
     return {

@@ -434,7 +434,7 @@ def _celery(snap: Snapshot) -> Iterator[Metric]:
     for r in rows:
         cumulative = 0
         buckets = []
-        for bound, count in zip(bounds, r.latency_counts):
+        for bound, count in zip(bounds, r.latency_counts, strict=False):
             cumulative += count
             buckets.append((bound, cumulative))
         latency.add_metric([r.vhost, r.queue, r.task], buckets, r.latency_sum)

@@ -86,4 +86,4 @@ class History:
             return dict.fromkeys(RATED, 0.0)
         before = before or (0,) * len(RATED)
         return {name: round((a - b) / (t1 - t0), 1)
-                for name, a, b in zip(RATED, now_values, before)}
+                for name, a, b in zip(RATED, now_values, before, strict=False)}

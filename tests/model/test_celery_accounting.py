@@ -4,7 +4,7 @@ task and queue, tasks waiting in a ready list, the ETA of a task."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pamqp import commands as C
 
@@ -57,7 +57,7 @@ def test_waiting_tasks_per_name_with_the_oldest():
 
 
 def test_the_eta_of_a_task():
-    due = datetime.now(timezone.utc) + timedelta(seconds=60)
+    due = datetime.now(UTC) + timedelta(seconds=60)
     assert abs(celery.eta_of(task_message('a', 0, eta=due.isoformat())) - due.timestamp()) < 1e-3
     naive = due.replace(tzinfo=None).isoformat()       # naive: UTC, as Celery means it
     assert abs(celery.eta_of(task_message('a', 0, eta=naive)) - due.timestamp()) < 1e-3
