@@ -229,7 +229,7 @@ def families(snap: Snapshot, host: Host, endpoint: str = AGGREGATED) -> Iterator
                             value=len(snap.channels))
     yield GaugeMetricFamily('rabbitmq_consumers', 'Consumers currently connected',
                             value=snap.consumers)
-    yield GaugeMetricFamily('rabbitmq_queues', 'Queues available', value=len(snap.queues))
+    yield GaugeMetricFamily('rabbitmq_queues', 'Queues available', value=snap.queue_count)
     yield from _global(snap)
     yield from _leveret(snap)
     yield from _celery(snap)

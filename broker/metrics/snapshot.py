@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..session.consumer import Consumer
 
 #: Objects copied per loop turn.
-SLICE = 2000
+SLICE = 1000
 
 #: The delivery counters of channels and queues, in the rows' order.
 DELIVERY_STATS = ('stat_deliver', 'stat_deliver_no_ack', 'stat_get', 'stat_get_no_ack',
@@ -161,6 +161,8 @@ class Snapshot:
     closed_channels: dict[str, tuple[int, ...]] = field(default_factory=dict)
     churn: dict[str, int] = field(default_factory=dict)
     consumers: int = 0
+    #: Queues there are (:attr:`queues` holds one row in all when summed).
+    queue_count: int = 0
     exchanges: int = 0
     memory_held: int = 0
     memory_limit: int = 0
@@ -187,12 +189,13 @@ def _stats(obj: ChannelCounters, names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple([getattr(obj, name) for name in names])
 
 
-async def take(broker: BrokerView, *, objects: bool = True,
+async def take(broker: BrokerView, *, objects: bool = True, summed: bool = False,
                celery_views: bool = True) -> Snapshot:
     """Copy the broker's numbers, :data:`SLICE` objects per loop turn.
 
-    ``objects``: a row per queue, channel and connection; ``celery_views``:
-    the tasks, the ETA-held ones and the workers.
+    ``objects``: a row per queue, channel and connection (``summed``: the
+    queues added up into one row, which is all ``/metrics`` needs);
+    ``celery_views``: the tasks, the ETA-held ones and the workers.
     """
     snap = Snapshot(taken_at=time.time(), node=broker.node_name, cluster=broker.node_name)
     churn = broker.churn
@@ -245,8 +248,11 @@ async def take(broker: BrokerView, *, objects: bool = True,
     snap.closed_channels = {v.name: _stats(v.closed_channels, CHANNEL_STATS) for v in vhosts}
     snap.exchanges = sum(len(v.exchanges) for v in vhosts)
     queues = [queue for vhost in vhosts for queue in vhost.queues.values()]
+    snap.queue_count = len(queues)
     celery_queues = [queue for queue in queues if queue.celery_tasks]
-    for start in range(0, len(queues) if objects else 0, SLICE):
+    if objects and summed:
+        await _sum_queues(snap, queues, unacked)
+    for start in range(0, len(queues) if objects and not summed else 0, SLICE):
         if start:
             await asyncio.sleep(0)
         for queue in queues[start:start + SLICE]:
@@ -259,6 +265,30 @@ async def take(broker: BrokerView, *, objects: bool = True,
     if celery_views:
         await _celery(snap, broker, celery_queues, held, now_wall)
     return snap
+
+
+async def _sum_queues(snap: Snapshot, queues: list[Queue],
+                      unacked: dict[Queue, list[int]]) -> None:
+    """Every queue added up into one row of :attr:`Snapshot.queues`."""
+    ready = ready_bytes = held = held_bytes = consumers = published = 0
+    delivery = [0] * len(DELIVERY_STATS)
+    for start in range(0, len(queues), SLICE):
+        if start:
+            await asyncio.sleep(0)
+        for queue in queues[start:start + SLICE]:
+            ready += len(queue.ready)
+            ready_bytes += queue.ready_bytes
+            counts = unacked.get(queue)
+            if counts:
+                held += counts[0]
+                held_bytes += counts[1]
+            consumers += len(queue.consumers)
+            published += queue.stat_publish
+            for i, value in enumerate(_stats(queue, DELIVERY_STATS)):
+                delivery[i] += value
+    snap.consumers = consumers
+    snap.queues.append(QueueRow('', '', False, ready, ready_bytes, held, held_bytes,
+                                consumers, published, tuple(delivery)))
 
 
 async def _celery(snap: Snapshot, broker: BrokerView, queues: list[Queue],

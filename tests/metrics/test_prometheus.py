@@ -86,6 +86,35 @@ def test_counts_follow_what_a_client_does(fresh_broker, unique):
     assert after['rabbitmq_process_open_fds'].value() > 3
 
 
+def test_the_summed_queue_families_add_up_every_queue(broker, unique):
+    """/metrics adds the queues up without a row each; its sums are the
+    per-object series added up."""
+    base = f'http://127.0.0.1:{broker.metrics_port}/metrics'
+    names = [f'{unique}.{i}' for i in range(3)]
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
+        ch = conn.channel()
+        for i, name in enumerate(names):
+            ch.queue_declare(name)
+            for _ in range(i + 1):
+                ch.basic_publish('', name, b'abcd')
+        ch.basic_qos(prefetch_count=1)
+        ch.basic_consume(names[2], lambda *args: None)
+        wait_until(lambda: parse(scrape(base + '/per-object'))[
+            'rabbitmq_queue_messages_unacked'].value(queue=names[2]) == 1)
+        per_object, summed = parse(scrape(base + '/per-object')), parse(scrape(base))
+        for family in ('rabbitmq_queue_messages_ready', 'rabbitmq_queue_messages_unacked',
+                       'rabbitmq_queue_messages', 'rabbitmq_queue_messages_bytes',
+                       'rabbitmq_queue_consumers', 'rabbitmq_queue_messages_published'):
+            total = sum(value for _, _, value in per_object[family].samples)
+            assert summed[family].value() == total, family
+        assert per_object['rabbitmq_queue_messages_ready'].value(queue=names[2]) == 2
+        assert summed['rabbitmq_queues'].value() == len(
+            per_object['rabbitmq_queue_messages_ready'].samples)
+        assert summed['rabbitmq_consumers'].value() >= 1
+        for name in names:
+            ch.queue_delete(name)
+
+
 def test_gzip_when_asked_and_rabbitmqs_404_elsewhere(broker):
     base = f'http://127.0.0.1:{broker.metrics_port}'
     status, headers, body = get(base + '/metrics', {'Accept-Encoding': 'gzip'})
