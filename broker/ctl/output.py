@@ -36,7 +36,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
     def line(values: Sequence[str], header: bool = False) -> str:
         parts = [v.rjust(w) if numeric[i] and not header else v.ljust(w)
-                 for i, (v, w) in enumerate(zip(values, widths))]
+                 for i, (v, w) in enumerate(zip(values, widths, strict=True))]
         return '  '.join(parts).rstrip()
 
     out = [line(columns, header=True)] + [line(r) for r in cells]

@@ -70,7 +70,7 @@ class Route:
         if len(segments) != len(self.segments):
             return None
         params = {}
-        for want, got in zip(self.segments, segments):
+        for want, got in zip(self.segments, segments, strict=True):
             if want.startswith('{'):
                 params[want[1:-1]] = got
             elif want != got:

@@ -50,8 +50,8 @@ def _between(vhost: Any, source: Any, destination: Any) -> list[dict[str, Any]]:
     if source.name == '':
         return [shapes.binding(vhost.name, '', destination, destination.name, {})] \
             if destination in vhost.queues.values() else []
-    found = [shapes.binding(vhost.name, source.name, dest, key, arguments)
-             for (dest, key, _), arguments in source.bindings.items() if dest is destination]
+    found = [shapes.binding(vhost.name, source.name, destination, key, arguments)
+             for key, arguments in source.bindings_to(destination)]
     found.sort(key=lambda b: (b['routing_key'], b['properties_key']))
     return found
 
@@ -104,8 +104,8 @@ async def delete_one(call: Call) -> Any:
     if (not auth.permitted(call, vhost.name, 'write', destination.name)
             or not auth.permitted(call, vhost.name, 'read', source.name)):
         raise access_refused()
-    arguments = next(args for (dest, key, _), args in source.bindings.items()
-                     if dest is destination and key == binding['routing_key']
+    arguments = next(args for key, args in source.bindings_to(destination)
+                     if key == binding['routing_key']
                      and shapes.properties_key(key, args) == binding['properties_key'])
     store = vhost.store
     position = store.write_position()

@@ -9,7 +9,7 @@ from leveret.protocol.errors import AMQPError
 from ..model.exchanges import EXCHANGE_TYPES
 from ..store.base import StoreFailed
 from . import auth, listing, shapes
-from .common import api_error, node, reason_of
+from .common import api_error, reason_of
 from .errors import ApiError, access_refused, bad_request, key_missing, not_found
 from .messages import header_for, payload_bytes, properties_from_json, publish
 from .reply import created_or_updated, no_content

@@ -35,7 +35,7 @@ def properties_json(header: bytes) -> dict[str, Any] | list[Any]:
         if value is None or (name == 'cluster_id' and value == ''):
             continue        # pamqp reads an absent cluster_id as ''
         if name == 'timestamp' and isinstance(value, datetime.datetime):
-            value = int(value.replace(tzinfo=value.tzinfo or datetime.timezone.utc)
+            value = int(value.replace(tzinfo=value.tzinfo or datetime.UTC)
                         .timestamp())
         out[name] = to_json(value)
     return out or []
@@ -56,7 +56,7 @@ def properties_from_json(value: Any) -> commands.Basic.Properties:
             except ValueError:
                 raise bad_request(['not_int', name]) from None
             if name == 'timestamp':
-                item = datetime.datetime.fromtimestamp(item, datetime.timezone.utc)
+                item = datetime.datetime.fromtimestamp(item, datetime.UTC)
         elif name == 'headers':
             if not isinstance(item, dict):
                 raise bad_request(['not_a_table', 'headers'])

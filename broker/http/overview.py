@@ -67,11 +67,8 @@ async def get_overview(call: Call) -> Any:
         'enable_queue_totals': False,
         'message_stats': dict(sorted(stats.items())),
         'churn_rates': _churn(call),
-        'queue_totals': {
-            'messages': ready + n_unacked, 'messages_details': dict(shapes.ZERO_RATE),
-            'messages_ready': ready, 'messages_ready_details': dict(shapes.ZERO_RATE),
-            'messages_unacknowledged': n_unacked,
-            'messages_unacknowledged_details': dict(shapes.ZERO_RATE)},
+        'queue_totals': shapes.queue_totals(ready, n_unacked,
+                                            [q for v in vhosts for q in v.queues.values()]),
         'object_totals': {
             'channels': len(chans), 'connections': len(conns),
             'consumers': sum(len(ch.consumers) for ch in chans),

@@ -38,7 +38,7 @@ def rate(value: float) -> dict[str, float]:
 
 def timestamp(seconds: float) -> str:
     """RFC 3339 with milliseconds, as RabbitMQ writes ``idle_since``."""
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.strftime('%Y-%m-%dT%H:%M:%S.') + f'{moment.microsecond // 1000:03d}+00:00'
 
 
@@ -260,7 +260,8 @@ def exchange(e: Exchange, vhost: str) -> dict[str, Any]:
         'internal': e.internal,
         'name': e.name,
         'type': e.kind,
-        'user_who_performed_action': 'rmq-internal' if name.startswith('amq.') else 'guest',
+        # Who declared it is not kept (RabbitMQ: rmq-internal for its own).
+        'user_who_performed_action': 'rmq-internal' if name.startswith('amq.') else '',
         'vhost': vhost,
     }
     if e.stat_publish_in or e.stat_publish_out:
@@ -387,6 +388,26 @@ def channel(ch: Channel, node: str, with_consumers: bool = False) -> dict[str, A
 
 
 # --- vhosts and users -------------------------------------------------------------
+def length_rates(queues: Iterable[Queue]) -> tuple[float, float]:
+    """How fast the ready and the unacked messages of ``queues`` grow, per second."""
+    ready = unacked = 0.0
+    for q in queues:
+        rates = q.rates()
+        ready += rates['message_count']
+        unacked += rates['sampled_unacked']
+    return round(ready, 1), round(unacked, 1)
+
+
+def queue_totals(ready: int, unacked: int, queues: Iterable[Queue]) -> dict[str, Any]:
+    ready_rate, unacked_rate = length_rates(queues)
+    return {
+        'messages': ready + unacked, 'messages_details': rate(round(ready_rate + unacked_rate,
+                                                                    1)),
+        'messages_ready': ready, 'messages_ready_details': rate(ready_rate),
+        'messages_unacknowledged': unacked, 'messages_unacknowledged_details': rate(unacked_rate),
+    }
+
+
 def vhost(v: VirtualHost, node: str, channels: Iterable[Channel],
           connections: Iterable[Connection], totals: tuple[int, int]) -> dict[str, Any]:
     """``totals``: the vhost's (ready, unacked) messages."""
@@ -394,6 +415,7 @@ def vhost(v: VirtualHost, node: str, channels: Iterable[Channel],
     conns = list(connections)
     stats = sum_channel_stats([channel_stats(v.closed_channels)]
                               + [channel_stats(ch) for ch in channels])
+    rates = [c.rates() for c in conns]
     return {
         'name': v.name,
         'description': v.description,
@@ -403,15 +425,10 @@ def vhost(v: VirtualHost, node: str, channels: Iterable[Channel],
         'tracing': False,
         'cluster_state': {node: 'running'},
         'send_oct': sum(c.send_oct for c in conns),
-        'send_oct_details': dict(ZERO_RATE),
+        'send_oct_details': rate(round(sum(r['send_oct'] for r in rates), 1)),
         'recv_oct': sum(c.recv_oct for c in conns),
-        'recv_oct_details': dict(ZERO_RATE),
-        'messages_ready': ready,
-        'messages_ready_details': dict(ZERO_RATE),
-        'messages_unacknowledged': unacked,
-        'messages_unacknowledged_details': dict(ZERO_RATE),
-        'messages': ready + unacked,
-        'messages_details': dict(ZERO_RATE),
+        'recv_oct_details': rate(round(sum(r['recv_oct'] for r in rates), 1)),
+        **queue_totals(ready, unacked, v.queues.values()),
         'message_stats': stats,
     }
 

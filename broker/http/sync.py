@@ -18,8 +18,12 @@ async def durable(store: Store, position: int) -> None:
         if store.confirm_failed(position):
             raise ApiError(500, 'internal_error',
                            f'the change could not be written to disk: {store.failed}')
-        done = loop.create_future()
-        store.when_synced(lambda: done.done() or done.set_result(None))
+        done: asyncio.Future[None] = loop.create_future()
+
+        def wake(future: asyncio.Future[None] = done) -> None:
+            if not future.done():
+                future.set_result(None)
+        store.when_synced(wake)
         await done
 
 

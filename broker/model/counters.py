@@ -89,7 +89,7 @@ class Counted:
             return dict.fromkeys(self.COUNTERS, 0.0)
         span = last[0] - prev[0]
         return {name: round((a - b) / span, 1)
-                for name, a, b in zip(self.COUNTERS, last[1], prev[1])}
+                for name, a, b in zip(self.COUNTERS, last[1], prev[1], strict=True)}
 
 
 class QueueCounters(Counted):

@@ -13,7 +13,7 @@ import base64
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from leveret.protocol.errors import (
@@ -184,7 +184,7 @@ class VirtualHost:
         for (destination, key, _), arguments in list(exchange.bindings.items()):
             self._forget_source(destination, exchange)
             self._binding_dropped(exchange, destination, key, arguments)
-        exchange.bindings.clear()
+        exchange.clear_bindings()
         # Bindings where this exchange is the destination go too.
         self._unbind_destination(exchange)
         if exchange.durable:
@@ -192,9 +192,8 @@ class VirtualHost:
 
     def _unbind_destination(self, destination: Queue | Exchange) -> None:
         for source in list(self._sources.pop(destination, {})):
-            for (dest, key, _), arguments in list(source.bindings.items()):
-                if dest is destination:
-                    self._binding_dropped(source, destination, key, arguments)
+            for key, arguments in source.bindings_to(destination):
+                self._binding_dropped(source, destination, key, arguments)
             source.unbind_destination(destination)
             self._maybe_auto_delete(source)
 
@@ -347,9 +346,8 @@ class VirtualHost:
 
     def bindings_of(self, destination: Any) -> Iterable[tuple[Exchange, str, dict[str, Any]]]:
         for source in self._sources.get(destination, ()):
-            for (dest, key, _), arguments in source.bindings.items():
-                if dest is destination:
-                    yield source, key, arguments
+            for key, arguments in source.bindings_to(destination):
+                yield source, key, arguments
 
     # --- routing ------------------------------------------------------------
     def route(self, exchange: Exchange, routing_key: str, message: Message) -> Iterable[Queue]:
