@@ -55,7 +55,8 @@ def task(row: TaskRow, rates: dict[str, float]) -> dict[str, Any]:
 
 def held(row: HeldTask) -> dict[str, Any]:
     return {'vhost': row.vhost, 'queue': row.queue, 'name': row.task, 'id': row.id,
-            'eta': row.eta, 'worker': row.worker, 'connection': row.connection}
+            'eta': row.eta, 'worker': row.worker, 'connection': row.connection,
+            'retries': row.retries, 'parent_id': row.parent_id, 'root_id': row.root_id}
 
 
 def worker(row: WorkerRow) -> dict[str, Any]:

@@ -132,6 +132,10 @@ class HeldTask:
     eta: float
     worker: str | None
     connection: str
+    #: Celery's ``retries`` header: how many times the task was retried.
+    retries: int | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -330,7 +334,10 @@ async def _celery(snap: Snapshot, broker: BrokerView, queues: list[Queue],
             worker.eta_held += 1
         snap.held.append(HeldTask(queue.vhost_name, queue.name, message.task[0],
                                   celery.field_of(message, 'id'), eta,
-                                  worker.hostname if worker else None, label))
+                                  worker.hostname if worker else None, label,
+                                  celery.field_of(message, 'retries'),
+                                  celery.field_of(message, 'parent_id'),
+                                  celery.field_of(message, 'root_id')))
     snap.tasks = sorted(rows.values(), key=lambda r: (r.vhost, r.queue, r.task))
     snap.held.sort(key=lambda h: h.eta)
     snap.workers = workers

@@ -44,7 +44,10 @@ def row(rows: list[dict[str, Any]], queue: str, name: str) -> dict[str, Any] | N
 def test_tasks_held_with_an_eta_and_tasks_done(celery_broker, project):
     name = project.task_name('add')
     sent_at = time.time()
-    held = [project.tasks.add.apply_async((i, i), countdown=300) for i in range(3)]
+    # Celery's retry() sends these headers itself; here they are set the same way.
+    held = [project.tasks.add.apply_async((i, i), countdown=300, retries=i,
+                                          root_id='root-of-all', parent_id=f'parent-{i}')
+            for i in range(3)]
     done = [project.tasks.add.delay(i, 1) for i in range(5)]
     assert [r.get(timeout=30) for r in done] == [1, 2, 3, 4, 5]
 
@@ -62,6 +65,8 @@ def test_tasks_held_with_an_eta_and_tasks_done(celery_broker, project):
     etas = api(celery_broker, '/leveret/celery/eta-held')
     assert sorted(e['id'] for e in etas) == sorted(r.id for r in held)
     assert {e['worker'] for e in etas} == {'acct@leveret'}
+    lineage = {e['id']: (e['retries'], e['parent_id'], e['root_id']) for e in etas}
+    assert lineage == {r.id: (i, f'parent-{i}', 'root-of-all') for i, r in enumerate(held)}
 
     workers = api(celery_broker, '/leveret/celery/workers')
     worker = [w for w in workers if w['hostname'] == 'acct@leveret'][0]
