@@ -25,8 +25,8 @@ from leveret.protocol.properties import with_header
 
 from ..store.base import Store
 from . import queue_args
-from .clock import Clock, TimerHandle
 from .celery import TaskTable
+from .clock import Clock, TimerHandle
 from .counters import QueueCounters
 from .memory import MemoryMonitor
 from .message import Message

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aio_pika
 import aiohttp
@@ -148,3 +149,120 @@ def test_a_broken_template_answers_500_and_the_broker_goes_on(tmp_path, monkeypa
     assert errors and 'dashboard: GET /queues failed' in errors[0].getMessage()
     assert 'no_such_value' in str(errors[0].exc_info[1])
 
+
+
+def rows(html: str, attribute: str) -> list[str]:
+    """The values of ``attribute`` on the table rows of a page, in order."""
+    return re.findall(rf'<tr {attribute}="([^"]*)"', html)
+
+
+def test_a_busy_broker_reads_in_numbers_and_words(tmp_path):
+    """Every page of a broker with traffic: the objects a client made, their
+    numbers with units, sorted and paged as asked, and no raw structure."""
+    async def scenario(broker: Broker, base: str) -> None:
+        url = f'amqp://guest:guest@127.0.0.1:{broker.port}/?name=orders-service'
+        async with await aio_pika.connect(url) as conn:
+            channel = await conn.channel()
+            await channel.set_qos(prefetch_count=3)
+            for i in range(25):
+                queue = await channel.declare_queue(f'busy.{i:02d}')
+                for _ in range(i):
+                    await channel.default_exchange.publish(aio_pika.Message(b'x'), queue.name)
+            held = await channel.declare_queue('busy.held', durable=True)
+            await held.bind('amq.direct', 'held-key')
+            for i in range(12):
+                await channel.default_exchange.publish(aio_pika.Message(
+                    f'order {i}'.encode(), content_type='text/plain',
+                    headers={'x-tenant': 'acme'}), 'busy.held')
+            async def hold(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                pass                                # never acked: the channel holds 3
+
+            await held.consume(hold, consumer_tag='holder')
+            session = await logged_in(base, 'guest', 'guest')
+            async with session:
+                async def settled() -> str:
+                    for _ in range(200):
+                        status, html = await page(
+                            session, base + '/queue?vhost=%2F&name=busy.held')
+                        assert status == 200, html[:2000]
+                        if '<dd class="num" id="unacked">3</dd>' in html:
+                            return html
+                        await asyncio.sleep(0.05)
+                    raise AssertionError(html)
+
+                detail = await settled()
+                assert '<dd class="num" id="ready">9</dd>' in detail
+                assert 'holder' in detail and 'manual' in detail      # the consumer
+                assert 'amq.direct' in detail and 'held-key' in detail    # the binding
+
+                async with session.post(f'{base}/queue', data={
+                        'vhost': '/', 'name': 'busy.held', 'count': '2',
+                        'ackmode': 'ack_requeue_true', 'csrf': token(detail)}) as response:
+                    got = await response.text()
+                assert response.status == 200, got[:2000]
+                assert 'order 3' in got and 'order 4' in got
+                assert '<th>header x-tenant</th><td>acme</td>' in got
+                assert '<th>content_type</th><td>text/plain</td>' in got
+
+                query = '/queues?name=busy.&sort=messages&sort_reverse=true&page_size=20'
+                status, html = await page(session, base + query)
+                assert status == 200
+                assert rows(html, 'data-queue')[:2] == ['busy.24', 'busy.23']
+                assert len(rows(html, 'data-queue')) == 20 and 'page 1 of 2' in html
+                status, html = await page(session, base + query + '&page=2')
+                assert rows(html, 'data-queue')[-1] == 'busy.00'
+
+                pages = {'/queue': detail, '/queue (get)': got}
+                for path in ('/', '/exchanges', '/connections', '/users'):
+                    status, pages[path] = await page(session, base + path)
+                    assert status == 200, (path, pages[path][:2000])
+                overview = pages['/']
+                assert '<dd class="num" id="total-ready">' in overview
+                assert re.search(r'<dd class="num" id="total-ready">3[0-9]{2}</dd>', overview)
+                assert re.search(r'[0-9.,]+ [KM]?i?B used', overview)     # memory, with units
+                assert 'amq.topic' in pages['/exchanges'] and 'topic' in pages['/exchanges']
+                connections = pages['/connections']
+                assert 'orders-service' in connections and 'Close…' in connections
+                assert re.search(r'[0-9.]+ [KM]?i?B/s', connections)       # bytes per second
+                users = pages['/users']
+                assert '<span class="tag">administrator</span>' in users
+                assert '<td>guest</td><td>/</td><td><code>.*</code></td>' in users
+                for path, html in pages.items():
+                    assert not re.search(r"\{'|\[\{|\{&#39;|\[&#39;", html), path
+
+    run(tmp_path, scenario)
+
+
+def token(html: str) -> str:
+    return html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def test_an_operator_closes_a_connection_and_the_client_is_told_why(tmp_path):
+    async def scenario(broker: Broker, base: str) -> None:
+        url = f'amqp://guest:guest@127.0.0.1:{broker.port}/'
+        conn = await aio_pika.connect(url)
+        closed: list[BaseException | None] = []
+        conn.close_callbacks.add(lambda _sender, exc: closed.append(exc))
+        name = next(iter(broker.sessions.connections)).name
+        session = await logged_in(base, 'guest', 'guest')
+        async with session:
+            status, html = await page(session, base + '/connections')
+            assert status == 200 and name.replace('>', '&gt;') in html
+            status, html = await page(session, base + '/connection/close?' + urlencode(
+                {'name': name}))
+            assert status == 200 and 'Close the connection' in html
+            async with session.post(f'{base}/connection/close', data={
+                    'name': name, 'csrf': token(html)}) as response:
+                assert response.status == 200
+                assert 'Closed connection' in await response.text()
+            for _ in range(200):
+                if closed:
+                    break
+                await asyncio.sleep(0.05)
+            assert closed and 'Closed from the dashboard by guest' in str(closed[0])
+            assert not broker.sessions.connections
+            status, html = await page(session, base + '/connections')
+            assert 'No connections.' in html
+        await conn.close()
+
+    run(tmp_path, scenario)
