@@ -266,3 +266,44 @@ def test_an_operator_closes_a_connection_and_the_client_is_told_why(tmp_path):
         await conn.close()
 
     run(tmp_path, scenario)
+
+
+def test_depth_charts_and_task_rates_come_from_the_samples(tmp_path):
+    """The sampler's rings: a queue's depth over the samples drawn on the
+    queues page, a task's published rate between the last two samples."""
+    async def scenario(broker: Broker, base: str) -> None:
+        history = broker.history
+        history.stop()                          # the test takes the samples
+        url = f'amqp://guest:guest@127.0.0.1:{broker.port}/'
+        async with await aio_pika.connect(url) as conn:
+            channel = await conn.channel()
+            await channel.declare_queue('sampled')
+
+            async def publish(count: int) -> None:
+                for _ in range(count):
+                    await channel.default_exchange.publish(
+                        aio_pika.Message(b'{}', headers={'task': 'proj.add', 'id': 'x'}),
+                        'sampled')
+                await channel.declare_queue('sampled', passive=True)    # all routed
+
+            await publish(3)
+            await history.sample(now=100.0)
+            await publish(4)
+            await history.sample(now=105.0)
+            assert history.depth_history('/', 'sampled') == [3, 7]
+            rates = history.task_rates(('/', 'sampled', 'proj.add'))
+            assert rates == {'published': 0.8, 'delivered': 0.0, 'acked': 0.0,
+                             'rejected': 0.0}
+            session = await logged_in(base, 'guest', 'guest')
+            async with session:
+                status, html = await page(session, base + '/queues')
+                assert status == 200
+                assert 'messages over the last 5 s: now 7, at most 7' in html
+                status, html = await page(session, base + '/celery/tasks')
+                row = html.split('data-task="proj.add"', 1)[1].split('</tr>', 1)[0]
+                assert '0.8/s' in row
+            await channel.queue_delete('sampled')
+            await history.sample(now=110.0)
+            assert history.depth_history('/', 'sampled') == []
+
+    run(tmp_path, scenario)
