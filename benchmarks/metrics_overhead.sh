@@ -20,10 +20,15 @@ COMPARE="${COMPARE:-$ROOT/../shared/bench/compare.sh}"
 ONLY_VARIANTS="${1:-^(pubsub-16|pubsub-1k|confirms-16)$}"
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-start() {   # start NAME EXTRA_ENV... ; prints the AMQP port, then the metrics port (0: none)
+start() {   # start NAME EXTRA_ENV... ; sets PORTS="<amqp port> <metrics port or 0>"
+  # Run in this shell (not in a subshell), so that the trap stops the broker.
   local name=$1; shift
   env "$@" "$PY" -m leveret broker --port 0 --prometheus-port 0 --management-port 0 \
       --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
@@ -32,17 +37,14 @@ start() {   # start NAME EXTRA_ENV... ; prints the AMQP port, then the metrics p
     if grep -q 'listening on' "$work/$name.log"; then break; fi
     sleep 0.1
   done
-  grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log"
-  grep -oP 'Prometheus metrics on http://[^\s]+:\K\d+' "$work/$name.log" || echo 0
+  PORTS="$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log") \
+$(grep -oP 'Prometheus metrics on http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)"
 }
 
-read -r -d '' A_PORTS < <(start off LEVERET_PROMETHEUS_ENABLED=false \
-                                    LEVERET_CELERY_ACCOUNTING=false; printf '\0') || true
-read -r -d '' B_PORTS < <(start on LEVERET_PROMETHEUS_ENABLED=true \
-                                   LEVERET_CELERY_ACCOUNTING=true; printf '\0') || true
-A_AMQP=$(echo "$A_PORTS" | sed -n 1p)
-B_AMQP=$(echo "$B_PORTS" | sed -n 1p)
-B_METRICS=$(echo "$B_PORTS" | sed -n 2p)
+start off LEVERET_PROMETHEUS_ENABLED=false LEVERET_CELERY_ACCOUNTING=false
+read -r A_AMQP _ <<<"$PORTS"
+start on LEVERET_PROMETHEUS_ENABLED=true LEVERET_CELERY_ACCOUNTING=true
+read -r B_AMQP B_METRICS <<<"$PORTS"
 echo "A (metrics and accounting off): amqp $A_AMQP   B (on, scraped): amqp $B_AMQP" \
      "metrics $B_METRICS" >&2
 [ "$B_METRICS" != 0 ] || { echo "B serves no metrics" >&2; exit 2; }
