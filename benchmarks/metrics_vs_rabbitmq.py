@@ -146,8 +146,9 @@ def compare(rabbit: dict, ours: dict, endpoint: str) -> dict:
                               'listed': listed(name, differ)})
     only_ours = sorted(name for name in ours if name not in rabbit)
     ours_q, rabbit_q = queue_values(ours, endpoint), queue_values(rabbit, endpoint)
-    values = {name: {'rabbitmq': rabbit_q[name], 'leveret': ours_q.get(name)}
-              for name in sorted(rabbit_q) if rabbit_q[name] != ours_q.get(name)}
+    # Of the families both serve (the others are counted above).
+    values = {name: {'rabbitmq': rabbit_q[name], 'leveret': ours_q[name]}
+              for name in sorted(rabbit_q) if name in ours_q and rabbit_q[name] != ours_q[name]}
     return {
         'alike': len(alike),
         'only_rabbitmq': len(only_rabbit),
@@ -156,6 +157,7 @@ def compare(rabbit: dict, ours: dict, endpoint: str) -> dict:
         'only_leveret': [n for n in only_ours if not n.startswith(('leveret_', 'python_'))],
         'only_leveret_own': len([n for n in only_ours if n.startswith(('leveret_', 'python_'))]),
         'type_or_labels_differ': differing,
+        'topology_queue_families_compared': len(set(rabbit_q) & set(ours_q)),
         'topology_queue_values_differ': values,
     }
 
