@@ -152,6 +152,17 @@ class Settings(BaseSettings):
     tls_external_auth: bool = True
     #: The user EXTERNAL logs in as: the certificate subject's CN, or its whole DN.
     tls_cert_login_from: Literal['common_name', 'distinguished_name'] = 'common_name'
+    #: Prometheus metrics (``/metrics``, ``/metrics/per-object``) on a port of their own.
+    prometheus_enabled: bool = Field(True, description='serve Prometheus metrics')
+    prometheus_host: str = Field('127.0.0.1', description='address of the metrics listener')
+    prometheus_port: int = Field(15692, ge=0, le=65535,
+                                 description='metrics port (0: any free port)')
+    #: The web dashboard at / of the management port (with the API).
+    dashboard_enabled: bool = Field(True, description='serve the web dashboard')
+    #: Count Celery tasks per name and queue from the headers of the messages.
+    celery_accounting: bool = Field(True, description='Celery-aware accounting')
+    #: Distinct task names counted; the rest are counted as ``other``.
+    celery_task_names: int = Field(500, ge=1, le=100_000)
     #: The management HTTP API (RabbitMQ's, on its port).
     management_enabled: bool = True
     management_host: str = '127.0.0.1'

@@ -22,6 +22,9 @@ from . import __version__, definitions, rabbit_definitions, recovery
 from .auth import Permission, Users, check_password, hash_password
 from .config import Settings
 from .loop_clock import LoopClock
+from .metrics.exporter import Exporter
+from .metrics.families import Host
+from .metrics.history import History
 from .model.counters import ChurnCounters
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
@@ -91,6 +94,8 @@ class Broker:
         #: The amqps listener's and the management API's TLS contexts (SIGHUP reloads them).
         self.amqp_tls: ReloadableContext | None = None
         self.management_tls: ReloadableContext | None = None
+        #: The Prometheus endpoint (prometheus_enabled), once started.
+        self.exporter: Exporter | None = None
         #: The management API (None when ``management_enabled`` is false).
         self.management: Any = None
         #: The API's ``node`` and ``cluster_name``.
@@ -106,6 +111,8 @@ class Broker:
         }
         self.sessions = Sessions(settings, self.users, self.vhosts, server_properties,
                                  churn=self.churn)
+        #: Queue depths and task rates of the last minutes (the dashboard's).
+        self.history = History(self.vhosts, self.sessions)
 
     # --- vhosts -------------------------------------------------------------
     def add_vhost(self, name: str, description: str | None = None,
@@ -230,6 +237,10 @@ class Broker:
             if self.management.tls_context is not None:
                 found.append({'protocol': 'https', 'ip_address': self.management.host,
                               'port': self.management.tls_port})
+        if self.exporter is not None:
+            found.append({'protocol': 'http/prometheus',
+                          'ip_address': self.settings.prometheus_host,
+                          'port': self.exporter.port})
         return found
 
     def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
@@ -295,12 +306,20 @@ class Broker:
                 ssl=self.amqp_tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
                 backlog=1024, reuse_address=True)
         self.memory.start_trimming(self.clock)
+        self.history.start()
+        if settings.prometheus_enabled:
+            self.exporter = Exporter(self, Host(settings.data_dir))
+            await self.exporter.start(settings.prometheus_host, settings.prometheus_port)
         if settings.management_enabled:
             from .http.server import ManagementServer
+            extensions = []
+            if settings.dashboard_enabled:
+                from .dashboard.app import install
+                extensions.append(install(self))
             self.management = ManagementServer(
                 self, settings.management_host, settings.management_port,
                 plain=settings.management_plain_listener, tls_context=self.management_tls,
-                tls_port=settings.management_tls_port)
+                tls_port=settings.management_tls_port, extensions=extensions)
             await self.management.start()
         where = []
         if self._server is not None:
@@ -325,6 +344,9 @@ class Broker:
         for server in (self._server, self._tls_server):
             if server is not None:
                 await server.wait_closed()
+        if self.exporter is not None:
+            await self.exporter.stop()
+        self.history.stop()
         self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')
