@@ -91,9 +91,10 @@ class Broker:
         self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
         self._tls_server: asyncio.base_events.Server | None = None
-        #: The amqps listener's and the management API's TLS contexts (SIGHUP reloads them).
+        #: The TLS contexts of amqps, the management API and the metrics (SIGHUP reloads them).
         self.amqp_tls: ReloadableContext | None = None
         self.management_tls: ReloadableContext | None = None
+        self.prometheus_tls: ReloadableContext | None = None
         #: The Prometheus endpoint (prometheus_enabled), once started.
         self.exporter: Exporter | None = None
         #: The management API (None when ``management_enabled`` is false).
@@ -238,9 +239,14 @@ class Broker:
                 found.append({'protocol': 'https', 'ip_address': self.management.host,
                               'port': self.management.tls_port})
         if self.exporter is not None:
-            found.append({'protocol': 'http/prometheus',
-                          'ip_address': self.settings.prometheus_host,
-                          'port': self.exporter.port})
+            if self.exporter.port:
+                found.append({'protocol': 'http/prometheus',
+                              'ip_address': self.settings.prometheus_host,
+                              'port': self.exporter.port})
+            if self.exporter.tls_port:
+                found.append({'protocol': 'https/prometheus',
+                              'ip_address': self.settings.prometheus_host,
+                              'port': self.exporter.tls_port})
         return found
 
     def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
@@ -274,11 +280,15 @@ class Broker:
         files = tls_files(self.settings, 'management_tls')
         if files is not None and self.settings.management_enabled:
             self.management_tls = ReloadableContext(files)
+        files = tls_files(self.settings, 'prometheus_tls')
+        if files is not None and self.settings.prometheus_enabled:
+            self.prometheus_tls = ReloadableContext(files)
 
     def reload_tls(self) -> None:
         """SIGHUP: read the certificates again for new connections; open ones
         keep theirs.  A failure is logged and the old certificates stay."""
-        for name, context in (('amqps', self.amqp_tls), ('management', self.management_tls)):
+        for name, context in (('amqps', self.amqp_tls), ('management', self.management_tls),
+                              ('prometheus', self.prometheus_tls)):
             if context is None:
                 continue
             try:
@@ -309,7 +319,10 @@ class Broker:
         self.history.start()
         if settings.prometheus_enabled:
             self.exporter = Exporter(self, Host(settings.data_dir))
-            await self.exporter.start(settings.prometheus_host, settings.prometheus_port)
+            await self.exporter.start(settings.prometheus_host, settings.prometheus_port,
+                                      plain=settings.prometheus_plain_listener,
+                                      tls_context=self.prometheus_tls,
+                                      tls_port=settings.prometheus_tls_port)
         if settings.management_enabled:
             from .http.server import ManagementServer
             extensions = []

@@ -37,6 +37,8 @@ class BrokerProcess:
         self.management_tls_port = 0
         #: The Prometheus port (0 when the broker serves no metrics).
         self.metrics_port = 0
+        #: The metrics' HTTPS port (0 unless configured).
+        self.metrics_tls_port = 0
 
     @property
     def url(self) -> str:
@@ -75,13 +77,14 @@ class BrokerProcess:
                 f.seek(start_offset)
                 text = f.read()
             if ready.search(text):
-                self.metrics_port = 0   # stays 0 when this start serves no metrics
+                self.metrics_port = self.metrics_tls_port = 0   # 0 unless this start serves them
                 for attribute, pattern in (
                         ('port', rb'listening on [^\s]+:(\d+)'),
                         ('tls_port', rb'for TLS on [^\s]+:(\d+)'),
                         ('management_port', rb'management API at http://[^\s]+:(\d+)/'),
                         ('management_tls_port', rb'management API at https://[^\s]+:(\d+)/'),
-                        ('metrics_port', rb'Prometheus metrics on http://[^\s]+:(\d+)/')):
+                        ('metrics_port', rb'Prometheus metrics on http://[^\s]+:(\d+)/'),
+                        ('metrics_tls_port', rb'Prometheus metrics on https://[^\s]+:(\d+)/')):
                     found = re.search(pattern, text)
                     if found:
                         setattr(self, attribute, int(found.group(1)))
