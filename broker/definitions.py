@@ -7,19 +7,34 @@ predeclared ``amq.*`` exchanges are recreated at start, never saved.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
+
+from leveret.protocol import fieldtable
 
 from .auth import Users
 from .model.exchanges import Exchange
 from .model.queue import Queue
 from .model.vhost import PREDECLARED, VirtualHost
 from .store.base import Definitions
-from .store.definitions import decode_table, encode_table
 
 log = logging.getLogger(__name__)
 
 _PREDECLARED_NAMES = {name for name, _ in PREDECLARED}
+
+
+def encode_table(table: dict[str, Any]) -> str:
+    """Arguments as saved: AMQP's own table encoding, base64'd, so that every
+    value keeps its exact type across a restart (JSON would turn a Decimal
+    or a timestamp into something else).  Whatever a client sent and the
+    broker decoded encodes back (:mod:`leveret.protocol.fieldtable`)."""
+    return base64.b64encode(fieldtable.encode_table(table)).decode()
+
+
+def decode_table(text: str) -> dict[str, Any]:
+    return fieldtable.decode_table(base64.b64decode(text))
 
 
 def _queue_is_durable(queue: Queue) -> bool:

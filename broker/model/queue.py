@@ -17,6 +17,7 @@ memory alarm, deletion and dead-lettering) comes in a :class:`QueueContext`.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -358,8 +359,13 @@ class Queue:
                 over.append(message)
             else:
                 # Every queue type tells consumers how often this failed before.
-                message.header = with_header(message.header, 'x-delivery-count',
-                                             message.delivery_count)
+                try:
+                    message.header = with_header(message.header, 'x-delivery-count',
+                                                 message.delivery_count)
+                except (ValueError, IndexError, struct.error) as exc:
+                    # Headers are checked when a message arrives, so this is
+                    # a bug: the message goes back all the same, uncounted.
+                    log.error('queue %r: cannot set x-delivery-count: %s', self.name, exc)
                 back.append(message)
         if over:
             self._dead_letter(over, DELIVERY_LIMIT)

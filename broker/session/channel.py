@@ -10,6 +10,7 @@ change it, through :meth:`Channel._to`.
 from __future__ import annotations
 
 import logging
+import struct
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands
@@ -107,8 +108,15 @@ class Channel:
         vhost = self.vhost
         try:
             delivery_mode, priority, expiration, user_id = properties.scan(header)
-        except (IndexError, ValueError, UnicodeDecodeError):
-            raise PreconditionFailed('invalid content header properties') from None
+        except UnicodeDecodeError:
+            raise PreconditionFailed(
+                'invalid content header properties: a short string is not valid UTF-8'
+            ) from None
+        except properties.InvalidProperties as exc:
+            raise PreconditionFailed(f'invalid content header properties: {exc}') from None
+        except (IndexError, ValueError, struct.error):
+            raise PreconditionFailed(
+                'invalid content header properties: truncated') from None
         if user_id is not None and user_id != self.conn.username:
             raise PreconditionFailed(
                 f"user_id property set to '{user_id}' but authenticated user was "
@@ -382,10 +390,19 @@ class Channel:
         # Requeue before removing consumers: an auto-delete queue must not
         # vanish with deliveries still out (RabbitMQ requeues first too);
         # this channel is no longer deliverable, so nothing comes back here.
+        # Each step runs whatever the others did: a clean-up that stopped
+        # half-way would lose messages or leave a consumer behind.
         for queue, messages in by_queue.items():
-            queue.requeue(messages)
+            try:
+                queue.requeue(messages)
+            except Exception:   # a bug: log it, and clean up the rest all the same
+                log.exception('%r: requeue of %d messages to %r failed', self,
+                              len(messages), queue)
         for consumer in consumers:
-            consumer.queue.remove_consumer(consumer)
+            try:
+                consumer.queue.remove_consumer(consumer)
+            except Exception:
+                log.exception('%r: removing %r failed', self, consumer)
 
 
 def _parse_expiration(value: str) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands as C
@@ -397,14 +397,16 @@ class Connection(Handshake, Output, asyncio.Protocol):
         channels = list(self.channels.values())
         if self.state is CLOSED:
             self.channels.clear()
+        # Every step runs whatever an earlier one did (a bug in one must not
+        # leave consumers, exclusive queues or the session behind).
         for channel in channels:
-            channel.release()
+            _guarded(channel.release)
         self._confirm_channels.clear()
         for source in list(self._throttled_by):
-            source.forget_publisher(self)
+            _guarded(source.forget_publisher, self)
         self._throttled_by.clear()
         if self.vhost is not None:
-            self.vhost.owner_gone(self)
+            _guarded(self.vhost.owner_gone, self)
         if self.state is CLOSED:
             self.sessions.closed(self)
 
@@ -501,3 +503,12 @@ class Connection(Handshake, Output, asyncio.Protocol):
             self.close(exc.code, exc.text)
         else:
             self._close_transport()
+
+
+def _guarded(action: Callable[..., object], *args: Any) -> None:
+    """Run one clean-up step; a failure is logged (it is a bug) and the next
+    step runs all the same."""
+    try:
+        action(*args)
+    except Exception:
+        log.exception('clean-up step %s%r failed', getattr(action, '__qualname__', action), args)
