@@ -16,6 +16,7 @@ from .loop_clock import LoopClock
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
 from .session import Connection, Sessions
+from .session.bugs import log_bug
 from .store import Store
 from .store.disk import DiskStore
 
@@ -37,8 +38,11 @@ SHUTDOWN_GRACE = 5.0
 
 
 class Broker:
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None,
+                 config_file: str | None = None) -> None:
         self.settings = settings
+        #: The TOML file the settings came from, if any (for the log).
+        self.config_file = config_file
         self.store: Store = store if store is not None else DiskStore(  # type: ignore[assignment]
             settings.data_dir, fsync=settings.fsync, segment_size=settings.segment_size)
         #: True until the store is open: nothing may be saved before that.
@@ -86,10 +90,14 @@ class Broker:
         self.store.open()
         self._restoring = True
         try:
-            recovery.recover(self.store, self.vhosts, self.add_vhost, self.users)
+            report = recovery.recover(self.store, self.vhosts, self.add_vhost, self.users)
         finally:
             self._restoring = False
         self.definitions_changed()
+        queues = sum(len(vhost.queues) for vhost in self.vhosts.values())
+        log.info('%d users, %d vhosts, %d queues and %d messages after recovery%s',
+                 len(self.users.users), len(self.vhosts), queues, report.messages,
+                 f' ({report.quarantined} records quarantined)' if report.quarantined else '')
 
     @property
     def port(self) -> int:
@@ -99,14 +107,23 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        settings = self.settings
+        log.info('Leveret %s starting: data directory %s, %s', __version__, settings.data_dir,
+                 f'config file {self.config_file}' if self.config_file else 'no config file')
         self.open_store()
         self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
                                                                self.sessions.unacked))
-        self._server = await loop.create_server(
-            lambda: Connection(self.sessions), self.settings.host, self.settings.port,
-            backlog=1024, reuse_address=True)
+        try:
+            self._server = await loop.create_server(
+                lambda: Connection(self.sessions), settings.host, settings.port,
+                backlog=1024, reuse_address=True)
+        except OSError as exc:
+            self.store.close()
+            reason = exc.strerror or str(exc)
+            raise OSError(exc.errno, f'cannot listen on {settings.host}:{settings.port}: '
+                                     f'{reason}') from None
         self.memory.start_trimming(self.clock)
-        log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
+        log.info('Leveret %s listening on %s:%d', __version__, settings.host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 320, release the store."""
@@ -120,6 +137,7 @@ class Broker:
         if self._server is not None:
             await self._server.wait_closed()
         self.memory.stop_trimming()
+        self.sessions.connection_log.flush()
         self.store.close()
         log.info('Leveret stopped')
 
@@ -130,12 +148,14 @@ def configure_logging(level: str) -> None:
         format='%(asctime)s %(levelname)-7s %(name)s: %(message)s')
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, ready: asyncio.Event | None = None,
+                config_file: str | None = None) -> None:
     """Run a broker until SIGTERM or SIGINT, then shut down cleanly."""
-    broker = Broker(settings)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception)
+    broker = Broker(settings, config_file=config_file)
     await broker.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
@@ -147,11 +167,20 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         await broker.stop()
 
 
-def run(settings: Settings) -> None:
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An exception no callback caught: a bug, logged once with its traceback."""
+    exc = context.get('exception')
+    if isinstance(exc, BaseException):
+        log_bug(log, str(context.get('message', 'unhandled exception')), exc)
+    else:
+        loop.default_exception_handler(context)
+
+
+def run(settings: Settings, config_file: str | None = None) -> None:
     configure_logging(settings.log_level)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, config_file=config_file))
     else:
-        uvloop.run(serve(settings))
+        uvloop.run(serve(settings, config_file=config_file))

@@ -24,6 +24,7 @@ from leveret.protocol.states import CHANNEL, OPEN, RELEASE, SEND_CLOSE, EventKey
 from ..model.message import Message
 from ..model.queue import Queue
 from ..store.base import StoreFailed
+from .bugs import log_bug
 from .consumer import Consumer
 
 if TYPE_CHECKING:
@@ -395,14 +396,14 @@ class Channel:
         for queue, messages in by_queue.items():
             try:
                 queue.requeue(messages)
-            except Exception:   # a bug: log it, and clean up the rest all the same
-                log.exception('%r: requeue of %d messages to %r failed', self,
-                              len(messages), queue)
+            except Exception as exc:   # a bug: log it, and clean up the rest all the same
+                log_bug(log, f'{self!r}: requeue of {len(messages)} messages to {queue!r} '
+                             f'failed', exc)
         for consumer in consumers:
             try:
                 consumer.queue.remove_consumer(consumer)
-            except Exception:
-                log.exception('%r: removing %r failed', self, consumer)
+            except Exception as exc:
+                log_bug(log, f'{self!r}: removing {consumer!r} failed', exc)
 
 
 def _parse_expiration(value: str) -> int:

@@ -66,6 +66,7 @@ from leveret.protocol.states import (
 )
 
 from ..model.ports import ThrottleSource
+from .bugs import log_bug
 from .channel import Channel
 from .handshake import BadProtocolHeader, Handshake
 from .methods import CHANNEL_METHODS, FAST_PATH
@@ -117,6 +118,8 @@ class Connection(Handshake, Output, asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info('peername')
         self.peer = f'{peer[0]}:{peer[1]}' if peer else '?'
+        local = transport.get_extra_info('sockname')
+        self.listener = f'{local[0]}:{local[1]}' if local else '?'
         transport.set_write_buffer_limits(  # type: ignore[attr-defined]
             high=TRANSPORT_HIGH, low=TRANSPORT_LOW)
         self.sessions.opened(self)
@@ -124,7 +127,7 @@ class Connection(Handshake, Output, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.state is not CLOSED:
-            log.debug('%r lost: %s', self, exc or 'closed by peer')
+            self.note_close('client unexpectedly closed TCP connection', logging.WARNING)
         self._to(DISCONNECT)
         self._release()
 
@@ -232,7 +235,7 @@ class Connection(Handshake, Output, asyncio.Protocol):
                 self._fail(channel_id, FrameError(f'cannot decode frame: {exc}').with_method(
                     index >> 16, index & 0xFFFF))
             except Exception as exc:  # a bug: never take the server down
-                log.exception('internal error on %r', self)
+                log_bug(log, f'internal error on {self!r}', exc)
                 self._fail(0, InternalError(f'{type(exc).__name__}: {exc}'))
             if self.state is CLOSING or self.state is CLOSED:
                 # After a connection error only close/close-ok matter.
@@ -317,6 +320,7 @@ class Connection(Handshake, Output, asyncio.Protocol):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        self.sessions.connection_log.opened(self)
 
     def closed_by_peer(self) -> None:
         """connection.close (answered) or close-ok from the client."""
@@ -339,10 +343,7 @@ class Connection(Handshake, Output, asyncio.Protocol):
         """Start a server-initiated connection close."""
         if self.state is CLOSED or self.state is CLOSING:
             return
-        if code >= 500 or code == 403 or code == 402:
-            log.warning('%r closed with %d %s', self, code, text)
-        else:
-            log.info('%r closed with %d %s', self, code, text)
+        self.note_close(f'{code} {text}', logging.WARNING if code >= 402 else logging.INFO)
         if self.state is AWAIT_HEADER:
             self._close_transport()     # nothing to say to a peer without a header
             return
@@ -373,7 +374,7 @@ class Connection(Handshake, Output, asyncio.Protocol):
     def _handshake_timeout(self) -> None:
         self._handshake_timer = None
         if self.state is not RUNNING and self.state is not CLOSED:
-            log.info('%s: handshake timeout', self.peer)
+            self.note_close(f'handshake timeout ({HANDSHAKE_TIMEOUT:g}s)', logging.WARNING)
             self._close_transport()
 
     def _close_transport(self) -> None:
@@ -424,8 +425,8 @@ class Connection(Handshake, Output, asyncio.Protocol):
         # Ticks come every heartbeat/2: past four silent ticks the client has
         # said nothing for at least two intervals.
         if self._silent_ticks > 4:
-            log.warning('%r: missed heartbeats from client, timeout: %ds',
-                        self, self.heartbeat)
+            self.note_close(f'missed heartbeats from client, timeout: {self.heartbeat}s',
+                            logging.WARNING)
             self._to(DISCONNECT)
             self.abort()
             self._release()
@@ -510,5 +511,5 @@ def _guarded(action: Callable[..., object], *args: Any) -> None:
     step runs all the same."""
     try:
         action(*args)
-    except Exception:
-        log.exception('clean-up step %s%r failed', getattr(action, '__qualname__', action), args)
+    except Exception as exc:
+        log_bug(log, f'clean-up step {getattr(action, "__qualname__", action)} failed', exc)

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..model.message import Message
 from ..model.queue import Queue
 from ..model.vhost import VirtualHost
+from .connection_log import ConnectionLog
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -31,15 +32,20 @@ class Sessions:
         #: Sent in connection.start.
         self.server_properties = server_properties
         self.connections: set[Connection] = set()
+        #: The connections' lines in the log (accepted, authenticated, closed).
+        self.connection_log = ConnectionLog()
 
     def __len__(self) -> int:
         return len(self.connections)
 
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
+        self.connection_log.accepted(connection)
 
     def closed(self, connection: Connection) -> None:
-        self.connections.discard(connection)
+        if connection in self.connections:
+            self.connections.remove(connection)
+            self.connection_log.closed(connection)
 
     def unacked(self) -> Iterator[tuple[Queue, Message]]:
         """Every delivery waiting for an ack, on every channel of every connection."""

@@ -36,7 +36,7 @@ def start_ok(conn: 'Handshake', method: Connection.StartOk) -> None:
         user = conn.sessions.users.authenticate(mechanism, method.response,
                                                 conn.from_loopback())
     except AuthenticationError as exc:
-        log.warning('%s: login refused: %s', conn.peer, exc)
+        conn.note_close(f'login refused: {exc}', logging.WARNING)
         if conn.client_capability('authentication_failure_close'):
             raise ConnectionAccessRefused(
                 f'Login was refused using authentication mechanism {mechanism}. '
@@ -76,11 +76,12 @@ def open_(conn: 'Handshake', method: Connection.Open) -> None:
     conn.vhost = vhost
     conn.opened()
     conn.send_method(0, Connection.OpenOk())
-    log.debug('%r opened vhost %r', conn, name)
 
 
 def close(conn: 'Handshake', method: Connection.Close) -> None:
     """The client closes: answer close-ok, then drop the connection."""
+    conn.note_close(f'closed by the client ({method.reply_code} {method.reply_text})'
+                    if method.reply_code not in (0, 200) else 'closed by the client')
     conn.send_method(0, Connection.CloseOk())
     conn.closed_by_peer()
 
