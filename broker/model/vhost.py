@@ -110,11 +110,11 @@ class VirtualHost:
                          internal: bool = False,
                          arguments: dict[str, Any] | None = None) -> Exchange:
         arguments = arguments or {}
-        if passive:
-            return self.exchange(name)
-        if name == '':
+        if name == '':      # passive or not, as RabbitMQ
             raise AccessRefused(
                 "operation not permitted on the default exchange")
+        if passive:
+            return self.exchange(name)
         if name.startswith('amq.') and name not in self.exchanges:
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         cls = EXCHANGE_TYPES.get(kind)

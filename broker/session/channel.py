@@ -330,8 +330,7 @@ class Channel:
         if self.consumers.pop(consumer.tag, None) is None:
             return
         if self.state is OPEN and self.conn.client_capability('consumer_cancel_notify'):
-            self.send_method(commands.Basic.Cancel(consumer_tag=consumer.tag, nowait=True))
-            self.conn.flush_soon()
+            self.conn.notify(self, commands.Basic.Cancel(consumer_tag=consumer.tag, nowait=True))
 
     def set_qos(self, prefetch_count: int, global_: bool) -> None:
         if global_:

@@ -104,6 +104,10 @@ class Connection(Handshake, Output, asyncio.Protocol):
         self._reading = True
         #: Frames received while a tx.commit waits for the disk, else None.
         self._deferred: list[tuple[int, int, bytes]] | None = None
+        #: The channel whose method is being handled (0: none), and the
+        #: notifications for that channel its handling caused.
+        self.handling = 0
+        self._after_reply: list[tuple[Channel, Any]] = []
         # --- timers ---
         self._hb_timer: asyncio.TimerHandle | None = None
         self._silent_ticks = 0
@@ -288,10 +292,35 @@ class Connection(Handshake, Output, asyncio.Protocol):
             if method.index >> 16 == 10:
                 raise CommandInvalid('unimplemented method')   # RabbitMQ's words
             raise CommandInvalid(f'method {method.name} is not allowed from a client')
+        self.handling = channel.id
         try:
             handler(channel, method)
         except AMQPError as exc:
             raise exc.with_method(*method_ids(method)) from None
+        finally:
+            self.handling = 0
+            if self._after_reply:
+                self._send_after_reply()
+
+    def notify(self, channel: Channel, method: Any) -> None:
+        """A server-initiated method (basic.cancel) for ``channel``.
+
+        As in RabbitMQ, a notification for the channel whose method is being
+        handled comes after that method's reply (queue.delete-ok, then the
+        basic.cancel of the channel's own consumer of that queue); one for
+        any other channel goes at once.
+        """
+        if channel.id == self.handling:
+            self._after_reply.append((channel, method))
+        else:
+            channel.send_method(method)
+            self.flush_soon()
+
+    def _send_after_reply(self) -> None:
+        notices, self._after_reply = self._after_reply, []
+        for channel, method in notices:
+            if channel.state is OPEN:
+                channel.send_method(method)
 
     def _open_channel(self, channel_id: int) -> None:
         # Like RabbitMQ, limit how many channels are open, not their numbers.
@@ -421,7 +450,13 @@ class Connection(Handshake, Output, asyncio.Protocol):
     def _heartbeat_tick(self) -> None:
         if self.state is CLOSED:
             return
-        self._silent_ticks += 1
+        if self._reading:
+            self._silent_ticks += 1
+        else:
+            # The broker holds this connection's input (a memory alarm, flow
+            # control, a commit waiting for the disk): the client's heartbeats
+            # are in the socket, unread.  Its silence is ours, not its.
+            self._silent_ticks = 0
         # Ticks come every heartbeat/2: past four silent ticks the client has
         # said nothing for at least two intervals.
         if self._silent_ticks > 4:
