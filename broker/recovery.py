@@ -36,7 +36,7 @@ def message_from_record(published: Published, queue: Queue, now_monotonic: float
     count = published.delivery_count
     if count:
         message.delivery_count = count
-        message.header = properties.with_header(message.header, 'x-delivery-count', count)
+        message.set_header(properties.with_header(message.header, 'x-delivery-count', count))
     message.redelivered = published.redelivered
     message.store_id = published.store_id
     if published.expires_ms:

@@ -15,6 +15,7 @@ from .config import Settings
 from .loop_clock import LoopClock
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
+from .resident import ResidentWatch
 from .session import Connection, Sessions
 from .session.bugs import log_bug
 from .store import Store
@@ -51,6 +52,7 @@ class Broker:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
         self.memory = MemoryMonitor(settings.memory_high_watermark or default_high_watermark())
+        self.resident = ResidentWatch(self.memory, self.clock)
         self._server: asyncio.base_events.Server | None = None
         server_properties: dict[str, Any] = {
             'product': 'Leveret',
@@ -123,6 +125,9 @@ class Broker:
             raise OSError(exc.errno, f'cannot listen on {settings.host}:{settings.port}: '
                                      f'{reason}') from None
         self.memory.start_trimming(self.clock)
+        self.resident.start()
+        log.info('memory high watermark %d MiB (%d MiB in use at start)',
+                 self.memory.watermark >> 20, self.memory.base >> 20)
         log.info('Leveret %s listening on %s:%d', __version__, settings.host, self.port)
 
     async def stop(self) -> None:
@@ -137,6 +142,7 @@ class Broker:
         if self._server is not None:
             await self._server.wait_closed()
         self.memory.stop_trimming()
+        self.resident.stop()
         self.sessions.connection_log.flush()
         self.store.close()
         log.info('Leveret stopped')

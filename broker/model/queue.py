@@ -160,7 +160,7 @@ class Queue:
             self._store.add(self, message)      # raises StoreFailed when it cannot
         # _count_in(message), inlined: once per message and queue.
         memory = self._memory
-        held = memory.held = memory.held + len(message.body)
+        held = memory.held = memory.held + message.cost
         if held > memory.peak:
             memory.peak = held
             if held > memory.high:
@@ -178,7 +178,7 @@ class Queue:
 
     def _count_in(self, message: Message) -> None:
         memory = self._memory
-        held = memory.held = memory.held + len(message.body)
+        held = memory.held = memory.held + message.cost
         if held > memory.peak:
             memory.peak = held
             if held > memory.high:
@@ -337,7 +337,7 @@ class Queue:
     def settle(self, message: Message) -> None:
         """The message left this queue for good (acked, dropped, expired...)."""
         memory = self._memory
-        memory.held -= len(message.body)
+        memory.held -= message.cost
         if memory.alarm:
             memory.check()
         if message.store_id:
@@ -360,8 +360,8 @@ class Queue:
             else:
                 # Every queue type tells consumers how often this failed before.
                 try:
-                    message.header = with_header(message.header, 'x-delivery-count',
-                                                 message.delivery_count)
+                    self._memory.held += message.set_header(with_header(
+                        message.header, 'x-delivery-count', message.delivery_count))
                 except (ValueError, IndexError, struct.error) as exc:
                     # Headers are checked when a message arrives, so this is
                     # a bug: the message goes back all the same, uncounted.

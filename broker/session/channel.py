@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: During a memory alarm a message with at most this much of its body still
+#: to come is let in whole; one with more holds its publisher mid-body.
+FINISH_LIMIT = 4 << 20
+
 # An unacked delivery: the message, its queue, and the consumer (None for get).
 Unacked = tuple[Message, Queue, 'Consumer | None']
 
@@ -48,6 +52,8 @@ class Channel:
         #: basic.publish -> content header -> body frames (read by the hot path).
         self.assembler: ContentAssembler[Publish] = ContentAssembler(
             connection.sessions.settings.max_message_size)
+        #: Bytes of a body still arriving, counted by the memory alarm.
+        self.partial = 0
         # --- deliveries ---
         self.next_tag = 0
         self.unacked: dict[int, Unacked] = {}
@@ -94,6 +100,27 @@ class Channel:
             queue.drain()
 
     # --- publishing ---------------------------------------------------------
+    def body_part(self, size: int) -> None:
+        """A body frame that does not complete its message: the memory alarm
+        counts it.  During the alarm the publisher is blocked at once unless
+        what is left of the body is small (then the whole message goes in,
+        and the publisher is blocked after it, as any other)."""
+        memory = self.vhost.memory
+        memory.held += size
+        self.partial += size
+        if memory.held > memory.high:
+            memory.check()
+        if memory.alarm and self.assembler.body_size - self.partial > FINISH_LIMIT:
+            memory.block(self.conn)
+
+    def body_done(self) -> None:
+        """The body arrived whole (or never will): the message counts it now."""
+        memory = self.vhost.memory
+        memory.held -= self.partial
+        self.partial = 0
+        if memory.alarm:
+            memory.check()
+
     def publish_complete(self, content: Content[Publish]) -> None:
         """The assembler has a whole message: route it (or hold it for tx.commit)."""
         publish, header, body = content
@@ -375,6 +402,8 @@ class Channel:
     def _release_all(self) -> None:
         self.deliverable = False
         self.assembler.reset()
+        if self.partial:
+            self.body_done()
         consumers = list(self.consumers.values())
         self.consumers.clear()
         for _kind, taken, _requeue in self._tx_settles:

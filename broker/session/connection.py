@@ -217,7 +217,11 @@ class Connection(Handshake, Output, asyncio.Protocol):
                             content = assembler.body_frame(payload)
                             if content is not None:
                                 index = BASIC_PUBLISH   # routing errors name the publish
+                                if channel.partial:
+                                    channel.body_done()
                                 channel.publish_complete(content)
+                            else:
+                                channel.body_part(len(payload))
                         elif frame_type == FRAME_HEADER:
                             content = assembler.header_frame(payload)
                             if content is not None:
