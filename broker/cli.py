@@ -16,7 +16,9 @@ def run_broker(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port,
-                                 data_dir=args.data_dir, log_level=args.log_level)
+                                 data_dir=args.data_dir, log_level=args.log_level,
+                                 management_host=args.management_host,
+                                 management_port=args.management_port)
     except FileNotFoundError as exc:
         print(f'leveret: {exc}', file=sys.stderr)
         return 2
@@ -50,6 +52,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument('--data-dir', help=f'directory for durable data (default {default["data_dir"]})')
     b.add_argument('--log-level', choices=('debug', 'info', 'warning', 'error'),
                    help=f'(default {default["log_level"]})')
+    b.add_argument('--management-host',
+                   help=f'address the management API listens on '
+                        f'(default {default["management_host"]})')
+    b.add_argument('--management-port', type=int,
+                   help=f'management API port (default {default["management_port"]}, '
+                        f'0: any free port)')
     b.add_argument('--config', help='TOML settings file (also LEVERET_CONFIG; default none)')
     b.set_defaults(func=run_broker)
     return b

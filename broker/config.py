@@ -26,7 +26,8 @@ from pydantic_settings import (
 ENV_PREFIX = 'LEVERET_'
 #: The command-line flag of each setting that has one.
 FLAGS = {'host': '--host', 'port': '--port', 'data_dir': '--data-dir',
-         'log_level': '--log-level'}
+         'log_level': '--log-level', 'management_host': '--management-host',
+         'management_port': '--management-port'}
 
 
 class SettingsProblem(ValueError):
@@ -82,6 +83,14 @@ class Settings(BaseSettings):
                              '(0: 40% of RAM)')
     max_message_size: int = Field(128 * 1024 * 1024, ge=1, le=512 * 1024 * 1024,
                                   description='largest message body accepted, bytes')
+    management_enabled: bool = Field(True, description="the management HTTP API "
+                                                       "(RabbitMQ's, on its port)")
+    management_host: str = Field('127.0.0.1', description='address the management API '
+                                                          'listens on')
+    management_port: int = Field(15672, ge=0, le=65535,
+                                 description='management API port (0: any free port)')
+    load_definitions: Path | None = Field(
+        None, description="a definitions file (RabbitMQ's JSON format) applied at every start")
 
     @model_validator(mode='after')
     def _users_are_distinct(self) -> Settings:

@@ -15,7 +15,7 @@ from .auth import Users
 from .model.message import Message
 from .model.queue import Queue
 from .model.vhost import VirtualHost
-from .store.base import Recovered, Store
+from .store.base import Definitions, Recovered, Store
 from .store.records import Published
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,14 @@ def message_from_record(published: Published, queue: Queue, now_monotonic: float
 
 
 def recover(store: Store, vhosts: Mapping[str, VirtualHost],
-            add_vhost: Callable[[str], VirtualHost], users: Users) -> Recovered:
+            add_vhost: Callable[[str], VirtualHost],
+            users: Users) -> tuple[Definitions | None, Recovered]:
     """Load the saved definitions and the stored messages of ``store``.
 
     ``add_vhost`` finds or creates a virtual host by name (the saved
     definitions may name vhosts the settings do not); ``vhosts`` are all of
-    them once the definitions are restored.
+    them once the definitions are restored.  Returns what was saved (None
+    on a first start) and what the store's recovery found.
     """
     saved = store.load_definitions()
     if saved is not None:
@@ -90,7 +92,7 @@ def recover(store: Store, vhosts: Mapping[str, VirtualHost],
                  '%s', len(saved.queues) if saved else 0, len(saved.exchanges) if saved else 0,
                  report.messages, report.seconds,
                  f' ({report.dropped} of deleted queues dropped)' if report.dropped else '')
-    return report
+    return saved, report
 
 
 def live_messages(vhosts: Iterable[VirtualHost],

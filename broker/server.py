@@ -1,18 +1,27 @@
-"""The broker process: listening socket, virtual hosts, users, shutdown."""
+"""The broker process: listening socket, virtual hosts, users, shutdown.
+
+Users, vhosts and permissions come from the settings at the first start of
+a data directory only; from then on the saved definitions are what counts
+(changed at run time through the management API or ``leveret ctl``), and a
+settings user that differs from the saved one is only logged.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import platform
 import signal
 import sys
+import time
 from typing import Any
 
-from . import __version__, definitions, recovery
-from .auth import Users
+from . import __version__, definitions, rabbit_definitions, recovery
+from .auth import Users, check_password
 from .config import Settings
 from .loop_clock import LoopClock
+from .model.counters import ChurnCounters
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
 from .resident import ResidentWatch
@@ -46,14 +55,23 @@ class Broker:
         self.config_file = config_file
         self.store: Store = store if store is not None else DiskStore(  # type: ignore[assignment]
             settings.data_dir, fsync=settings.fsync, segment_size=settings.segment_size)
-        #: True until the store is open: nothing may be saved before that.
-        self._restoring = True
+        #: Every change to what a restart recreates goes to the store through it.
+        self.recorder = definitions.Recorder(self.store)
+        #: Wall-clock start time (the API's uptime).
+        self.started_at = time.time()
         self.clock = LoopClock()
         self.vhosts: dict[str, VirtualHost] = {}
-        self.users = Users()
+        self.users = Users(settings.loopback_users)
+        self.users.listener = self.recorder
         self.memory = MemoryMonitor(settings.memory_high_watermark or default_high_watermark())
         self.resident = ResidentWatch(self.memory, self.clock)
+        #: Connections, channels and queues created and closed, broker-wide.
+        self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
+        #: The management API (None when ``management_enabled`` is false).
+        self.management: Any = None
+        #: The API's ``node`` and ``cluster_name``.
+        self.node_name = f'leveret@{platform.node()}'
         server_properties: dict[str, Any] = {
             'product': 'Leveret',
             'version': __version__,
@@ -63,43 +81,93 @@ class Broker:
             'cluster_name': f'leveret@{platform.node()}',
             'capabilities': dict(CAPABILITIES),
         }
-        self.sessions = Sessions(settings, self.users, self.vhosts, server_properties)
-        for vhost_name in settings.all_vhosts():
-            self.add_vhost(vhost_name)
-        self.users.add(settings.default_user, settings.default_pass,
-                       vhosts={settings.default_vhost},
-                       loopback_only=settings.default_user in settings.loopback_users,
-                       tags=['administrator'])
-        for user in settings.users:
-            self.users.add(user.name, user.password, vhosts=set(user.vhosts),
-                           loopback_only=user.name in settings.loopback_users, tags=user.tags)
+        self.sessions = Sessions(settings, self.users, self.vhosts, server_properties,
+                                 churn=self.churn)
 
-    def add_vhost(self, name: str) -> VirtualHost:
+    # --- vhosts -------------------------------------------------------------
+    def add_vhost(self, name: str, description: str | None = None,
+                  tags: list[str] | None = None) -> VirtualHost:
+        """Find or create a vhost (and save it, with its metadata)."""
         vhost = self.vhosts.get(name)
+        created = vhost is None
         if vhost is None:
             vhost = self.vhosts[name] = VirtualHost(name, self.store, self.clock, self.memory,
-                                                    self.definitions_changed)
-            self.definitions_changed()
+                                                    self.recorder, churn=self.churn)
+        changed = created
+        if description is not None and description != vhost.description:
+            vhost.description, changed = description, True
+        if tags is not None and tags != vhost.tags:
+            vhost.tags, changed = list(tags), True
+        if changed:
+            self.recorder.vhost_saved(vhost)
         return vhost
 
-    def definitions_changed(self) -> None:
-        """A durable exchange, queue or binding changed: save them all."""
-        if not self._restoring:
-            self.store.save_definitions(definitions.export(self.vhosts, self.users))
+    def delete_vhost(self, name: str) -> bool:
+        """Delete a vhost with everything in it; its connections are closed."""
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            return False
+        for connection in list(self.sessions.connections):
+            if connection.vhost is vhost:
+                connection.force_close(f"vhost '{name}' is deleted")
+        for queue in list(vhost.queues.values()):
+            vhost.delete_queue(queue)
+        for exchange_name in list(vhost.exchanges):
+            if exchange_name and not exchange_name.startswith('amq.'):
+                vhost.delete_exchange(exchange_name)
+        del self.vhosts[name]
+        self.users.vhost_deleted(name)
+        self.recorder.vhost_dropped(name)
+        return True
 
+    # --- start-up -----------------------------------------------------------
     def open_store(self) -> None:
         """Lock the data directory and bring back what it holds."""
         self.store.open()
-        self._restoring = True
+        self.recorder.muted = True
         try:
-            report = recovery.recover(self.store, self.vhosts, self.add_vhost, self.users)
+            saved, report = recovery.recover(self.store, self.vhosts, self.add_vhost,
+                                             self.users)
+            if saved is None or not saved.users:
+                self._seed_from_settings()
+            else:
+                self._compare_with_settings()
         finally:
-            self._restoring = False
-        self.definitions_changed()
+            self.recorder.muted = False
+        # Only what differs from the saved items is written.
+        self.store.replace_definitions(definitions.everything(self.vhosts, self.users))
         queues = sum(len(vhost.queues) for vhost in self.vhosts.values())
         log.info('%d users, %d vhosts, %d queues and %d messages after recovery%s',
                  len(self.users.users), len(self.vhosts), queues, report.messages,
                  f' ({report.quarantined} records quarantined)' if report.quarantined else '')
+
+    def _settings_users(self) -> list[tuple[str, str, list[str], list[str]]]:
+        """(name, password, vhosts, tags) of every user the settings name."""
+        s = self.settings
+        return [(s.default_user, s.default_pass, [s.default_vhost], ['administrator'])] + [
+            (u.name, u.password, list(u.vhosts), list(u.tags)) for u in s.users]
+
+    def _seed_from_settings(self) -> None:
+        """First start of a data directory: the settings' vhosts and users."""
+        for vhost_name in self.settings.all_vhosts():
+            self.add_vhost(vhost_name, description='Default virtual host'
+                           if vhost_name == self.settings.default_vhost else None)
+        for name, password, vhosts, tags in self._settings_users():
+            self.users.add(name, password, vhosts=set(vhosts), tags=tags)
+
+    def _compare_with_settings(self) -> None:
+        """The saved users win; say so for each settings user that differs."""
+        for name, password, vhosts, tags in self._settings_users():
+            user = self.users.users.get(name)
+            if user is None:
+                log.warning("settings user '%s' is not among the saved users (deleted at run "
+                            "time?): not created; the saved definitions win", name)
+            elif (not check_password(password, user.password_hash)
+                  or sorted(user.tags) != sorted(tags)
+                  or any(not self.users.may_open(name, v) for v in vhosts)):
+                log.warning("settings user '%s' differs from the saved one (password, tags or "
+                            "vhosts): the saved one is kept; change it with 'leveret ctl' or "
+                            "the management API", name)
 
     @property
     def port(self) -> int:
@@ -107,12 +175,47 @@ class Broker:
         assert self._server is not None and self._server.sockets
         return int(self._server.sockets[0].getsockname()[1])
 
+    # --- what the management API asks of the process (its BrokerPort) --------------
+    def listeners(self) -> list[dict[str, Any]]:
+        found = []
+        if self._server is not None and self._server.sockets:
+            found.append({'protocol': 'amqp', 'ip_address': self.settings.host,
+                          'port': self.port})
+        if self.management is not None:
+            found.append({'protocol': 'http', 'ip_address': self.management.host,
+                          'port': self.management.port})
+        return found
+
+    def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
+        return rabbit_definitions.export(self, vhost)
+
+    def import_definitions(self, document: dict[str, Any],
+                           vhost: str | None = None) -> list[str]:
+        return rabbit_definitions.import_definitions(self, document, vhost)
+
+    def _load_definitions_file(self) -> None:
+        """The ``load_definitions`` setting: a RabbitMQ definitions file, at start."""
+        path = self.settings.load_definitions
+        if path is None:
+            return
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise OSError(f'load_definitions: cannot read {path}: {exc}') from None
+        try:
+            report = self.import_definitions(document)
+        except rabbit_definitions.DefinitionsRefused as exc:
+            raise OSError(f'load_definitions: {path} refused: {exc}') from None
+        log.info('definitions loaded from %s%s', path,
+                 f' ({len(report)} items not applied, see above)' if report else '')
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         settings = self.settings
         log.info('Leveret %s starting: data directory %s, %s', __version__, settings.data_dir,
                  f'config file {self.config_file}' if self.config_file else 'no config file')
         self.open_store()
+        self._load_definitions_file()
         self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
                                                                self.sessions.unacked))
         try:
@@ -128,12 +231,19 @@ class Broker:
         self.resident.start()
         log.info('memory high watermark %d MiB (%d MiB in use at start)',
                  self.memory.watermark >> 20, self.memory.base >> 20)
+        if settings.management_enabled:
+            from .http.server import ManagementServer
+            self.management = ManagementServer(self, settings.management_host,
+                                               settings.management_port)
+            await self.management.start()
         log.info('Leveret %s listening on %s:%d', __version__, settings.host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 320, release the store."""
         if self._server is not None:
             self._server.close()
+        if self.management is not None:
+            await self.management.stop()
         self.sessions.shutdown()
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
         while self.sessions and asyncio.get_running_loop().time() < deadline:

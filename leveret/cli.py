@@ -1,7 +1,8 @@
 """The ``leveret`` command: one entry point for every sub-command.
 
 Each sub-command's options and behaviour live with the layer it runs
-(``leveret broker`` in :mod:`leveret.broker.cli`, ``leveret worker`` in
+(``leveret broker`` in :mod:`leveret.broker.cli`, ``leveret ctl`` in
+:mod:`leveret.broker.ctl.cli`, ``leveret worker`` in
 :mod:`leveret.client.worker.cli`); this module only dispatches, so the
 broker never imports the client and the other way round.
 """
@@ -19,6 +20,11 @@ def _worker(args: argparse.Namespace) -> int:
     return worker_main(args.args)
 
 
+def _ctl(args: argparse.Namespace) -> int:
+    from leveret.broker.ctl.cli import main as ctl_main
+    return ctl_main(args.args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from leveret.broker import cli as broker_cli
 
@@ -31,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False, prefix_chars='\0')
     w.add_argument('args', nargs='*')
     w.set_defaults(func=_worker)
+    # So does ctl (broker/ctl/cli.py), which speaks HTTP to a running broker.
+    c = sub.add_parser('ctl', help="operate a running broker over its management API",
+                       add_help=False, prefix_chars='\0')
+    c.add_argument('args', nargs='*')
+    c.set_defaults(func=_ctl)
     return parser
 
 

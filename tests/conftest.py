@@ -29,17 +29,30 @@ class BrokerProcess:
         self.file_size_limit = file_size_limit
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        #: The management API's port (0 until it logged it; stays 0 when disabled).
+        self.management_port = 0
 
     @property
     def url(self) -> str:
         return f'amqp://guest:guest@127.0.0.1:{self.port}/'
 
-    def start(self, port: int = 0, timeout: float = 15.0) -> 'BrokerProcess':
+    @property
+    def api(self) -> str:
+        """The management API's base URL (``.../api``)."""
+        return f'http://127.0.0.1:{self.management_port}/api'
+
+    def start(self, port: int = 0, timeout: float = 15.0,
+              management_port: int | None = None) -> 'BrokerProcess':
+        """Start the broker; the management API on ``management_port`` (by
+        default a free port, or the one of the previous start)."""
         env = dict(os.environ, PYTHONUNBUFFERED='1', **self.extra_env)
         self._log = open(self.log_path, 'ab')
         start_offset = self._log.tell()
+        if management_port is None:
+            management_port = self.management_port
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'leveret', 'broker', '--port', str(port),
+             '--management-port', str(management_port),
              '--data-dir', str(self.data_dir), '--log-level', 'info', *self.args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             preexec_fn=self._limit_file_size if self.file_size_limit else None)
@@ -48,9 +61,13 @@ class BrokerProcess:
         while time.monotonic() < deadline:
             with open(self.log_path, 'rb') as f:
                 f.seek(start_offset)
-                found = pattern.search(f.read())
+                text = f.read()
+            found = pattern.search(text)
             if found:
                 self.port = int(found.group(1))
+                api = re.search(rb'management API at http://[^\s]+:(\d+)/', text)
+                if api:
+                    self.management_port = int(api.group(1))
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f'broker exited with {self.proc.returncode}:\n{self.log()}')

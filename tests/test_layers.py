@@ -36,6 +36,15 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     'leveret.broker.session': ('leveret.broker.session', 'leveret.broker.model',
                                'leveret.broker.store', 'leveret.broker.auth',
                                'leveret.broker.config', 'leveret.protocol'),
+    # The management API: above the sessions and the model, which it reads
+    # through their public methods; what only the process can do it asks
+    # through http/ports.py, never by importing the wiring.
+    'leveret.broker.http': ('leveret.broker.http', 'leveret.broker.session',
+                            'leveret.broker.model', 'leveret.broker.store',
+                            'leveret.broker.auth', 'leveret.broker.config',
+                            'leveret.protocol'),
+    # leveret ctl speaks HTTP to the API only: nothing of the broker's internals.
+    'leveret.broker.ctl': ('leveret.broker.ctl',),
     # Leaves: imported by the sessions and the wiring, importing nothing.
     'leveret.broker.auth': ('leveret.broker.auth',),
     'leveret.broker.config': ('leveret.broker.config',),
@@ -158,6 +167,10 @@ def test_nothing_imports_a_bare_broker_client_or_protocol():
     ('leveret.client.app', 'leveret.broker.config', False),
     ('leveret.broker.session.channel', 'leveret.broker.model.queue', True),
     ('leveret.broker.server', 'leveret.broker.session', True),
+    ('leveret.broker.http.queues', 'leveret.broker.server', False),
+    ('leveret.broker.http.queues', 'leveret.broker.model.queue', True),
+    ('leveret.broker.ctl.cli', 'leveret.broker.http.app', False),
+    ('leveret.broker.ctl.cli', 'leveret.broker.auth', False),
 ])
 def test_the_table_says_what_the_layers_say(source, target, allowed):
     """The rules catch what they are for (and allow what goes down)."""

@@ -10,7 +10,7 @@ small fakes.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .message import Message
@@ -72,3 +72,21 @@ class QueueOwner(Hashable, Protocol):
     Only its identity matters: the queue is the owner's alone, and
     :meth:`VirtualHost.owner_gone` deletes it when the owner goes.
     """
+
+
+class DurableTopology(Protocol):
+    """Told of every change to a vhost's durable exchanges, queues and
+    bindings (the broker journals them before the change is answered).
+
+    Only durable things are reported: durable exchanges, durable
+    non-exclusive queues, bindings between two such ends.
+    """
+
+    def exchange_saved(self, vhost: str, exchange: Any) -> None: ...
+    def exchange_dropped(self, vhost: str, name: str) -> None: ...
+    def queue_saved(self, vhost: str, queue: Any) -> None: ...
+    def queue_dropped(self, vhost: str, name: str) -> None: ...
+    def binding_saved(self, vhost: str, source: str, destination: Any, routing_key: str,
+                      arguments: dict[str, Any]) -> None: ...
+    def binding_dropped(self, vhost: str, source: str, destination: Any, routing_key: str,
+                        arguments: dict[str, Any]) -> None: ...

@@ -27,6 +27,7 @@ from leveret.protocol.properties import with_header
 from ..store.base import Store
 from . import queue_args
 from .clock import Clock, TimerHandle
+from .counters import QueueCounters
 from .memory import MemoryMonitor
 from .message import Message
 from .ports import Publisher, QueueOwner, Subscriber
@@ -64,7 +65,7 @@ class QueueContext:
     dead_letter: Callable[['Queue', list[Message], str], None]
 
 
-class Queue:
+class Queue(QueueCounters):
     def __init__(self, context: QueueContext, name: str, durable: bool = False,
                  exclusive_owner: QueueOwner | None = None, auto_delete: bool = False,
                  arguments: dict[str, Any] | None = None) -> None:
@@ -115,6 +116,7 @@ class Queue:
         #: kept highest first and round-robin runs within a priority.
         self._prioritised = False
         self._rr_by_priority: dict[int, int] = {}
+        self.init_counters()
         self.touch()
 
     def __repr__(self) -> str:
@@ -144,6 +146,7 @@ class Queue:
                 return verdict
         message.seq = self._next_seq
         self._next_seq += 1
+        self.stat_publish += 1
         ttl = self._ttl_ms
         expiration = message.expiration
         if expiration is not None and (ttl is None or expiration < ttl):

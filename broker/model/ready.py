@@ -52,6 +52,10 @@ class PriorityReady:
     def __len__(self) -> int:
         return self._len
 
+    def lengths(self) -> dict[int, int]:
+        """Ready messages per priority."""
+        return {priority: len(level) for priority, level in enumerate(self._levels)}
+
     def __bool__(self) -> bool:
         return self._len > 0
 

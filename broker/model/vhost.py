@@ -13,7 +13,7 @@ import base64
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from leveret.protocol.errors import (
@@ -27,12 +27,13 @@ from ..store.base import Store
 from ..store.records import queue_key
 from . import deadletter, queue_args
 from .clock import Clock
+from .counters import ChurnCounters, ClosedChannels
 from .exchanges import EXCHANGE_TYPES, Exchange
 from .exchanges.default import DefaultExchange
 from .exchanges.headers import validate_binding
 from .memory import MemoryMonitor
 from .message import Message
-from .ports import QueueOwner
+from .ports import DurableTopology, QueueOwner
 from .queue import Queue, QueueContext
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,13 @@ def generated_name(prefix: str) -> str:
 class VirtualHost:
     def __init__(self, name: str, store: Store, clock: Clock,
                  memory: MemoryMonitor | None = None,
-                 on_definitions_changed: Callable[[], None] | None = None) -> None:
+                 topology: DurableTopology | None = None,
+                 churn: ChurnCounters | None = None) -> None:
         self.name = name
+        #: Queues declared, created and deleted (shared by the broker's vhosts).
+        self.churn = churn if churn is not None else ChurnCounters()
+        #: The counts of this vhost's channels that have closed.
+        self.closed_channels = ClosedChannels()
         self.store = store
         self.clock = clock
         self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
@@ -64,7 +70,11 @@ class VirtualHost:
         self.queues: dict[str, Queue] = {}
         #: destination (queue or exchange) -> {source exchange: bindings}
         self._sources: dict[Any, dict[Exchange, int]] = {}
-        self._on_definitions_changed = on_definitions_changed or (lambda: None)
+        self.topology: DurableTopology = topology or _Unsaved()
+        #: What the API shows and the definitions export (RabbitMQ's vhost metadata).
+        self.description = ''
+        self.tags: list[str] = []
+        self.default_queue_type = 'undefined'
         #: Exclusive queues by the owner that declared them.
         self._exclusive: dict[QueueOwner, set[Queue]] = {}
         self._queue_context = QueueContext(name, clock, store, self.memory,
@@ -76,10 +86,6 @@ class VirtualHost:
 
     def __repr__(self) -> str:
         return f'<VirtualHost {self.name!r}>'
-
-    def _definitions_changed(self, durable: bool) -> None:
-        if durable:
-            self._on_definitions_changed()
 
     # --- lookups ------------------------------------------------------------
     def exchange(self, name: str) -> Exchange:
@@ -130,7 +136,8 @@ class VirtualHost:
         exchange = cls(self.name, name, durable=durable, auto_delete=auto_delete,
                        internal=internal, arguments=arguments)
         self.exchanges[name] = exchange
-        self._definitions_changed(durable)
+        if durable:
+            self.topology.exchange_saved(self.name, exchange)
         return exchange
 
     def _assert_exchange_equivalent(self, existing: Exchange, kind: str, durable: bool,
@@ -174,14 +181,26 @@ class VirtualHost:
     def _remove_exchange(self, exchange: Exchange) -> None:
         del self.exchanges[exchange.name]
         exchange.deleted = True
-        for destination, _key, _args in list(exchange.bindings):
+        for (destination, key, _), arguments in list(exchange.bindings.items()):
             self._forget_source(destination, exchange)
-        exchange.bindings.clear()
+            self._binding_dropped(exchange, destination, key, arguments)
+        exchange.clear_bindings()
         # Bindings where this exchange is the destination go too.
-        for source in list(self._sources.pop(exchange, {})):
-            source.unbind_destination(exchange)
+        self._unbind_destination(exchange)
+        if exchange.durable:
+            self.topology.exchange_dropped(self.name, exchange.name)
+
+    def _unbind_destination(self, destination: Queue | Exchange) -> None:
+        for source in list(self._sources.pop(destination, {})):
+            for key, arguments in source.bindings_to(destination):
+                self._binding_dropped(source, destination, key, arguments)
+            source.unbind_destination(destination)
             self._maybe_auto_delete(source)
-        self._definitions_changed(exchange.durable)
+
+    def _binding_dropped(self, source: Exchange, destination: Queue | Exchange, key: str,
+                         arguments: dict[str, Any]) -> None:
+        if source.durable and _is_durable(destination):
+            self.topology.binding_dropped(self.name, source.name, destination, key, arguments)
 
     # --- queues -------------------------------------------------------------
     def declare_queue(self, name: str, owner: QueueOwner | None, passive: bool = False,
@@ -197,6 +216,7 @@ class VirtualHost:
         if passive:
             queue = self.queue(name, owner)
             queue.touch()
+            self.churn.queue_declared += 1
             return queue
         if name == '':
             name = generated_name('amq.gen-')
@@ -209,6 +229,7 @@ class VirtualHost:
             self._assert_queue_equivalent(existing, durable, exclusive, auto_delete,
                                           arguments)
             existing.touch()
+            self.churn.queue_declared += 1
             return existing
         if arguments.get('x-queue-type') == 'quorum':
             if exclusive:
@@ -220,6 +241,8 @@ class VirtualHost:
                       exclusive_owner=owner if exclusive else None,
                       auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = queue
+        self.churn.queue_declared += 1
+        self.churn.queue_created += 1
         if exclusive and owner is not None:
             self._exclusive.setdefault(owner, set()).add(queue)
         if queue.persists and not exclusive:
@@ -227,7 +250,8 @@ class VirtualHost:
             queue.store_key = queue_key(self.name, name, queue.incarnation)
         # Every queue is bound to the default exchange by its name; that
         # binding is implicit (routing looks the queue up by name).
-        self._definitions_changed(durable and not exclusive)
+        if durable and not exclusive:
+            self.topology.queue_saved(self.name, queue)
         return queue
 
     def _assert_queue_equivalent(self, existing: Queue, durable: bool, exclusive: bool,
@@ -261,9 +285,7 @@ class VirtualHost:
         count = queue.message_count
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
-        for source in list(self._sources.pop(queue, {})):
-            source.unbind_destination(queue)
-            self._maybe_auto_delete(source)
+        self._unbind_destination(queue)
         owner = queue.exclusive_owner
         if owner is not None:
             owned = self._exclusive.get(owner)
@@ -272,7 +294,9 @@ class VirtualHost:
                 if not owned:
                     del self._exclusive[owner]
         queue.on_deleted()
-        self._definitions_changed(queue.durable and not queue.exclusive)
+        self.churn.queue_deleted += 1
+        if queue.durable and not queue.exclusive:
+            self.topology.queue_dropped(self.name, queue.name)
         return count
 
     # --- bindings -----------------------------------------------------------
@@ -289,17 +313,20 @@ class VirtualHost:
         if source.bind(destination, routing_key, arguments):
             sources = self._sources.setdefault(destination, {})
             sources[source] = sources.get(source, 0) + 1
-            self._definitions_changed(source.durable and _is_durable(destination))
+            if source.durable and _is_durable(destination):
+                self.topology.binding_saved(self.name, source.name, destination, routing_key,
+                                            arguments)
 
     def unbind(self, source: Exchange, destination: Queue | Exchange, routing_key: str,
                arguments: dict[str, Any] | None = None) -> None:
         if source.name == '':
             raise AccessRefused(
                 "operation not permitted on the default exchange")
-        if source.unbind(destination, routing_key, arguments or {}):
+        stored = source.binding_arguments(destination, routing_key, arguments or {})
+        if stored is not None and source.unbind(destination, routing_key, stored):
             self._forget_source(destination, source)
+            self._binding_dropped(source, destination, routing_key, stored)
             self._maybe_auto_delete(source)
-            self._definitions_changed(source.durable and _is_durable(destination))
 
     def _forget_source(self, destination: Any, source: Exchange) -> None:
         sources = self._sources.get(destination)
@@ -319,9 +346,8 @@ class VirtualHost:
 
     def bindings_of(self, destination: Any) -> Iterable[tuple[Exchange, str, dict[str, Any]]]:
         for source in self._sources.get(destination, ()):
-            for (dest, key, _), arguments in source.bindings.items():
-                if dest is destination:
-                    yield source, key, arguments
+            for key, arguments in source.bindings_to(destination):
+                yield source, key, arguments
 
     # --- routing ------------------------------------------------------------
     def route(self, exchange: Exchange, routing_key: str, message: Message) -> Iterable[Queue]:
@@ -361,7 +387,34 @@ class VirtualHost:
 
 
 def _is_durable(destination: Any) -> bool:
+    """A durable exchange, or a durable queue that is not exclusive."""
+    if isinstance(destination, Queue):
+        return destination.durable and not destination.exclusive
     return bool(getattr(destination, 'durable', False))
+
+
+class _Unsaved:
+    """The topology of a vhost nobody journals (tests, transient stores)."""
+
+    def exchange_saved(self, vhost: str, exchange: Any) -> None:
+        pass
+
+    def exchange_dropped(self, vhost: str, name: str) -> None:
+        pass
+
+    def queue_saved(self, vhost: str, queue: Any) -> None:
+        pass
+
+    def queue_dropped(self, vhost: str, name: str) -> None:
+        pass
+
+    def binding_saved(self, vhost: str, source: str, destination: Any, routing_key: str,
+                      arguments: dict[str, Any]) -> None:
+        pass
+
+    def binding_dropped(self, vhost: str, source: str, destination: Any, routing_key: str,
+                        arguments: dict[str, Any]) -> None:
+        pass
 
 
 def _render(value: Any) -> str:

@@ -21,6 +21,7 @@ from leveret.protocol.codec import Publish
 from leveret.protocol.errors import AccessRefused, AMQPError, NotFound, PreconditionFailed
 from leveret.protocol.states import CHANNEL, OPEN, RELEASE, SEND_CLOSE, EventKey, State, transition
 
+from ..model.counters import ChannelCounters
 from ..model.message import Message
 from ..model.queue import Queue
 from ..store.base import StoreFailed
@@ -40,7 +41,7 @@ FINISH_LIMIT = 4 << 20
 Unacked = tuple[Message, Queue, 'Consumer | None']
 
 
-class Channel:
+class Channel(ChannelCounters):
     def __init__(self, connection: 'Connection', channel_id: int) -> None:
         self.conn = connection
         self.id = channel_id
@@ -77,6 +78,9 @@ class Channel:
         self.tx_mode = False
         self._tx_publishes: list[tuple[Publish, bytes, bytes]] = []
         self._tx_settles: list[tuple[str, list[tuple[int, Unacked]], bool]] = []
+        self._ended = False
+        self.init_counters()
+        connection.sessions.churn.channel_created += 1
 
     def __repr__(self) -> str:
         return f'<Channel {self.id} of {self.conn!r}>'
@@ -87,6 +91,14 @@ class Channel:
     # --- output -------------------------------------------------------------
     def send_method(self, method: Any) -> None:
         self.conn.send_method(self.id, method)
+
+    def reply_durably(self, method: Any, position: int) -> None:
+        """Send ``method``, once the store synced whatever was written since
+        ``position`` (a durable declaration's journal record)."""
+        if self.store.write_position() == position:
+            self.send_method(method)
+        else:
+            self.conn.reply_when_synced(self, method)
 
     def update_deliverable(self) -> None:
         was = self.deliverable
@@ -124,6 +136,7 @@ class Channel:
     def publish_complete(self, content: Content[Publish]) -> None:
         """The assembler has a whole message: route it (or hold it for tx.commit)."""
         publish, header, body = content
+        self.stat_publish += 1
         if self.confirm_mode:
             self.publish_seq += 1
         if self.tx_mode:
@@ -157,6 +170,7 @@ class Channel:
         exchange_name = publish.exchange
         message = Message(exchange_name, publish.routing_key, header, body, priority,
                           delivery_mode == 2, ttl, publish.exchange_and_key)
+        exchange = None
         if exchange_name == '':
             queue = vhost.queues.get(publish.routing_key)
             queues: Any = (queue,) if queue is not None else ()
@@ -185,8 +199,16 @@ class Channel:
                         f"{exc}") from None
                 accepted = False
             first = False
-        if first and publish.mandatory:
-            self.conn.send_return(self.id, 312, 'NO_ROUTE', message)
+        if first:
+            if publish.mandatory:
+                self.conn.send_return(self.id, 312, 'NO_ROUTE', message)
+                self.stat_return_unroutable += 1
+            else:
+                self.stat_drop_unroutable += 1
+        if exchange is not None:
+            exchange.stat_publish_in += 1
+            if not first:
+                exchange.stat_publish_out += 1
         if self.confirm_mode:
             self.confirm(accepted, self.vhost.store.write_position()
                          if message.persistent and not first else 0)
@@ -227,6 +249,7 @@ class Channel:
             multiple = seq - self._confirmed > 1
             if ok:
                 frame = codec.ack_frame(self.id, seq, multiple)
+                self.stat_confirm += seq - self._confirmed
             else:
                 frame = codec.nack_frame(self.id, seq, multiple)
             self.conn.send_raw(frame)
@@ -247,11 +270,18 @@ class Channel:
         self.next_tag = tag
         if no_ack:
             queue.settle(message)
+            self.stat_get_no_ack += 1
+            queue.stat_get_no_ack += 1
         else:
             if message.store_id:
                 self.store.delivered(message)
             self.unacked[tag] = (message, queue, None)
             self.unacked_count += 1
+            self.stat_get += 1
+            queue.stat_get += 1
+        if message.redelivered:
+            self.stat_redeliver += 1
+            queue.stat_redeliver += 1
         self.conn.send_get_ok(self.id, tag, message, queue.message_count)
 
     def _take(self, tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
@@ -291,8 +321,12 @@ class Channel:
 
     def _settle(self, taken: list[tuple[int, Unacked]]) -> None:
         self._release(taken)
+        acked = 0
         for _, (message, queue, _consumer) in taken:
             queue.settle(message)
+            queue.stat_ack += 1
+            acked += 1
+        self.stat_ack += acked
         self.kick()
 
     def nack(self, tag: int, multiple: bool, requeue: bool) -> None:
@@ -319,6 +353,18 @@ class Channel:
         taken = list(self.unacked.items())
         self.unacked.clear()
         self._reject(taken, True)
+
+    # --- what the management API shows ----------------------------------------
+    def tx_pending_acks(self) -> int:
+        """Acks and rejects held for the next tx.commit."""
+        return sum(len(taken) for _kind, taken, _requeue in self._tx_settles)
+
+    def tx_pending_publishes(self) -> int:
+        return len(self._tx_publishes)
+
+    def unconfirmed(self) -> int:
+        """Publishes in confirm mode not confirmed yet."""
+        return self.publish_seq - self._confirmed if self.confirm_mode else 0
 
     # --- transactions -------------------------------------------------------
     def tx_commit(self) -> None:
@@ -385,12 +431,14 @@ class Channel:
         """channel.close from the client (answered by the handler)."""
         self._release_all()
         self._to(commands.Channel.Close)
+        self._end()
         self.conn.channel_closed(self)
 
     def finish_close(self, event: type) -> None:
         """close-ok for the close we sent (or the client's own close, which
         crossed ours): the channel is gone."""
         self._to(event)
+        self._end()
         self.conn.channel_closed(self)
 
     def release(self) -> None:
@@ -398,6 +446,15 @@ class Channel:
         if self.state is OPEN:
             self._release_all()
         self._to(RELEASE)
+        self._end()
+
+    def _end(self) -> None:
+        """The channel is gone: its counts go on in its vhost's totals."""
+        if self._ended:
+            return
+        self._ended = True
+        self.conn.sessions.churn.channel_closed += 1
+        self.vhost.closed_channels.add_counters(self)
 
     def _release_all(self) -> None:
         self.deliverable = False

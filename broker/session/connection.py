@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ from leveret.protocol.states import (
     SEND_CLOSE,
 )
 
+from ..model.counters import ConnectionCounters
 from ..model.ports import ThrottleSource
 from .bugs import log_bug
 from .channel import Channel
@@ -92,7 +94,7 @@ HANDSHAKE_TIMEOUT = 10.0
 _DECODE_ERRORS = (IndexError, ValueError, struct.error, UnicodeDecodeError)
 
 
-class Connection(Handshake, Output, asyncio.Protocol):
+class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
     def __init__(self, sessions: Sessions) -> None:
         Handshake.__init__(self, sessions)
         Output.__init__(self)
@@ -113,6 +115,10 @@ class Connection(Handshake, Output, asyncio.Protocol):
         self._silent_ticks = 0
         self._close_timer: asyncio.TimerHandle | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self.name = '?'
+        self.peer_host, self.peer_port, self.host, self.port = '?', 0, '?', 0
+        self.connected_at = time.time()
+        self.init_counters()
 
     def __repr__(self) -> str:
         return f'<Connection {self.peer} {self.username or "-"}>'
@@ -124,6 +130,11 @@ class Connection(Handshake, Output, asyncio.Protocol):
         self.peer = f'{peer[0]}:{peer[1]}' if peer else '?'
         local = transport.get_extra_info('sockname')
         self.listener = f'{local[0]}:{local[1]}' if local else '?'
+        self.peer_host, self.peer_port = (peer[0], peer[1]) if peer else ('?', 0)
+        self.host, self.port = (local[0], local[1]) if local else ('?', 0)
+        #: RabbitMQ's name for the connection (the management API's key).
+        self.name = f'{self.peer} -> {self.host}:{self.port}'
+        self.connected_at = time.time()
         transport.set_write_buffer_limits(  # type: ignore[attr-defined]
             high=TRANSPORT_HIGH, low=TRANSPORT_LOW)
         self.sessions.opened(self)
@@ -143,6 +154,8 @@ class Connection(Handshake, Output, asyncio.Protocol):
         if state is CLOSED:
             return
         self._silent_ticks = 0
+        self.recv_oct += len(data)
+        self.recv_cnt += 1
         if state is AWAIT_HEADER:
             try:
                 data = self.receive_header(data)
@@ -479,6 +492,11 @@ class Connection(Handshake, Output, asyncio.Protocol):
         self._hb_timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
     # --- flow control (the model's Publisher port) ----------------------------
+    @property
+    def blocked(self) -> bool:
+        """Is reading paused by flow control or the memory alarm?"""
+        return bool(self._throttled_by)
+
     def throttle(self, source: ThrottleSource) -> None:
         """``source`` asks us to stop reading after the current batch."""
         self._throttled_by.add(source)
@@ -523,8 +541,9 @@ class Connection(Handshake, Output, asyncio.Protocol):
                 return
             frames, self._deferred = self._deferred or [], None
             if store.confirm_failed(position):
+                what = 'commit' if isinstance(method, C.Tx.CommitOk) else 'change'
                 self._fail(channel.id, PreconditionFailed(
-                    f'commit could not be written to disk: {store.failed}').with_method(
+                    f'{what} could not be written to disk: {store.failed}').with_method(
                         *method_ids(method)))
             elif channel.state is OPEN:
                 channel.send_method(method)
@@ -535,7 +554,15 @@ class Connection(Handshake, Output, asyncio.Protocol):
 
         store.when_synced(synced)
 
-    # --- broker shutdown -----------------------------------------------------
+    # --- closed from outside -------------------------------------------------
+    def force_close(self, reason: str) -> None:
+        """Close with 320 CONNECTION_FORCED and ``reason`` (the management API)."""
+        exc = ConnectionForced(reason)
+        if self.state is RUNNING or self.state in EXPECTED:
+            self.close(exc.code, exc.text)
+        else:
+            self._close_transport()
+
     def shutdown(self) -> None:
         """Close with 320 CONNECTION_FORCED."""
         exc = ConnectionForced('broker shutdown')

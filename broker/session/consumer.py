@@ -59,16 +59,24 @@ class Consumer:
         call less per message.
         """
         channel = self.channel
+        queue = self.queue
         tag = channel.next_tag + 1
         channel.next_tag = tag
         if self.no_ack:
-            self.queue.settle(message)
+            queue.settle(message)
+            channel.stat_deliver_no_ack += 1
+            queue.stat_deliver_no_ack += 1
         else:
             if message.store_id:
                 channel.store.delivered(message)
-            channel.unacked[tag] = (message, self.queue, self)
+            channel.unacked[tag] = (message, queue, self)
             self.unacked += 1
             channel.unacked_count += 1
+            channel.stat_deliver += 1
+            queue.stat_deliver += 1
+        if message.redelivered:
+            channel.stat_redeliver += 1
+            queue.stat_redeliver += 1
         channel.conn.send_delivery(channel.id, self.tag_bytes, tag, message)
 
     def cancelled_by_server(self) -> None:

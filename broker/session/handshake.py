@@ -71,6 +71,7 @@ class Handshake:
         self.client_properties: dict[str, Any] = {}
         self.capabilities: dict[str, Any] = {}
         self.username = ''
+        self.auth_mechanism = ''
         self.user: User | None = None
         self.vhost: VirtualHost = None  # type: ignore[assignment]  # set by connection.open
         self.channel_max = settings.channel_max

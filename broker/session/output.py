@@ -35,6 +35,9 @@ class Output:
     frame_max: int
     state: State
 
+    send_oct: int
+    send_cnt: int
+
     def __init__(self) -> None:
         self._out: list[bytes | memoryview] = []
         self._out_size = 0
@@ -126,7 +129,10 @@ class Output:
         if out:
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                transport.write(b''.join(out))
+                data = b''.join(out)
+                transport.write(data)
+                self.send_oct += len(data)
+                self.send_cnt += 1
                 self._sent_since_tick = True
             out.clear()
             self._out_size = 0

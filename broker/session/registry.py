@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth import Users
 from ..config import Settings
+from ..model.counters import ChurnCounters
 from ..model.message import Message
 from ..model.queue import Queue
 from ..model.vhost import VirtualHost
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 
 class Sessions:
     def __init__(self, settings: Settings, users: Users, vhosts: Mapping[str, VirtualHost],
-                 server_properties: dict[str, Any]) -> None:
+                 server_properties: dict[str, Any], churn: ChurnCounters | None = None) -> None:
         self.settings = settings
+        #: Connections and channels opened and closed (shared with the vhosts).
+        self.churn = churn if churn is not None else ChurnCounters()
         self.users = users
         self.vhosts = vhosts
         #: Sent in connection.start.
@@ -40,11 +43,13 @@ class Sessions:
 
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
+        self.churn.connection_created += 1
         self.connection_log.accepted(connection)
 
     def closed(self, connection: Connection) -> None:
         if connection in self.connections:
             self.connections.remove(connection)
+            self.churn.connection_closed += 1
             self.connection_log.closed(connection)
 
     def unacked(self) -> Iterator[tuple[Queue, Message]]:

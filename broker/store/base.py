@@ -22,13 +22,23 @@ class StoreFailed(Exception):
 
 @dataclass
 class Definitions:
-    """Durable topology, as plain data (what a restart must recreate)."""
+    """What a restart must recreate, as plain data: vhosts, users and
+    permissions, durable exchanges, queues and bindings (one list per kind,
+    each item a dict)."""
 
-    vhosts: list[str] = field(default_factory=list)
+    vhosts: list[dict[str, Any]] = field(default_factory=list)
     users: list[dict[str, Any]] = field(default_factory=list)
+    permissions: list[dict[str, Any]] = field(default_factory=list)
+    topic_permissions: list[dict[str, Any]] = field(default_factory=list)
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     queues: list[dict[str, Any]] = field(default_factory=list)
     bindings: list[dict[str, Any]] = field(default_factory=list)
+    #: Read from the old whole-file format (``definitions.json``).
+    legacy: bool = False
+
+    #: The kinds, in the order a restore recreates them.
+    KINDS = ('vhosts', 'users', 'permissions', 'topic_permissions', 'exchanges', 'queues',
+             'bindings')
 
 
 @dataclass
@@ -116,11 +126,18 @@ class Store(Protocol):
     def when_synced(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the current write position is synced."""
 
-    def save_definitions(self, definitions: Definitions) -> None:
-        """Replace the durable topology."""
+    def save_definition(self, key: str, value: dict[str, Any]) -> None:
+        """Record one item of the definitions (its key starts with its kind,
+        one of :attr:`Definitions.KINDS`); written with the next batch."""
+
+    def drop_definition(self, key: str) -> None:
+        """Forget one item of the definitions."""
+
+    def replace_definitions(self, items: dict[str, dict[str, Any]]) -> None:
+        """Make the saved definitions exactly ``items`` (what changed is written)."""
 
     def load_definitions(self) -> Definitions | None:
-        """The topology saved last, or None."""
+        """The definitions saved last, or None on a first start."""
 
     def close(self) -> None:
         """Flush and release files."""

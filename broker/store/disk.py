@@ -1,4 +1,11 @@
-"""The disk store: definitions file plus an append-only message log.
+"""The disk store: the definitions journal plus an append-only message log.
+
+Definitions
+    Vhosts, users, permissions and the durable topology are kept in
+    :mod:`.journal` (one record per change, compacted now and then), written
+    by the same writer thread and in the same batches as the messages: a
+    declaration is answered once the batch holding its record is synced,
+    like a confirm.  Definitions are synced even with ``fsync`` off.
 
 Messages
     Persistent messages in durable queues are appended as records
@@ -41,8 +48,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from . import definitions as definitions_file
 from .base import (
     Definitions,
     LiveMessages,
@@ -52,7 +59,9 @@ from .base import (
     StoredQueue,
     StoreFailed,
 )
+from .definitions import from_items, load_legacy
 from .files import DataDirLock, fsync_dir, write_atomically
+from .journal import Journal, JournalWriter
 from .records import (
     ACK,
     DELIVERED,
@@ -93,7 +102,11 @@ class DiskStore:
         self.fsync = fsync
         self.segment_size = segment_size
         self._lock = DataDirLock(self.data_dir)
-        self._definitions_path = self.data_dir / 'definitions.json'
+        #: Written by versions before the journal; read once, then removed.
+        self._legacy_path = self.data_dir / 'definitions.json'
+        self._legacy_found = False
+        self._journal = Journal(self.data_dir / 'definitions.log')
+        self._journal_writer = JournalWriter(self._journal.path)
         self._clean_marker = self.data_dir / 'clean-shutdown'
         self.clean_start = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,9 +150,10 @@ class DiskStore:
     def attach(self, loop: asyncio.AbstractEventLoop, live_messages: LiveMessages) -> None:
         self._loop = loop
         self._live_messages = live_messages
-        if self.fsync:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix='leveret-store')
-        if self._buffer or self._sealed or self._to_delete:
+        # The writer thread: message batches when fsync is on, the
+        # definitions journal always.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix='leveret-store')
+        if self._buffer or self._sealed or self._to_delete or self._journal.pending:
             self._schedule_flush()
 
     def close(self) -> None:
@@ -149,24 +163,53 @@ class DiskStore:
         if self._retry_timer is not None:
             self._retry_timer.cancel()
         self._seal()
-        if (self._sealed or self._to_delete) and self.failed is None:
+        if (self._sealed or self._to_delete or self._journal.pending) and self.failed is None:
             jobs, self._sealed = self._sealed, []
             deletes, self._to_delete = self._to_delete, []
+            journal = self._journal.take() if self._journal.pending else None
             try:
-                self._writer.run(_join(jobs), deletes, sync=True)
+                self._write_batch(_join(jobs), deletes, True, journal)
             except OSError as exc:
                 log.error('final write of the message store failed: %s', exc)
         self._writer.close()
+        self._journal_writer.close()
         if self.failed is None:
             write_atomically(self._clean_marker, b'')
         self._lock.release()
 
     # --- definitions --------------------------------------------------------
-    def save_definitions(self, definitions: Definitions) -> None:
-        definitions_file.save(self._definitions_path, definitions)
+    def save_definition(self, key: str, value: dict[str, Any]) -> None:
+        if self._journal.put(key, value):
+            self._journal_changed()
+
+    def drop_definition(self, key: str) -> None:
+        if self._journal.delete(key):
+            self._journal_changed()
+
+    def replace_definitions(self, items: dict[str, dict[str, Any]]) -> None:
+        changed = False
+        for key, value in items.items():
+            changed |= self._journal.put(key, value)
+        for key in [k for k in self._journal.live if k not in items]:
+            changed |= self._journal.delete(key)
+        if changed or self._journal.compact_due:
+            self._journal_changed()
+
+    def _journal_changed(self) -> None:
+        self._appended += 1
+        if not self._flush_scheduled:
+            self._schedule_flush()
 
     def load_definitions(self) -> Definitions | None:
-        return definitions_file.load(self._definitions_path)
+        items = self._journal.load()
+        if items is not None:
+            return from_items(items)
+        legacy = load_legacy(self._legacy_path)
+        if legacy is not None:
+            # Moved to the journal by the first batch, then removed.
+            self._legacy_found = True
+            self._journal.compact_due = True
+        return legacy
 
     # --- messages (the hot path) --------------------------------------------
     def add(self, queue: StoredQueue, message: StoredMessage) -> None:
@@ -272,15 +315,16 @@ class DiskStore:
         self._seal()
         jobs, self._sealed = self._sealed, []
         deletes, self._to_delete = self._to_delete, []
+        journal = self._journal.take() if self._journal.pending else None
         position = self._appended
-        if not jobs and not deletes:
+        if not jobs and not deletes and journal is None:
             self._synced = position
             self._wake()
             return
         # Every buffered record is handed over now: none can be dropped any more.
         self._unwritten.clear()
         joined = _join(jobs)
-        if self._executor is None:
+        if journal is None and not self.fsync:
             try:
                 self._writer.run(joined, deletes, sync=False)
             except OSError as exc:
@@ -290,10 +334,22 @@ class DiskStore:
             self._wake()
             return
         self._writing = True
-        assert self._loop is not None
-        future = self._loop.run_in_executor(self._executor, self._writer.run, joined,
-                                            deletes, True)
+        assert self._loop is not None and self._executor is not None
+        future = self._loop.run_in_executor(self._executor, self._write_batch, joined,
+                                            deletes, self.fsync, journal)
         future.add_done_callback(lambda f: self._written(f, position))
+
+    def _write_batch(self, jobs: list[tuple[int, bytes]], deletes: list[int], sync: bool,
+                     journal: tuple[bytes | None, bytes] | None) -> None:
+        """One batch, in the writer thread: definitions first, then messages."""
+        if journal is not None:
+            self._journal_writer.write(*journal)
+            if self._legacy_found:
+                self._legacy_found = False
+                self._legacy_path.unlink(missing_ok=True)
+                log.info('definitions moved from %s to the journal %s',
+                         self._legacy_path.name, self._journal.path.name)
+        self._writer.run(jobs, deletes, sync=sync)
 
     def _written(self, future: 'asyncio.Future[None]', position: int) -> None:
         self._writing = False
@@ -305,7 +361,7 @@ class DiskStore:
         self._wake()
         if self._waiters:
             self._flush()
-        elif self._buffer or self._sealed or self._to_delete:
+        elif self._buffer or self._sealed or self._to_delete or self._journal.pending:
             self._schedule_flush()
 
     def _wake(self) -> None:
@@ -322,6 +378,7 @@ class DiskStore:
         self._buffer = []
         self._sealed = []
         self._unwritten.clear()
+        self._journal.failed()
         self._writer.abandon_current()
         self._roll()
         self._wake()       # waiting confirms see the failure and nack

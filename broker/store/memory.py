@@ -42,7 +42,13 @@ class MemoryStore:
     def when_synced(self, callback: Callable[[], None]) -> None:
         callback()
 
-    def save_definitions(self, definitions: Definitions) -> None:
+    def save_definition(self, key: str, value: dict[str, Any]) -> None:
+        pass
+
+    def drop_definition(self, key: str) -> None:
+        pass
+
+    def replace_definitions(self, items: dict[str, dict[str, Any]]) -> None:
         pass
 
     def load_definitions(self) -> Definitions | None:

@@ -9,7 +9,6 @@ not UTF-8, a segment file that cannot be read at all.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import struct
@@ -17,6 +16,7 @@ import struct
 import pika
 import pytest
 
+from leveret.broker.store.journal import Journal
 from leveret.broker.store.records import publish_record, queue_key, read_records
 
 QUEUE = 'q'
@@ -36,8 +36,9 @@ def fill(broker, stop_signal: int) -> None:
 
 def append_record(data_dir, exchange_and_key: bytes, header: bytes, body: bytes) -> bytes:
     """A publish record for QUEUE at the end of the newest segment."""
-    definitions = json.loads((data_dir / 'definitions.json').read_text())
-    incarnation = next(q['incarnation'] for q in definitions['queues'] if q['name'] == QUEUE)
+    items = Journal(data_dir / 'definitions.log').load()
+    incarnation = next(value['incarnation'] for key, value in items.items()
+                       if key.startswith('queues') and value['name'] == QUEUE)
     segments = sorted((data_dir / 'messages').glob('*.seg'))
     newest = segments[-1]
     store_id = (int(newest.stem) << 32) | 0xFFFF

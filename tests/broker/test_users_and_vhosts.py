@@ -49,8 +49,7 @@ def test_configured_users_open_their_vhosts_and_only_those(broker_factory, tmp_p
     assert "access to vhost 'apps' refused for user 'reports'" in broker.log()
 
 
-def test_a_user_removed_from_the_settings_cannot_log_in_after_a_restart(broker_factory,
-                                                                         tmp_path):
+def test_after_the_first_start_the_saved_users_win_over_the_settings(broker_factory, tmp_path):
     config = tmp_path / 'leveret.toml'
     config.write_text(CONFIG)
     broker = broker_factory(args=['--config', str(config)]).start()
@@ -60,14 +59,17 @@ def test_a_user_removed_from_the_settings_cannot_log_in_after_a_restart(broker_f
             as conn:
         conn.channel().queue_declare('kept', durable=True)
     assert broker.stop() == 0
-    config.write_text(CONFIG.split('[[users]]\nname = "reports"')[0])
+    # 'reports' removed from the settings, 'app' given another password.
+    config.write_text(CONFIG.split('[[users]]\nname = "reports"')[0].replace('s3cret', 'n3w'))
     broker.start(port=broker.port)
+    with pika.BlockingConnection(pika.URLParameters(url(broker, 'reports', 'r3ports', '/'))):
+        pass
     with pytest.raises(pika.exceptions.ProbableAuthenticationError):
-        pika.BlockingConnection(pika.URLParameters(url(broker, 'reports', 'r3ports', '/')))
+        pika.BlockingConnection(pika.URLParameters(url(broker, 'app', 'n3w', 'shared')))
     with pika.BlockingConnection(pika.URLParameters(url(broker, 'app', 's3cret', 'shared'))) \
             as conn:
         conn.channel().queue_declare('kept', passive=True)    # the rest remains
-    assert "user 'reports' is no longer configured" in broker.log()
+    assert "settings user 'app' differs from the saved one" in broker.log()
 
 
 def test_a_user_defined_twice_is_refused(tmp_path):

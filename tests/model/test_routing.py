@@ -92,3 +92,17 @@ def test_the_default_exchange_routes_by_queue_name_and_cannot_be_bound():
     assert routed(vhost, '', 'nope') == []
     with pytest.raises(AccessRefused):
         vhost.bind(vhost.exchange(''), queue, 'q')
+
+
+def test_deleting_a_queue_removes_its_bindings_and_only_those():
+    vhost, _ = make_vhost()
+    exchange = vhost.declare_exchange('x', 'direct')
+    queues = [vhost.declare_queue(f'q{i}', None) for i in range(5)]
+    for queue in queues:
+        vhost.bind(exchange, queue, 'k')
+        vhost.bind(exchange, queue, queue.name)
+    vhost.delete_queue(queues[2])
+    assert exchange.bindings_to(queues[2]) == []
+    assert sorted(q.name for q in exchange.route('k', None)) == ['q0', 'q1', 'q3', 'q4']
+    assert exchange.bindings_to(queues[3]) == [('k', {}), ('q3', {})]
+    assert len(exchange.bindings) == 8

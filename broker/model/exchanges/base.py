@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..counters import ExchangeCounters
+
 if TYPE_CHECKING:
     from ..message import Message
 
@@ -29,7 +31,7 @@ def freeze(value: Any) -> Any:
     return value
 
 
-class Exchange:
+class Exchange(ExchangeCounters):
     kind: ClassVar[str] = ''
 
     def __init__(self, vhost: str, name: str, durable: bool = False,
@@ -43,9 +45,13 @@ class Exchange:
         self.arguments = dict(arguments or {})
         #: (destination, routing key, frozen arguments) -> arguments
         self.bindings: dict[BindingKey, dict[str, Any]] = {}
+        #: destination -> its binding keys: what deleting a queue unbinds,
+        #: found without a walk over every binding of the exchange.
+        self._keys_to: dict[Destination, dict[BindingKey, None]] = {}
         #: Bindings whose destination is an exchange: routing must recurse.
         self.exchange_destinations = 0
         self.deleted = False
+        self.init_counters()
 
     def __repr__(self) -> str:
         return f'<{type(self).__name__} {self.name!r}>'
@@ -63,6 +69,7 @@ class Exchange:
         if key in self.bindings:
             return False
         self.bindings[key] = arguments
+        self._keys_to.setdefault(destination, {})[key] = None
         if isinstance(destination, Exchange):
             self.exchange_destinations += 1
         self._index_add(destination, routing_key, arguments)
@@ -75,6 +82,10 @@ class Exchange:
         if key not in self.bindings:
             return False
         del self.bindings[key]
+        keys = self._keys_to[destination]
+        del keys[key]
+        if not keys:
+            del self._keys_to[destination]
         if isinstance(destination, Exchange):
             self.exchange_destinations -= 1
         self._index_remove(destination, routing_key, arguments)
@@ -82,10 +93,25 @@ class Exchange:
 
     def unbind_destination(self, destination: Destination) -> int:
         """Remove every binding to ``destination``; return how many."""
-        keys = [k for k in self.bindings if k[0] is destination]
+        keys = list(self._keys_to.get(destination, ()))
         for key in keys:
             self.unbind(destination, key[1], self.bindings[key])
         return len(keys)
+
+    def bindings_to(self, destination: Destination) -> list[tuple[str, dict[str, Any]]]:
+        """``(routing key, arguments)`` of every binding to ``destination``."""
+        return [(key[1], self.bindings[key]) for key in self._keys_to.get(destination, ())]
+
+    def clear_bindings(self) -> None:
+        """Forget every binding (the exchange is deleted)."""
+        self.bindings.clear()
+        self._keys_to.clear()
+
+    def binding_arguments(self, destination: Destination, routing_key: str,
+                          arguments: dict[str, Any]) -> dict[str, Any] | None:
+        """The arguments a binding was made with (an unbind may list them in
+        another order), or None if there is no such binding."""
+        return self.bindings.get((destination, routing_key, freeze(arguments)))
 
     def has_binding(self, destination: Destination, routing_key: str,
                     arguments: dict[str, Any]) -> bool:

@@ -70,6 +70,8 @@ def get(channel: 'Channel', method: Basic.Get) -> None:
         default_queue(channel, check_name(method.queue, 'queue')), channel.conn)
     message = queue.get()
     if message is None:
+        channel.stat_get_empty += 1
+        queue.stat_get_empty += 1
         channel.send_method(Basic.GetEmpty())
     else:
         channel.deliver_get(queue, message, method.no_ack)

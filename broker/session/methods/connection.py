@@ -45,6 +45,7 @@ def start_ok(conn: 'Handshake', method: Connection.StartOk) -> None:
         return
     conn.username = user.name
     conn.user = user
+    conn.auth_mechanism = mechanism
     conn.send_method(0, Connection.Tune(channel_max=conn.channel_max, frame_max=conn.frame_max,
                                         heartbeat=conn.heartbeat))
 
@@ -71,7 +72,7 @@ def open_(conn: 'Handshake', method: Connection.Open) -> None:
     if vhost is None:
         raise NotAllowed(f"vhost {name} not found")
     assert conn.user is not None        # start-ok came first
-    if name not in conn.user.vhosts:
+    if not conn.sessions.users.may_open(conn.user.name, name):
         raise NotAllowed(f"access to vhost '{name}' refused for user '{conn.username}'")
     conn.vhost = vhost
     conn.opened()

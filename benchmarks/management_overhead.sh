@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): what the management API costs the per-message path.
+#
+# Starts two brokers of this worktree: A with management_enabled=false, B with
+# the API on and a client polling GET /api/queues every second, then runs
+# ../shared/bench/compare.sh A B for pubsub-16 and confirms-16 (B/A >= 0.97
+# is the goal).  Run it under `flock /tmp/bench.lock`.
+#
+#   benchmarks/management_overhead.sh [PAIRS]
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+PY="$ROOT/.venv/bin/python"
+COMPARE="${COMPARE:-$ROOT/../shared/bench/compare.sh}"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+start() {   # start NAME EXTRA_ENV... ; prints the AMQP port, then the API port (0: none)
+  local name=$1; shift
+  env "$@" "$PY" -m leveret broker --port 0 --management-port 0 \
+      --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    if grep -q 'listening on' "$work/$name.log"; then break; fi
+    sleep 0.1
+  done
+  grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log"
+  grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0
+}
+
+read -r -d '' A_PORTS < <(start off LEVERET_MANAGEMENT_ENABLED=false; printf '\0') || true
+read -r -d '' B_PORTS < <(start on LEVERET_MANAGEMENT_ENABLED=true; printf '\0') || true
+A_AMQP=$(echo "$A_PORTS" | sed -n 1p)
+B_AMQP=$(echo "$B_PORTS" | sed -n 1p)
+B_API=$(echo "$B_PORTS" | sed -n 2p)
+echo "A (API off): amqp $A_AMQP   B (API on, polled): amqp $B_AMQP api $B_API" >&2
+
+"$PY" - "$B_API" <<'PY' &
+import base64, sys, time, urllib.request
+request = urllib.request.Request(f'http://127.0.0.1:{sys.argv[1]}/api/queues')
+request.add_header('Authorization', 'Basic ' + base64.b64encode(b'guest:guest').decode())
+while True:
+    try:
+        urllib.request.urlopen(request, timeout=5).read()
+    except OSError:
+        pass
+    time.sleep(1)
+PY
+pids+=($!)
+
+PAIRS="${1:-3}" ONLY='^(pubsub-16|confirms-16)$' \
+  bash "$COMPARE" "amqp://guest:guest@127.0.0.1:$A_AMQP/" "amqp://guest:guest@127.0.0.1:$B_AMQP/"

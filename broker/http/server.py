@@ -1,0 +1,108 @@
+"""The management API's HTTP server, run on the broker's own event loop.
+
+aiohttp's ``AppRunner`` and ``TCPSite`` start it without touching signal
+handlers (the broker owns SIGTERM and SIGINT); ``ssl_context`` is the hook
+for TLS.  The server also runs the counters' :class:`~..model.counters.Sampler`
+every :data:`~..model.counters.SAMPLE_INTERVAL` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+
+from ..model.counters import SAMPLE_INTERVAL, Counted, Sampler
+from .app import make_app
+from .ports import BrokerPort
+
+log = logging.getLogger(__name__)
+
+#: Objects sampled between two yields to the event loop.
+SAMPLE_SLICE = 1000
+
+
+class ManagementServer:
+    def __init__(self, broker: BrokerPort, host: str, port: int,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.broker = broker
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._sampler = Sampler()
+        self._sampling: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(make_app(self.broker), handle_signals=False,
+                                     access_log=None)
+        await self._runner.setup()
+        # Bound here rather than by TCPSite: with port 0 the port is known.
+        sock = _listening_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        self._site = web.SockSite(self._runner, sock, ssl_context=self.ssl_context)
+        await self._site.start()
+        self._sampling = asyncio.get_running_loop().create_task(self._sample_forever())
+        log.info('management API at http://%s:%d/api/', self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._sampling is not None:
+            self._sampling.cancel()
+            self._sampling = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- rates ------------------------------------------------------------------
+    def counted(self) -> Iterator[Counted]:
+        """Everything with counters: queues, exchanges, channels, connections..."""
+        broker = self.broker
+        unacked: dict[Any, int] = {}
+        for queue, _message in broker.sessions.unacked():
+            unacked[queue] = unacked.get(queue, 0) + 1
+        yield broker.churn
+        for vhost in list(broker.vhosts.values()):
+            yield vhost.closed_channels
+            for queue in list(vhost.queues.values()):
+                queue.sampled_unacked = unacked.get(queue, 0)
+                yield queue
+            yield from list(vhost.exchanges.values())
+        for connection in list(broker.sessions.connections):
+            yield connection
+            yield from list(connection.channels.values())
+
+    async def sample(self) -> None:
+        """Take a sample of every counter, a slice at a time: with 10,000
+        queues the loop is never held for the whole walk."""
+        objects = list(self.counted())
+        now = time.time()
+        for start in range(0, len(objects), SAMPLE_SLICE):
+            self._sampler.sample(objects[start:start + SAMPLE_SLICE], now)
+            await asyncio.sleep(0)
+
+    async def _sample_forever(self) -> None:
+        while True:
+            await self.sample()
+            await asyncio.sleep(SAMPLE_INTERVAL)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

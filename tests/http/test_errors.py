@@ -1,0 +1,252 @@
+"""Refusals as RabbitMQ 3.10 answers them: status, body, headers.
+
+Bodies are RabbitMQ's (captured from 3.10.8); never a traceback, never a hang.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .client import Api, call
+
+NOT_FOUND = {'error': 'Object Not Found', 'reason': 'Not Found'}
+
+
+@pytest.fixture
+def roles(own_api: Api) -> Api:
+    """Users of each tag on a broker of the test's own, and a vhost v2 only guest uses."""
+    api = own_api
+    assert api.put('/vhosts/v2').status == 201
+    for name, tags in (('mgmt', 'management'), ('monitor', 'monitoring'), ('notags', ''),
+                       ('admin2', 'administrator')):
+        assert api.put(f'/users/{name}', {'password': f'{name}-pw', 'tags': tags}).status == 201
+        assert api.put(f'/permissions/%2F/{name}', {'configure': '^mine\\.', 'write': '.*',
+                                                    'read': '.*'}).status == 201
+    return api
+
+
+def test_no_credentials_get_a_challenge_and_no_body(api):
+    answer = api('GET', '/overview', user=None)
+    assert answer.status == 401
+    assert answer.body == b''
+    assert answer.headers['www-authenticate'] == 'Basic realm="RabbitMQ Management"'
+
+
+def test_a_wrong_password_or_an_unknown_user_is_a_failed_login(api):
+    for user, password in (('guest', 'wrong'), ('nobody', 'x')):
+        answer = api('GET', '/overview', user=user, password=password)
+        assert (answer.status, answer.json) == (401, {'error': 'not_authorized',
+                                                      'reason': 'Login failed'})
+        assert 'www-authenticate' in answer.headers
+    bearer = api('GET', '/overview', user=None, headers={'Authorization': 'Bearer abc'})
+    assert bearer.status == 401 and bearer.json['reason'] == 'Login failed'
+    garbage = api('GET', '/overview', user=None, headers={'Authorization': 'Basic !!!x'})
+    assert (garbage.status, garbage.body) == (400, b'')
+
+
+def test_a_user_without_tags_is_not_a_management_user(roles):
+    answer = roles.as_user('notags', 'notags-pw')('GET', '/overview')
+    assert (answer.status, answer.json) == (401, {'error': 'not_authorised',
+                                                  'reason': 'Not management user'})
+    assert 'www-authenticate' not in answer.headers
+
+
+def test_a_management_user_sees_only_its_vhosts(roles):
+    mgmt = roles.as_user('mgmt', 'mgmt-pw')
+    assert roles.put('/queues/v2/q.other', {}).status == 201
+    assert roles.put('/queues/%2F/mine.q', {}).status == 201
+    answer = mgmt('GET', '/queues/v2')
+    assert (answer.status, answer.json) == (401, {
+        'error': 'not_authorised', 'reason': 'User not authorised to access virtual host'})
+    assert mgmt('GET', '/queues/v2/q.other').status == 401
+    assert {q['vhost'] for q in mgmt.get('/queues')} == {'/'}
+    assert [v['name'] for v in mgmt.get('/vhosts')] == ['/']
+    # Monitoring users read every vhost's objects.
+    assert {q['vhost'] for q in roles.as_user('monitor', 'monitor-pw').get('/queues')} == {
+        '/', 'v2'}
+
+
+def test_only_administrators_change_users_vhosts_permissions_and_definitions(roles):
+    for user in ('mgmt', 'monitor'):
+        as_user = roles.as_user(user, f'{user}-pw')
+        for method, path, body in (('PUT', '/users/x', {'password': 'x', 'tags': ''}),
+                                   ('DELETE', '/users/guest', None),
+                                   ('PUT', '/vhosts/x', {}),
+                                   ('DELETE', '/vhosts/v2', None),
+                                   ('PUT', '/permissions/%2F/guest',
+                                    {'configure': '', 'write': '', 'read': ''}),
+                                   ('GET', '/users', None),
+                                   ('GET', '/definitions', None),
+                                   ('POST', '/definitions', {})):
+            answer = as_user(method, path, body)
+            assert (answer.status, answer.json) == (401, {
+                'error': 'not_authorised', 'reason': 'Not administrator user'}), (user, path)
+    assert roles.get('/users/guest')['tags'] == ['administrator']
+    nodes = roles.as_user('mgmt', 'mgmt-pw')('GET', '/nodes')
+    assert (nodes.status, nodes.json['reason']) == (401, 'Not monitor user')
+    assert roles.as_user('monitor', 'monitor-pw').get('/nodes')[0]['running'] is True
+
+
+def test_configure_permissions_decide_who_declares_what(roles):
+    mgmt = roles.as_user('mgmt', 'mgmt-pw')
+    assert mgmt.put('/queues/%2F/mine.ok', {'durable': False}).status == 201
+    refused = mgmt.put('/queues/%2F/other.q', {'durable': False})
+    assert (refused.status, refused.json) == (401, {'error': 'not_authorised',
+                                                    'reason': 'Access refused.'})
+    assert roles.put('/queues/%2F/amq.reserved', {}).status == 401
+    assert roles.delete('/exchanges/%2F/amq.direct').status == 401
+    assert roles.delete('/exchanges/%2F/amq.default').status == 401
+
+
+def test_a_user_closes_its_own_connections_only(roles, own_broker):
+    import pika
+    url = f'amqp://admin2:admin2-pw@127.0.0.1:{own_broker.port}/'
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        name = roles.get('/connections')[0]['name']
+        path = '/connections/' + name.replace(' ', '%20').replace('>', '%3E')
+        mgmt = roles.as_user('mgmt', 'mgmt-pw')
+        assert mgmt.get('/connections') == []
+        answer = mgmt('DELETE', path)
+        assert (answer.status, answer.json) == (401, {
+            'error': 'not_authorised', 'reason': 'User not authorised to access object'})
+        assert conn.is_open
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize('path', ['/queues/nope', '/queues/nope/q', '/queues/%2F/no.such.q',
+                                  '/exchanges/nope', '/exchanges/%2F/no.such.ex',
+                                  '/vhosts/nope', '/users/nope', '/connections/nope',
+                                  '/channels/nope', '/permissions/%2F/nope', '/nonexistent',
+                                  '/bindings/%2F/e/no.such/q/nothing'])
+def test_unknown_objects_are_404(api, path):
+    answer = api('GET', path)
+    assert (answer.status, answer.json) == (404, NOT_FOUND)
+
+
+def test_declaring_in_an_unknown_vhost_and_other_404_bodies(api, unique):
+    answer = api.put('/queues/nope/x', {'durable': True})
+    assert (answer.status, answer.json) == (404, {'error': 'not_found',
+                                                  'reason': 'vhost_not_found'})
+    answer = api.post('/queues/%2F/no.such.q/get', {'count': 1, 'ackmode': 'ack_requeue_true',
+                                                    'encoding': 'auto'})
+    assert (answer.status, answer.json) == (404, {
+        'error': 'not_found', 'reason': "NOT_FOUND - no queue 'no.such.q' in vhost '/'"})
+    assert api.put(f'/exchanges/%2F/{unique}', {'type': 'direct'}).status == 201
+    answer = api.post(f'/bindings/%2F/e/{unique}/q/no.such.q', {'routing_key': 'k'})
+    assert (answer.status, answer.json) == (404, {
+        'error': 'not_found', 'reason': "no queue 'no.such.q' in vhost '/'"})
+    answer = api.delete(f'/queues/%2F/{unique}')
+    assert (answer.status, answer.json) == (404, NOT_FOUND)
+    answer = api.post('/exchanges/%2F/no.such.exchange/publish', {
+        'properties': {}, 'routing_key': 'k', 'payload': 'x', 'payload_encoding': 'string'})
+    assert (answer.status, answer.json) == (400, {
+        'error': 'bad_request',
+        'reason': "404 NOT_FOUND - no exchange 'no.such.exchange' in vhost '/'"})
+
+
+@pytest.mark.parametrize('method, path, allow', [
+    ('DELETE', '/overview', 'HEAD, GET, OPTIONS'),
+    ('POST', '/overview', 'HEAD, GET, OPTIONS'),
+    ('POST', '/vhosts', 'HEAD, GET, OPTIONS'),
+    ('POST', '/queues/%2F/q.classic', 'HEAD, GET, PUT, DELETE, OPTIONS'),
+    ('PATCH', '/queues/%2F/q.classic', 'HEAD, GET, PUT, DELETE, OPTIONS'),
+    ('PUT', '/connections/x', 'HEAD, GET, DELETE, OPTIONS'),
+    ('GET', '/queues/%2F/q.scratch/get', 'POST, OPTIONS'),
+])
+def test_a_method_a_resource_lacks_is_405_with_allow(api, method, path, allow):
+    answer = api(method, path, {} if method in ('POST', 'PUT', 'PATCH') else None)
+    assert (answer.status, answer.headers['allow'], answer.body) == (405, allow, b'')
+
+
+def test_options_and_head(api):
+    answer = api('OPTIONS', '/queues')
+    assert (answer.status, answer.headers['allow']) == (200, 'HEAD, GET, OPTIONS')
+    head = api('HEAD', '/overview')
+    assert head.status == 200 and head.body == b''
+
+
+@pytest.mark.parametrize('method, path, raw', [
+    ('PUT', '/queues/%2F/t.badjson', b'{"durable": tru'),
+    ('PUT', '/exchanges/%2F/t.badjson', b'[1,'),
+    ('PUT', '/users/t-badjson', b'{'),
+    ('POST', '/exchanges/%2F/amq.default/publish', b'{not json'),
+    ('POST', '/queues/%2F/t.badjson/get', b'{bad'),
+    ('POST', '/bindings/%2F/e/amq.direct/q/t.badjson', b'{x'),
+    ('POST', '/definitions', b'{"users": ['),
+])
+def test_malformed_json_is_400_not_json(api, method, path, raw):
+    if 'get' in path or 'bindings' in path:
+        assert api.put('/queues/%2F/t.badjson', {}).status in (201, 204)
+    answer = api(method, path, raw=raw)
+    assert (answer.status, answer.json) == (400, {'error': 'bad_request', 'reason': 'not_json'})
+
+
+@pytest.mark.parametrize('query, body', [
+    ('page=0&page_size=2', {'error': 'invalid_pagination_parameters',
+                            'reason': 'Invalid pagination parameters: page number 0, '
+                                      'page size 2'}),
+    ('page=1&page_size=1000', {'error': 'invalid_pagination_parameters',
+                               'reason': 'Invalid pagination parameters: page number 1, '
+                                         'page size 1000'}),
+    ('page=abc', {'error': 'bad_request', 'reason': 'Pagination parameters are invalid'}),
+])
+def test_bad_paging_parameters(api, query, body):
+    answer = api('GET', f'/queues?{query}')
+    assert (answer.status, answer.json) == (400, body)
+
+
+def test_a_page_past_the_end(api):
+    total = len(api.get('/queues'))
+    answer = api('GET', f'/queues?page={total + 5}&page_size=1')
+    assert answer.status == 400
+    assert answer.json == {'error': 'page_out_of_range',
+                           'reason': f'Page out of range, page: {total + 5} page size: 1, '
+                                     f'len: {total}'}
+
+
+def test_bad_bodies_get_rabbitmqs_reasons(api, unique):
+    answer = api.post('/exchanges/%2F/amq.default/publish', {'routing_key': 'x',
+                                                             'payload': 'x'})
+    assert answer.json == {'error': 'bad_request', 'reason':
+                           '[{key_missing,properties},{key_missing,payload_encoding}]'}
+    answer = api.post('/exchanges/%2F/amq.default/publish', {
+        'properties': {}, 'routing_key': 'x', 'payload': 'x', 'payload_encoding': 'hex'})
+    assert answer.json == {'error': 'bad_request', 'reason': ['unsupported_encoding', 'hex']}
+    answer = api.post('/exchanges/%2F/amq.default/publish', {
+        'properties': {'delivery_mode': 'two'}, 'routing_key': 'x', 'payload': 'x',
+        'payload_encoding': 'string'})
+    assert answer.json == {'error': 'bad_request', 'reason': ['not_int', 'delivery_mode']}
+    assert api.put(f'/queues/%2F/{unique}', {'durable': True,
+                                             'arguments': {'x-max-length': 5}}).status == 201
+    answer = api.put(f'/queues/%2F/{unique}', {'durable': True,
+                                               'arguments': {'x-max-length': 6}})
+    assert answer.json == {'error': 'bad_request', 'reason':
+                           f"inequivalent arg 'x-max-length' for queue '{unique}' in vhost "
+                           f"'/': received '6' but current is '5'"}
+    answer = api.put(f'/queues/%2F/{unique}', {'durable': False})
+    assert answer.json['reason'] == (f"inequivalent arg 'durable' for queue '{unique}' in "
+                                     f"vhost '/': received 'false' but current is 'true'")
+    answer = api.put(f'/queues/%2F/{unique}.bad', {'arguments': {'x-max-length': 'ten'}})
+    assert answer.status == 400 and "invalid arg 'x-max-length'" in answer.json['reason']
+    answer = api.put(f'/exchanges/%2F/{unique}', {'type': 'nosuchtype'})
+    assert answer.json == {'error': 'bad_request',
+                           'reason': "unknown exchange type 'nosuchtype'"}
+    answer = api.put('/permissions/%2F/nobody-at-all', {'configure': '.*', 'write': '.*',
+                                                        'read': '.*'})
+    assert answer.json == {'error': 'bad_request', 'reason': 'vhost_or_user_not_found'}
+    answer = api.put('/permissions/%2F/guest', {'configure': '.*'})
+    assert answer.json == {'error': 'bad_request',
+                           'reason': '[{key_missing,write},{key_missing,read}]'}
+    answer = api.post(f'/queues/%2F/{unique}/get', {'count': 1, 'encoding': 'auto'})
+    assert answer.json == {'error': 'bad_request', 'reason': '[{key_missing,ackmode}]'}
+    answer = api.post(f'/queues/%2F/{unique}/get', {'count': 1, 'ackmode': 'ack_requeue_true',
+                                                    'encoding': 'hex'})
+    assert answer.json == {'error': 'bad_request',
+                           'reason': 'Unsupported encoding. Please use auto or base64.'}
+
+
+def test_the_api_is_on_its_own_port_and_nothing_else_is_served(api):
+    answer = call(api.base.rsplit('/api', 1)[0], 'GET', '/')
+    assert answer.status == 404
