@@ -105,13 +105,15 @@ def rss_mb(pid: int) -> float:
 
 
 class Broker:
-    def __init__(self, watermark: int) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix='leveret-mem-'))
+    def __init__(self, watermark: int, data_dir: Path | None = None) -> None:
+        """A broker on a fresh data directory (or on ``data_dir``'s, again)."""
+        self.dir = data_dir or Path(tempfile.mkdtemp(prefix='leveret-mem-'))
         self.log = open(self.dir / 'broker.log', 'wb')
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'leveret', 'broker', '--port', '0', '--data-dir',
              str(self.dir / 'data')], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-            env={'LEVERET_MEMORY_HIGH_WATERMARK': str(watermark), 'PATH': '/usr/bin:/bin'})
+            env={'LEVERET_MEMORY_HIGH_WATERMARK': str(watermark), 'PATH': '/usr/bin:/bin',
+                 'LEVERET_MANAGEMENT_ENABLED': 'false'})
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             found = re.search(rb'listening on [^\s]+:(\d+)', (self.dir / 'broker.log').read_bytes())

@@ -106,6 +106,9 @@ def live_messages(vhosts: Iterable[VirtualHost],
                 for message in queue.ready:
                     if message.store_id:
                         yield queue, message, False
+                for message in queue.returning:     # a big requeue under way
+                    if message.store_id:
+                        yield queue, message, True
     for queue, message in unacked():
         if message.store_id:
             yield queue, message, True

@@ -251,6 +251,9 @@ class Broker:
         self.sessions.abort()
         if self._server is not None:
             await self._server.wait_closed()
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.finish_slices()       # a big purge's removals reach the log
         self.memory.stop_trimming()
         self.resident.stop()
         self.sessions.connection_log.flush()

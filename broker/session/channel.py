@@ -60,6 +60,9 @@ class Channel(ChannelCounters):
         self.unacked: dict[int, Unacked] = {}
         self.unacked_count = 0
         self.consumers: dict[str, Consumer] = {}
+        #: The queues those consumers take from, with how many each (an ack
+        #: kicks each queue once, however many consumers the channel has).
+        self._consumed: dict[Queue, int] = {}
         #: prefetch_count for new consumers (basic.qos global=false).
         self.prefetch = 0
         #: Channel-wide limit over all its consumers (basic.qos global=true).
@@ -108,7 +111,7 @@ class Channel(ChannelCounters):
 
     def kick(self) -> None:
         """Let the queues this channel consumes from deliver again."""
-        for queue in {c.queue for c in self.consumers.values()}:
+        for queue in list(self._consumed):
             queue.drain()
 
     # --- publishing ---------------------------------------------------------
@@ -390,11 +393,22 @@ class Channel(ChannelCounters):
     # --- consumers ----------------------------------------------------------
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers[consumer.tag] = consumer
+        consumed = self._consumed
+        consumed[consumer.queue] = consumed.get(consumer.queue, 0) + 1
         consumer.queue.add_consumer(consumer)
+
+    def _forget_consumer(self, consumer: Consumer) -> None:
+        consumed = self._consumed
+        left = consumed.get(consumer.queue, 0) - 1
+        if left > 0:
+            consumed[consumer.queue] = left
+        else:
+            consumed.pop(consumer.queue, None)
 
     def cancel_consumer(self, tag: str) -> Consumer | None:
         consumer = self.consumers.pop(tag, None)
         if consumer is not None:
+            self._forget_consumer(consumer)
             consumer.queue.remove_consumer(consumer)
         return consumer
 
@@ -402,6 +416,7 @@ class Channel(ChannelCounters):
         """The consumer's queue was deleted: tell the client if it listens."""
         if self.consumers.pop(consumer.tag, None) is None:
             return
+        self._forget_consumer(consumer)
         if self.state is OPEN and self.conn.client_capability('consumer_cancel_notify'):
             self.conn.notify(self, commands.Basic.Cancel(consumer_tag=consumer.tag, nowait=True))
 
@@ -461,17 +476,20 @@ class Channel(ChannelCounters):
         self.assembler.reset()
         if self.partial:
             self.body_done()
-        consumers = list(self.consumers.values())
+        by_queue_consumers: dict[Queue, list[Consumer]] = {}
+        for consumer in self.consumers.values():
+            by_queue_consumers.setdefault(consumer.queue, []).append(consumer)
         self.consumers.clear()
+        self._consumed.clear()
         for _kind, taken, _requeue in self._tx_settles:
             self.unacked.update(taken)
         self._tx_settles = []
         self._tx_publishes = []
-        taken = sorted(self.unacked.items())
+        taken = list(self.unacked.values())     # the queues put them back in order
         self.unacked.clear()
         self.unacked_count = 0
         by_queue: dict[Queue, list[Message]] = {}
-        for _, (message, queue, _consumer) in taken:
+        for message, queue, _consumer in taken:
             by_queue.setdefault(queue, []).append(message)
         # Requeue before removing consumers: an auto-delete queue must not
         # vanish with deliveries still out (RabbitMQ requeues first too);
@@ -484,11 +502,12 @@ class Channel(ChannelCounters):
             except Exception as exc:   # a bug: log it, and clean up the rest all the same
                 log_bug(log, f'{self!r}: requeue of {len(messages)} messages to {queue!r} '
                              f'failed', exc)
-        for consumer in consumers:
+        for queue, consumers in by_queue_consumers.items():
             try:
-                consumer.queue.remove_consumer(consumer)
+                queue.remove_consumers(consumers)   # type: ignore[arg-type]
             except Exception as exc:
-                log_bug(log, f'{self!r}: removing {consumer!r} failed', exc)
+                log_bug(log, f'{self!r}: removing {len(consumers)} consumers of {queue!r} '
+                             f'failed', exc)
 
 
 def _parse_expiration(value: str) -> int:
