@@ -79,25 +79,25 @@ class TopicExchange(Exchange):
 def _match(root: _Node, words: list[str]) -> tuple[Destination, ...]:
     """The destinations of every binding that matches ``words``."""
     current: list[_Node] = []
-    _reach(root, current, set())
+    _reach(root, current)
     for word in words:
         following: list[_Node] = []
-        seen: set[_Node] = set()
         for node in current:
             if node.is_hash:            # '#' takes this word too
-                _reach(node, following, seen)
+                following.append(node)
             children = node.children
             if children:
                 child = children.get(word)
                 if child is not None:
-                    _reach(child, following, seen)
+                    _reach(child, following)
                 if word != '*':
                     star = children.get('*')
                     if star is not None:
-                        _reach(star, following, seen)
+                        _reach(star, following)
         if not following:
             return ()
-        current = following
+        # Each node once per word: the cost stays nodes x words.
+        current = list(dict.fromkeys(following)) if len(following) > 1 else following
     out: dict[Destination, None] = {}
     for node in current:
         for destination in node.destinations:
@@ -105,12 +105,11 @@ def _match(root: _Node, words: list[str]) -> tuple[Destination, ...]:
     return tuple(out)
 
 
-def _reach(node: _Node, nodes: list[_Node], seen: set[_Node]) -> None:
-    """Add ``node`` and the ``#`` nodes under it (which match no word) once."""
-    while node not in seen:
-        seen.add(node)
+def _reach(node: _Node, nodes: list[_Node]) -> None:
+    """Add ``node`` and the ``#`` nodes under it (which match no word)."""
+    nodes.append(node)
+    children = node.children
+    while '#' in children:
+        node = children['#']
         nodes.append(node)
-        hash_child = node.children.get('#')
-        if hash_child is None:
-            return
-        node = hash_child
+        children = node.children
