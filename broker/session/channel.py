@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import struct
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands
@@ -39,6 +41,8 @@ FINISH_LIMIT = 4 << 20
 
 # An unacked delivery: the message, its queue, and the consumer (None for get).
 Unacked = tuple[Message, Queue, 'Consumer | None']
+_MESSAGE = itemgetter(0)
+_QUEUE = itemgetter(1)
 
 
 class Channel(ChannelCounters):
@@ -488,9 +492,15 @@ class Channel(ChannelCounters):
         taken = list(self.unacked.values())     # the queues put them back in order
         self.unacked.clear()
         self.unacked_count = 0
+        # Grouped by queue run by run, at C speed (500,000 unacked take a
+        # Python loop of a tenth of a second).
         by_queue: dict[Queue, list[Message]] = {}
-        for message, queue, _consumer in taken:
-            by_queue.setdefault(queue, []).append(message)
+        for queue, run in groupby(taken, key=_QUEUE):
+            messages = list(map(_MESSAGE, run))
+            if queue in by_queue:
+                by_queue[queue] += messages
+            else:
+                by_queue[queue] = messages
         # Requeue before removing consumers: an auto-delete queue must not
         # vanish with deliveries still out (RabbitMQ requeues first too);
         # this channel is no longer deliverable, so nothing comes back here.
