@@ -69,7 +69,7 @@ def test_a_user_without_a_password_names_the_entry(tmp_path):
     config = tmp_path / 'leveret.toml'
     config.write_text('[[users]]\nname = "app"\n')
     assert_one_clear_line(run_broker('--config', str(config)), str(config),
-                          'users[0].password', 'Field required')
+                          'users[0]', 'needs a password or a password_hash')
 
 
 @pytest.mark.parametrize('host', ['no-such-host.invalid', '192.0.2.1'])
