@@ -6,8 +6,8 @@ reads what comes back until the broker closes or a short wait ends, and
 hangs up (a ``connection.close`` of its own, or a TCP drop).  The test
 fails on any traceback in the broker's log, on a broker that exits, or on
 one that no longer answers a good client (over AMQP, and its operator over
-the management API); a second test fails when closed
-connections leave memory behind.
+the management API) or does not start again on what the sessions left; a
+second test fails when closed connections leave memory behind.
 
 Knobs, for long runs (the defaults keep the suite fast):
 
@@ -146,6 +146,12 @@ def test_mutated_conversations_leave_no_traceback_and_a_broker_that_answers(fuzz
             round_trip(port)
             operator_view(fuzzed_broker)
             traceback_free(fuzzed_broker)
+    # Whatever the sessions left in durable queues (messages with any
+    # headers the door let in) comes back after a restart.
+    assert fuzzed_broker.stop() == 0, fuzzed_broker.log()[-8000:]
+    fuzzed_broker.start(port=port)
+    round_trip(port)
+    operator_view(fuzzed_broker)
     clean_up(port)
     traceback_free(fuzzed_broker)
 
