@@ -14,30 +14,31 @@ PY="$ROOT/.venv/bin/python"
 COMPARE="${COMPARE:-$ROOT/../shared/bench/compare.sh}"
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-start() {   # start NAME EXTRA_ENV... ; sets PORT (AMQP) and API (0: none)
-  # Runs in this shell (not in a $(...) subshell), so that its pid reaches
-  # `pids` and the trap stops the broker: a broker left running would keep
-  # holding /tmp/bench.lock, inherited from flock.
+start() {   # start NAME EXTRA_ENV... ; sets PORTS="<amqp port> <API port or 0>"
+  # Run in this shell (not in a subshell), so that the trap stops the broker.
   local name=$1; shift
-  env "$@" "$PY" -m leveret broker --port 0 --management-port 0 \
+  env "$@" "$PY" -m leveret broker --port 0 --management-port 0 --prometheus-port 0 \
       --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
     if grep -q 'listening on' "$work/$name.log"; then break; fi
     sleep 0.1
   done
-  PORT=$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log")
-  API=$(grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)
+  PORTS="$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log") \
+$(grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)"
 }
 
 start off LEVERET_MANAGEMENT_ENABLED=false
-A_AMQP=$PORT
+read -r A_AMQP _ <<<"$PORTS"
 start on LEVERET_MANAGEMENT_ENABLED=true
-B_AMQP=$PORT
-B_API=$API
+read -r B_AMQP B_API <<<"$PORTS"
 echo "A (API off): amqp $A_AMQP   B (API on, polled): amqp $B_AMQP api $B_API" >&2
 
 "$PY" - "$B_API" <<'PY' &
