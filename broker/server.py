@@ -9,6 +9,7 @@ settings user that differs from the saved one is only logged.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import platform
@@ -260,8 +261,8 @@ class Broker:
                               'port': self.exporter.tls_port})
         return found
 
-    def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
-        return rabbit_definitions.export(self, vhost)
+    async def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
+        return await rabbit_definitions.export(self, vhost)
 
     def import_definitions(self, document: dict[str, Any],
                            vhost: str | None = None) -> list[str]:
@@ -357,6 +358,10 @@ class Broker:
                 plain=settings.management_plain_listener, tls_context=self.management_tls,
                 tls_port=settings.management_tls_port, extensions=extensions)
             await self.management.start()
+            # The API's modules (aiohttp, yarl, multidict: some 16,000 objects)
+            # are imported only now, after recovery froze what it loaded: freeze
+            # them too, or every full collection of the cyclic GC rescans them.
+            gc.freeze()
         where = []
         if self._server is not None:
             where.append(f'listening on {settings.host}:{self.port}')
