@@ -29,8 +29,12 @@ class BrokerProcess:
         self.file_size_limit = file_size_limit
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        #: The amqps port (0 unless a certificate is configured).
+        self.tls_port = 0
         #: The management API's port (0 until it logged it; stays 0 when disabled).
         self.management_port = 0
+        #: The management API's HTTPS port (0 unless configured).
+        self.management_tls_port = 0
 
     @property
     def url(self) -> str:
@@ -57,17 +61,20 @@ class BrokerProcess:
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             preexec_fn=self._limit_file_size if self.file_size_limit else None)
         deadline = time.monotonic() + timeout
-        pattern = re.compile(rb'listening on [^\s]+:(\d+)')
+        ready = re.compile(rb'Leveret \S+ listening ')
         while time.monotonic() < deadline:
             with open(self.log_path, 'rb') as f:
                 f.seek(start_offset)
                 text = f.read()
-            found = pattern.search(text)
-            if found:
-                self.port = int(found.group(1))
-                api = re.search(rb'management API at http://[^\s]+:(\d+)/', text)
-                if api:
-                    self.management_port = int(api.group(1))
+            if ready.search(text):
+                for attribute, pattern in (
+                        ('port', rb'listening on [^\s]+:(\d+)'),
+                        ('tls_port', rb'for TLS on [^\s]+:(\d+)'),
+                        ('management_port', rb'management API at http://[^\s]+:(\d+)/'),
+                        ('management_tls_port', rb'management API at https://[^\s]+:(\d+)/')):
+                    found = re.search(pattern, text)
+                    if found:
+                        setattr(self, attribute, int(found.group(1)))
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f'broker exited with {self.proc.returncode}:\n{self.log()}')

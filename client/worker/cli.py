@@ -140,6 +140,7 @@ def _app_settings(app: Any) -> dict[str, Any]:
     """The worker-related settings of a Leveret or a Celery app."""
     conf = app.conf
     settings = {'broker_url': conf.broker_url, 'queue': conf.task_default_queue,
+                'broker_use_ssl': conf.broker_use_ssl,
                 'concurrency': conf.worker_concurrency,
                 'prefetch_multiplier': conf.worker_prefetch_multiplier,
                 'task_events': conf.worker_send_task_events,
@@ -179,6 +180,7 @@ def options_from(args: argparse.Namespace, app: Any) -> WorkerOptions:
         'disable_rate_limits': settings['disable_rate_limits'],
         'beat': args.beat, 'schedule_filename': args.schedule_filename,
         'scheduler': args.scheduler, 'purge': args.purge, 'mingle': not args.without_mingle,
+        'broker_use_ssl': settings['broker_use_ssl'],
     }
     if args.heartbeat_interval:
         values['heartbeat_interval'] = args.heartbeat_interval

@@ -65,7 +65,8 @@ class Worker:
         self.queues = queues or TaskQueues(options.queues, options.queue_arguments)
         self.hostname = options.hostname
         self.clock = LamportClock()
-        self.publisher = Publisher(options.broker_url, options.hostname)
+        self.publisher = Publisher(options.broker_url, options.hostname,
+                                   broker_use_ssl=options.broker_use_ssl)
         self.outbox = Outbox()
         self.events = EventDispatcher(self.publisher, self.outbox, self.hostname, self.clock,
                                       options.task_events, options.heartbeat_interval)
@@ -189,7 +190,8 @@ class Worker:
             self.connection.abort()  # the broker requeues what it held
         connection = await ConsumerConnection.open(
             normalize_url(self.options.broker_url), self.intake.on_message,
-            self._consumer_lost, name=f'{self.hostname} consumer')
+            self._consumer_lost, name=f'{self.hostname} consumer',
+            broker_use_ssl=self.options.broker_use_ssl)
         self.connection = connection
         self.writes.attach_consumer(connection)
         await connection.qos(self.state.prefetch.value, global_=True)

@@ -59,6 +59,8 @@ class WorkerOptions(BaseModel):
     purge: bool = False
     #: ``--without-mingle``: no sync of revoked ids with the other workers at start.
     mingle: bool = True
+    #: Celery's ``broker_use_ssl`` (True, py-amqp's options, or an SSLContext).
+    broker_use_ssl: Any = None
 
     @property
     def prefetch_count(self) -> int:
