@@ -17,6 +17,7 @@ def run_broker(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, host=args.host, port=args.port,
                                  data_dir=args.data_dir, log_level=args.log_level,
+                                 prometheus_port=args.prometheus_port,
                                  management_host=args.management_host,
                                  management_port=args.management_port)
     except FileNotFoundError as exc:
@@ -52,6 +53,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument('--data-dir', help=f'directory for durable data (default {default["data_dir"]})')
     b.add_argument('--log-level', choices=('debug', 'info', 'warning', 'error'),
                    help=f'(default {default["log_level"]})')
+    b.add_argument('--prometheus-port', type=int,
+                   help=f'Prometheus metrics port (default {default["prometheus_port"]}, '
+                        f'0: any free port)')
     b.add_argument('--management-host',
                    help=f'address the management API listens on '
                         f'(default {default["management_host"]})')

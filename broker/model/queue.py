@@ -27,6 +27,7 @@ from leveret.protocol.properties import with_header
 
 from ..store.base import Store
 from . import queue_args
+from .celery import TaskTable
 from .clock import Clock, TimerHandle
 from .counters import QueueCounters
 from .memory import MemoryMonitor
@@ -142,6 +143,8 @@ class Queue(QueueCounters):
         #: these are asked (with 10,000 consumers, the walk was the cost).
         self._credit_from: list[Subscriber] = []
         self.init_counters()
+        #: Celery task name -> its counts in this queue (model.celery).
+        self.celery_tasks: TaskTable = {}
         self.touch()
 
     def __repr__(self) -> str:
