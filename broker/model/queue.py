@@ -331,9 +331,11 @@ class Queue(QueueCounters):
             return
         if self.returning:
             self._return_in_order()
-        if credit_from is None:
-            self._starved = False       # ask everyone again
         ready = self.ready
+        if credit_from is None or not ready:
+            # Credit from anywhere, or nothing waits (a get, a purge or
+            # expiry took it): the next publish asks everyone again.
+            self._starved = False
         if not ready or not self.consumers:
             return
         if credit_from and self._starved:

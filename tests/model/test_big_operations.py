@@ -183,3 +183,17 @@ def test_a_consumer_with_credit_left_gets_the_next_publish():
     queue.drain(credit_from=[consumer])
     publish(vhost, '', 'q', b'next')
     assert consumer.bodies()[-1] == b'next'
+
+
+def test_an_ack_after_a_get_emptied_the_queue_lets_the_next_publish_through():
+    vhost, _ = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    consumer = Subscriber(queue, prefetch=1).subscribe()
+    publish(vhost, '', 'q', b'1')
+    publish(vhost, '', 'q', b'2')                       # waits: the consumer is busy
+    assert queue.get().body == b'2'                     # nothing waits now
+    [message] = consumer._take(1)
+    queue.settle(message)
+    queue.drain(credit_from=[consumer])                 # the ack, with nothing ready
+    publish(vhost, '', 'q', b'3')
+    assert consumer.bodies() == [b'1', b'3']
