@@ -4,8 +4,8 @@ The shape is RabbitMQ's: a user has a password hash and tags
 (``administrator``, ``monitoring``, ``policymaker``, ``management``, or any
 other word); per user and vhost a permission entry holds three regular
 expressions (configure, write, read).  A connection to a vhost is refused
-unless the user has an entry for it; enforcing the expressions on AMQP
-operations is not done yet (they are stored, exported and imported).
+unless the user has an entry for it; :mod:`.access` gives the expressions
+their meaning on every AMQP operation.
 
 Passwords are hashed as RabbitMQ's ``rabbit_password_hashing_sha256``:
 base64 of a 4-byte salt followed by SHA-256(salt + password), so hashes
@@ -92,6 +92,8 @@ class User:
     password_hash: str
     tags: list[str] = field(default_factory=list)
     hashing_algorithm: str = HASHING_ALGORITHM
+    #: RabbitMQ's user limits: ``max-connections``, ``max-queues``.
+    limits: dict[str, int] = field(default_factory=dict)
 
     def has_tag(self, *tags: str) -> bool:
         return any(tag in self.tags for tag in tags)
@@ -194,12 +196,22 @@ class Users:
         return user
 
     def put(self, name: str, password_hash: str, tags: list[str],
-            hashing_algorithm: str = HASHING_ALGORITHM) -> User:
-        """Create or replace a user."""
-        user = User(name, password_hash, list(tags), hashing_algorithm)
+            hashing_algorithm: str = HASHING_ALGORITHM,
+            limits: dict[str, int] | None = None) -> User:
+        """Create or replace a user (a replaced one keeps its limits unless given)."""
+        if limits is None:
+            old = self.users.get(name)
+            limits = dict(old.limits) if old is not None else {}
+        user = User(name, password_hash, list(tags), hashing_algorithm, dict(limits))
         self.users[name] = user
         self.listener.user_saved(user)
         return user
+
+    def set_limits(self, name: str, limits: dict[str, int]) -> None:
+        """Replace a user's limits (saved like the user)."""
+        user = self.users[name]
+        user.limits = dict(limits)
+        self.listener.user_saved(user)
 
     def delete(self, name: str) -> bool:
         """Delete a user and every permission of it; False if there was none."""
@@ -260,6 +272,17 @@ class Users:
         user = self.users.get(username)
         if user is None or not check_password(password, user.password_hash):
             return None
+        return user
+
+    def authenticate_external(self, username: str, from_loopback: bool) -> User:
+        """SASL EXTERNAL: the user a verified client certificate names must exist."""
+        user = self.users.get(username)
+        if user is None:
+            raise AuthenticationError(f"user '{username}' (from the client certificate): "
+                                      f"no such user")
+        if username in self.loopback_users and not from_loopback:
+            raise AuthenticationError(
+                f"user '{username}' can only connect via localhost")
         return user
 
     def authenticate(self, mechanism: str, response: bytes | str,

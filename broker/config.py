@@ -6,7 +6,10 @@ any of them is a clear error naming the setting.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,16 +28,70 @@ def default_data_dir() -> Path:
     return Path(base) / 'leveret'
 
 
+class PermissionSettings(BaseModel):
+    """A user's permission entry on one vhost: RabbitMQ's three regular
+    expressions, ``.*`` each unless given (as ``set_permissions`` examples)."""
+
+    model_config = {'extra': 'forbid'}
+
+    configure: str = '.*'
+    write: str = '.*'
+    read: str = '.*'
+
+    @model_validator(mode='after')
+    def _patterns_compile(self) -> PermissionSettings:
+        for kind in ('configure', 'write', 'read'):
+            try:
+                re.compile(getattr(self, kind))
+            except re.error as exc:
+                raise ValueError(f'{kind}: invalid regular expression '
+                                 f'{getattr(self, kind)!r}: {exc}') from None
+        return self
+
+
 class UserSettings(BaseModel):
     """A user besides the default one (``[[users]]`` in the TOML file)."""
 
     model_config = {'extra': 'forbid'}
 
     name: str = Field(min_length=1)
-    password: str = Field(min_length=1)
-    #: The vhosts this user may open (created if no other setting names them).
-    vhosts: list[str] = Field(default_factory=lambda: ['/'], min_length=1)
+    #: The password in clear text, or ``password_hash`` (RabbitMQ's salted
+    #: SHA-256, base64, as ``rabbitmqctl hash_password`` and definitions give it).
+    password: str | None = Field(None, min_length=1)
+    password_hash: str | None = Field(None, min_length=1)
+    #: The vhosts this user may open with every permission (created if no
+    #: other setting names them); ``["/"]`` unless ``permissions`` names some.
+    vhosts: list[str] | None = Field(None, min_length=1)
+    #: Per vhost, the permission entry (such a vhost needs not be in ``vhosts``).
+    permissions: dict[str, PermissionSettings] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode='after')
+    def _one_password(self) -> UserSettings:
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError(f"user {self.name!r} needs a password or a password_hash "
+                             f"(one of them)")
+        if self.password_hash is not None and not _valid_hash(self.password_hash):
+            raise ValueError(f"user {self.name!r}: password_hash is not a RabbitMQ "
+                             f"salted SHA-256 hash (base64 of 36 bytes)")
+        return self
+
+    def permission_entries(self) -> dict[str, PermissionSettings]:
+        """Every vhost this user may open, with its permission entry."""
+        if self.vhosts is not None:
+            vhosts = self.vhosts
+        else:
+            vhosts = [] if self.permissions else ['/']
+        entries = {vhost: PermissionSettings() for vhost in vhosts}
+        entries.update(self.permissions)
+        return entries
+
+
+def _valid_hash(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 36
+    except (binascii.Error, ValueError):
+        return False
 
 
 class Settings(BaseSettings):
@@ -75,13 +132,74 @@ class Settings(BaseSettings):
     celery_accounting: bool = Field(True, description='Celery-aware accounting')
     #: Distinct task names counted; the rest are counted as ``other``.
     celery_task_names: int = Field(500, ge=1, le=100_000)
+    # --- limits that keep one client from hurting the rest ---
+    #: Most consumers on one channel (RabbitMQ's consumer_max_per_channel; 0: none).
+    consumer_max_per_channel: int = Field(16384, ge=0)
+    #: Most unacked deliveries on a channel whose consumers set no prefetch
+    #: (0: none); the largest prefetch a client may ask for is 65535.
+    unacked_max_per_channel: int = Field(65535, ge=0)
+    #: Defaults of RabbitMQ's vhost and user limits where none is set at run
+    #: time (-1: no limit).
+    vhost_max_connections: int = Field(-1, ge=-1)
+    vhost_max_queues: int = Field(-1, ge=-1)
+    user_max_connections: int = Field(-1, ge=-1)
+    user_max_queues: int = Field(-1, ge=-1)
+    # --- TLS (amqps) ---
+    #: Listen for plain AMQP on ``port`` (false: TLS only).
+    plain_listener: bool = True
+    #: The amqps listener: on ``tls_port`` once ``tls_certfile`` is set.
+    tls_port: int = Field(5671, ge=0, le=65535, description='amqps port (0: any free port)')
+    tls_certfile: Path | None = None
+    #: The private key (None: it is in ``tls_certfile``).
+    tls_keyfile: Path | None = None
+    tls_key_password: str | None = None
+    #: CA certificates that client certificates are checked against.
+    tls_cafile: Path | None = None
+    #: ``verify_none``: no client certificate asked for; ``verify_peer``: one
+    #: sent is checked, and required when ``tls_fail_if_no_peer_cert``.
+    tls_verify: Literal['verify_none', 'verify_peer'] = 'verify_none'
+    tls_fail_if_no_peer_cert: bool = False
+    #: Offer SASL EXTERNAL on TLS connections with a verified client certificate.
+    tls_external_auth: bool = True
+    #: The user EXTERNAL logs in as: the certificate subject's CN, or its whole DN.
+    tls_cert_login_from: Literal['common_name', 'distinguished_name'] = 'common_name'
     #: The management HTTP API (RabbitMQ's, on its port).
     management_enabled: bool = True
     management_host: str = '127.0.0.1'
     management_port: int = Field(15672, ge=0, le=65535,
                                  description='management API port (0: any free port)')
+    #: Serve plain HTTP on ``management_port`` (false: HTTPS only).
+    management_plain_listener: bool = True
+    #: HTTPS for the management API, on ``management_tls_port`` once
+    #: ``management_tls_certfile`` is set (the same settings as the amqps ones).
+    management_tls_port: int = Field(15671, ge=0, le=65535)
+    management_tls_certfile: Path | None = None
+    management_tls_keyfile: Path | None = None
+    management_tls_key_password: str | None = None
+    management_tls_cafile: Path | None = None
+    management_tls_verify: Literal['verify_none', 'verify_peer'] = 'verify_none'
+    management_tls_fail_if_no_peer_cert: bool = False
     #: A definitions file (RabbitMQ's JSON format) applied at every start.
     load_definitions: Path | None = None
+
+    @model_validator(mode='after')
+    def _tls_is_whole(self) -> Settings:
+        for prefix in ('tls', 'management_tls'):
+            verify = getattr(self, f'{prefix}_verify')
+            if verify == 'verify_peer' and getattr(self, f'{prefix}_cafile') is None:
+                raise ValueError(f'{prefix}_verify = verify_peer needs {prefix}_cafile (the CA '
+                                 f'that client certificates are checked against)')
+            if getattr(self, f'{prefix}_fail_if_no_peer_cert') and verify != 'verify_peer':
+                raise ValueError(f'{prefix}_fail_if_no_peer_cert needs {prefix}_verify = '
+                                 f'verify_peer')
+        if not self.plain_listener and self.tls_certfile is None:
+            raise ValueError('plain_listener is false and no tls_certfile is set: the broker '
+                             'would not listen at all')
+        if (self.management_enabled and not self.management_plain_listener
+                and self.management_tls_certfile is None):
+            raise ValueError('management_plain_listener is false and no '
+                             'management_tls_certfile is set')
+        return self
 
     @model_validator(mode='after')
     def _users_are_distinct(self) -> Settings:
@@ -95,7 +213,7 @@ class Settings(BaseSettings):
     def all_vhosts(self) -> list[str]:
         """Every vhost the settings name, the default one first."""
         names = [self.default_vhost, *self.vhosts,
-                 *(vhost for user in self.users for vhost in user.vhosts)]
+                 *(vhost for user in self.users for vhost in user.permission_entries())]
         return list(dict.fromkeys(names))
 
 

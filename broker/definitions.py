@@ -39,13 +39,13 @@ def _queue_is_durable(queue: Queue) -> bool:
 def vhost_item(vhost: VirtualHost) -> tuple[str, dict[str, Any]]:
     return make_key('vhosts', vhost.name), {
         'name': vhost.name, 'description': vhost.description, 'tags': list(vhost.tags),
-        'default_queue_type': vhost.default_queue_type}
+        'default_queue_type': vhost.default_queue_type, 'limits': dict(vhost.limits)}
 
 
 def user_item(user: User) -> tuple[str, dict[str, Any]]:
     return make_key('users', user.name), {
         'name': user.name, 'password_hash': user.password_hash, 'tags': list(user.tags),
-        'hashing_algorithm': user.hashing_algorithm}
+        'hashing_algorithm': user.hashing_algorithm, 'limits': dict(user.limits)}
 
 
 def permission_item(vhost: str, user: str, p: Permission) -> tuple[str, dict[str, Any]]:
@@ -71,7 +71,8 @@ def exchange_item(vhost: str, exchange: Exchange) -> tuple[str, dict[str, Any]]:
 def queue_item(vhost: str, queue: Queue) -> tuple[str, dict[str, Any]]:
     return make_key('queues', vhost, queue.name), {
         'vhost': vhost, 'name': queue.name, 'auto_delete': queue.auto_delete,
-        'arguments': encode_table(queue.arguments), 'incarnation': queue.incarnation}
+        'arguments': encode_table(queue.arguments), 'incarnation': queue.incarnation,
+        'declared_by': queue.declared_by}
 
 
 def _destination_type(destination: Any) -> str:
@@ -197,9 +198,11 @@ def restore(definitions: Definitions, add_vhost: Callable[[str], VirtualHost],
         vhost.description = item.get('description', '')
         vhost.tags = list(item.get('tags', []))
         vhost.default_queue_type = item.get('default_queue_type', 'undefined')
+        vhost.limits = dict(item.get('limits') or {})
     for item in definitions.users:
         users.put(item['name'], item['password_hash'], list(item.get('tags', [])),
-                  item.get('hashing_algorithm') or 'rabbit_password_hashing_sha256')
+                  item.get('hashing_algorithm') or 'rabbit_password_hashing_sha256',
+                  limits=dict(item.get('limits') or {}))
     for item in definitions.permissions:
         users.set_permission(item['vhost'], item['user'],
                              Permission(item['configure'], item['write'], item['read']))
@@ -215,7 +218,8 @@ def restore(definitions: Definitions, add_vhost: Callable[[str], VirtualHost],
         vhost = add_vhost(item['vhost'])
         vhost.declare_queue(item['name'], None, durable=True, auto_delete=item['auto_delete'],
                             arguments=decode_table(item['arguments']),
-                            incarnation=item['incarnation'])
+                            incarnation=item['incarnation'],
+                            declared_by=item.get('declared_by', ''))
     for item in definitions.bindings:
         vhost = add_vhost(item['vhost'])
         source = vhost.exchanges.get(item['source'])

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from leveret import __version__
 from leveret.protocol.errors import AMQPError
 
+from .access import pattern_problem
 from .auth import (
     HASHING_ALGORITHM,
     Permission,
@@ -38,6 +39,7 @@ from .model.exchanges import EXCHANGE_TYPES
 from .model.exchanges.headers import validate_binding
 from .model.queue import Queue
 from .model.vhost import PREDECLARED
+from .session.limits import LIMIT_NAMES
 
 if TYPE_CHECKING:
     from .server import Broker
@@ -92,8 +94,12 @@ def export(broker: Broker, vhost_name: str | None = None) -> dict[str, Any]:
                     'destination_type': 'queue' if isinstance(destination, Queue)
                     else 'exchange',
                     'routing_key': key, 'arguments': to_json(arguments)}, v.name))
+    # Vhost limits are runtime parameters of the component 'vhost-limits' in
+    # RabbitMQ's definitions.
+    parameters = [where({'value': dict(v.limits), 'component': 'vhost-limits',
+                         'name': 'limits'}, v.name) for v in vhosts if v.limits]
     if scoped:
-        return {'rabbit_version': __version__, 'parameters': [], 'policies': [],
+        return {'rabbit_version': __version__, 'parameters': parameters, 'policies': [],
                 'queues': queues, 'exchanges': exchanges, 'bindings': bindings}
     users = broker.users
     return {
@@ -103,14 +109,15 @@ def export(broker: Broker, vhost_name: str | None = None) -> dict[str, Any]:
         'product_version': __version__,
         'users': [{'name': u.name, 'password_hash': u.password_hash,
                    'hashing_algorithm': u.hashing_algorithm, 'tags': list(u.tags),
-                   'limits': {}} for u in sorted(users.users.values(), key=lambda u: u.name)],
+                   'limits': dict(u.limits)}
+                  for u in sorted(users.users.values(), key=lambda u: u.name)],
         'vhosts': [{'name': v.name} for v in vhosts],
         'permissions': [{'user': u, 'vhost': v, 'configure': p.configure, 'write': p.write,
                          'read': p.read} for (v, u), p in sorted(users.permissions.items())],
         'topic_permissions': [{'user': u, 'vhost': v, 'exchange': p.exchange, 'write': p.write,
                                'read': p.read}
                               for (v, u, _), p in sorted(users.topic_permissions.items())],
-        'parameters': [],
+        'parameters': parameters,
         'global_parameters': [],
         'policies': [],
         'queues': queues,
@@ -160,6 +167,8 @@ def import_definitions(broker: Broker, document: Any,
         report.append(f"'{key}': unknown key, ignored")
     for key, why in NOT_IMPLEMENTED.items():
         for item in _items(document, key):
+            if key == 'parameters' and item.get('component') == 'vhost-limits':
+                continue        # applied below
             where = item.get('vhost', vhost_name) if key != 'global_parameters' else None
             name = item.get('name', '?')
             report.append(f"{key[:-1] if key != 'policies' else 'policy'} '{name}'"
@@ -199,7 +208,9 @@ def import_definitions(broker: Broker, document: Any,
                 password_hash = hash_password(os.urandom(24).hex())
             users_known.add(name)
             tags = parse_tags(item.get('tags'))
-            steps.append(lambda n=name, h=password_hash, t=tags: broker.users.put(n, h, t))
+            user_limits = _limits(item.get('limits') or {}, f"user '{name}'", report)
+            steps.append(lambda n=name, h=password_hash, t=tags, lim=user_limits:
+                         broker.users.put(n, h, t, limits=lim))
         all_vhosts = set(broker.vhosts) | new_vhosts
         for item in _items(document, 'permissions'):
             user = _text(item, 'user', 'permission')
@@ -209,6 +220,8 @@ def import_definitions(broker: Broker, document: Any,
                                          f'vhost_or_user_not_found')
             perm = Permission(str(item.get('configure', '')), str(item.get('write', '')),
                               str(item.get('read', '')))
+            _check_patterns(f"permission of '{user}' on '{vhost}'",
+                            perm.configure, perm.write, perm.read)
             steps.append(lambda v=vhost, u=user, p=perm: broker.users.set_permission(v, u, p))
         for item in _items(document, 'topic_permissions'):
             user = _text(item, 'user', 'topic permission')
@@ -218,10 +231,20 @@ def import_definitions(broker: Broker, document: Any,
                                          f'vhost_or_user_not_found')
             tperm = TopicPermission(str(item.get('exchange', '')), str(item.get('write', '')),
                                     str(item.get('read', '')))
+            _check_patterns(f"topic permission of '{user}' on '{vhost}'", tperm.write,
+                            tperm.read)
             steps.append(lambda v=vhost, u=user, p=tperm:
                          broker.users.set_topic_permission(v, u, p))
     else:
         all_vhosts = set(broker.vhosts)
+    for item in _items(document, 'parameters'):
+        if item.get('component') != 'vhost-limits':
+            continue
+        where = vhost_of(item, 'vhost limits')
+        if where not in all_vhosts:
+            raise DefinitionsRefused(f"vhost limits of '{where}': vhost_not_found")
+        value = _limits(item.get('value'), f"vhost limits of '{where}'", report)
+        steps.append(lambda v=where, lim=value: broker.set_vhost_limits(v, lim))
 
     # --- the topology ---
     #: (vhost, exchange) -> its type, for what the broker has and the document adds
@@ -323,3 +346,28 @@ def import_definitions(broker: Broker, document: Any,
     for line in report:
         log.warning('definitions import: %s', line)
     return report
+
+
+def _check_patterns(what: str, *patterns: str) -> None:
+    """A permission whose expressions do not compile refuses the import."""
+    for pattern in patterns:
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            raise DefinitionsRefused(f'{what}: {problem}')
+
+
+def _limits(value: Any, what: str, report: list[str]) -> dict[str, int]:
+    """Limits as RabbitMQ writes them ({"max-connections": 10}), checked; one
+    Leveret does not implement (a user's max-channels) is reported, not applied."""
+    if not isinstance(value, dict):
+        raise DefinitionsRefused(f'{what}: limits must be an object')
+    found = {}
+    for name, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise DefinitionsRefused(f"{what}: limit '{name}' must be an integer")
+        if name not in LIMIT_NAMES:
+            report.append(f"{what}: limit '{name}' not applied, it is not implemented "
+                          f"(Leveret's limits are {', '.join(LIMIT_NAMES)})")
+            continue
+        found[name] = number
+    return found

@@ -15,10 +15,11 @@ import platform
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from . import __version__, definitions, rabbit_definitions, recovery
-from .auth import Users, check_password
+from .auth import Permission, Users, check_password, hash_password
 from .config import Settings
 from .loop_clock import LoopClock
 from .metrics.exporter import Exporter
@@ -30,6 +31,7 @@ from .model.vhost import VirtualHost
 from .session import Connection, Sessions
 from .store import Store
 from .store.disk import DiskStore
+from .tls import ReloadableContext, TlsError, tls_files
 
 log = logging.getLogger('leveret')
 
@@ -46,6 +48,29 @@ CAPABILITIES = {
 
 #: Seconds connections get to finish closing on shutdown.
 SHUTDOWN_GRACE = 5.0
+#: Seconds a client has for the TLS handshake (RabbitMQ's ssl_handshake_timeout is 5).
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class SettingsUser:
+    """A user as the settings give it: a password or its hash, a permission
+    entry per vhost, tags."""
+
+    name: str
+    password: str | None
+    password_hash: str | None
+    permissions: dict[str, Permission]
+    tags: list[str]
+
+    def hash(self) -> str:
+        return self.password_hash or hash_password(self.password or '')
+
+    def matches(self, stored: str) -> bool:
+        """Does the saved hash ``stored`` hold this password?"""
+        if self.password_hash is not None:
+            return stored == self.password_hash
+        return check_password(self.password or '', stored)
 
 
 class Broker:
@@ -67,6 +92,10 @@ class Broker:
         self._server: asyncio.base_events.Server | None = None
         #: The Prometheus endpoint (prometheus_enabled), once started.
         self.exporter: Exporter | None = None
+        self._tls_server: asyncio.base_events.Server | None = None
+        #: The amqps listener's and the management API's TLS contexts (SIGHUP reloads them).
+        self.amqp_tls: ReloadableContext | None = None
+        self.management_tls: ReloadableContext | None = None
         #: The management API (None when ``management_enabled`` is false).
         self.management: Any = None
         #: The API's ``node`` and ``cluster_name``.
@@ -103,6 +132,12 @@ class Broker:
             self.recorder.vhost_saved(vhost)
         return vhost
 
+    def set_vhost_limits(self, name: str, limits: dict[str, int]) -> None:
+        """Replace a vhost's limits (``max-connections``, ``max-queues``), saved."""
+        vhost = self.vhosts[name]
+        vhost.limits = dict(limits)
+        self.recorder.vhost_saved(vhost)
+
     def delete_vhost(self, name: str) -> bool:
         """Delete a vhost with everything in it; its connections are closed."""
         vhost = self.vhosts.get(name)
@@ -137,39 +172,54 @@ class Broker:
         # Only what differs from the saved items is written.
         self.store.replace_definitions(definitions.everything(self.vhosts, self.users))
 
-    def _settings_users(self) -> list[tuple[str, str, list[str], list[str]]]:
-        """(name, password, vhosts, tags) of every user the settings name."""
+    def _settings_users(self) -> list[SettingsUser]:
+        """Every user the settings name, the default one first."""
         s = self.settings
-        return [(s.default_user, s.default_pass, [s.default_vhost], ['administrator'])] + [
-            (u.name, u.password, list(u.vhosts), list(u.tags)) for u in s.users]
+        found = [SettingsUser(s.default_user, s.default_pass, None,
+                              {s.default_vhost: Permission()}, ['administrator'])]
+        for u in s.users:
+            found.append(SettingsUser(
+                u.name, u.password, u.password_hash,
+                {vhost: Permission(p.configure, p.write, p.read)
+                 for vhost, p in u.permission_entries().items()}, list(u.tags)))
+        return found
 
     def _seed_from_settings(self) -> None:
         """First start of a data directory: the settings' vhosts and users."""
         for vhost_name in self.settings.all_vhosts():
             self.add_vhost(vhost_name, description='Default virtual host'
                            if vhost_name == self.settings.default_vhost else None)
-        for name, password, vhosts, tags in self._settings_users():
-            self.users.add(name, password, vhosts=set(vhosts), tags=tags)
+        for user in self._settings_users():
+            self.users.put(user.name, user.hash(), user.tags)
+            for vhost, permission in sorted(user.permissions.items()):
+                self.users.set_permission(vhost, user.name, permission)
 
     def _compare_with_settings(self) -> None:
         """The saved users win; say so for each settings user that differs."""
-        for name, password, vhosts, tags in self._settings_users():
-            user = self.users.users.get(name)
+        for wanted in self._settings_users():
+            user = self.users.users.get(wanted.name)
             if user is None:
                 log.warning("settings user '%s' is not among the saved users (deleted at run "
-                            "time?): not created; the saved definitions win", name)
-            elif (not check_password(password, user.password_hash)
-                  or sorted(user.tags) != sorted(tags)
-                  or any(not self.users.may_open(name, v) for v in vhosts)):
+                            "time?): not created; the saved definitions win", wanted.name)
+            elif (not wanted.matches(user.password_hash)
+                  or sorted(user.tags) != sorted(wanted.tags)
+                  or any(self.users.permissions.get((v, wanted.name)) != p
+                         for v, p in wanted.permissions.items())):
                 log.warning("settings user '%s' differs from the saved one (password, tags or "
-                            "vhosts): the saved one is kept; change it with 'leveret ctl' or "
-                            "the management API", name)
+                            "permissions): the saved one is kept; change it with 'leveret ctl' "
+                            "or the management API", wanted.name)
 
     @property
     def port(self) -> int:
-        """The port actually bound (useful with port 0)."""
+        """The plain AMQP port actually bound (useful with port 0)."""
         assert self._server is not None and self._server.sockets
         return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def tls_port(self) -> int:
+        """The amqps port actually bound."""
+        assert self._tls_server is not None and self._tls_server.sockets
+        return int(self._tls_server.sockets[0].getsockname()[1])
 
     # --- what the management API asks of the process (its BrokerPort) --------------
     def listeners(self) -> list[dict[str, Any]]:
@@ -177,9 +227,16 @@ class Broker:
         if self._server is not None and self._server.sockets:
             found.append({'protocol': 'amqp', 'ip_address': self.settings.host,
                           'port': self.port})
+        if self._tls_server is not None and self._tls_server.sockets:
+            found.append({'protocol': 'amqp/ssl', 'ip_address': self.settings.host,
+                          'port': self.tls_port})
         if self.management is not None:
-            found.append({'protocol': 'http', 'ip_address': self.management.host,
-                          'port': self.management.port})
+            if self.management.plain:
+                found.append({'protocol': 'http', 'ip_address': self.management.host,
+                              'port': self.management.port})
+            if self.management.tls_context is not None:
+                found.append({'protocol': 'https', 'ip_address': self.management.host,
+                              'port': self.management.tls_port})
         if self.exporter is not None:
             found.append({'protocol': 'http/prometheus',
                           'ip_address': self.settings.prometheus_host,
@@ -209,37 +266,74 @@ class Broker:
         log.info('definitions loaded from %s%s', path,
                  f' ({len(report)} items not applied, see above)' if report else '')
 
+    def load_tls(self) -> None:
+        """The TLS contexts of the settings (before anything else: a bad
+        certificate stops the start with :class:`~.tls.TlsError`)."""
+        files = tls_files(self.settings, 'tls')
+        self.amqp_tls = ReloadableContext(files) if files is not None else None
+        files = tls_files(self.settings, 'management_tls')
+        if files is not None and self.settings.management_enabled:
+            self.management_tls = ReloadableContext(files)
+
+    def reload_tls(self) -> None:
+        """SIGHUP: read the certificates again for new connections; open ones
+        keep theirs.  A failure is logged and the old certificates stay."""
+        for name, context in (('amqps', self.amqp_tls), ('management', self.management_tls)):
+            if context is None:
+                continue
+            try:
+                context.reload()
+            except TlsError as exc:
+                log.error('%s TLS certificates not reloaded (the old ones stay): %s', name, exc)
+            else:
+                log.info('%s TLS certificates reloaded from %s', name, context.files.certfile)
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.load_tls()
         self.open_store()
         self._load_definitions_file()
         self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
                                                                self.sessions.unacked))
-        self._server = await loop.create_server(
-            lambda: Connection(self.sessions), self.settings.host, self.settings.port,
-            backlog=1024, reuse_address=True)
+        settings = self.settings
+        if settings.plain_listener:
+            self._server = await loop.create_server(
+                lambda: Connection(self.sessions), settings.host, settings.port,
+                backlog=1024, reuse_address=True)
+        if self.amqp_tls is not None:
+            self._tls_server = await loop.create_server(
+                lambda: Connection(self.sessions), settings.host, settings.tls_port,
+                ssl=self.amqp_tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                backlog=1024, reuse_address=True)
         self.memory.start_trimming(self.clock)
         self.history.start()
-        if self.settings.prometheus_enabled:
-            self.exporter = Exporter(self, Host(self.settings.data_dir))
-            await self.exporter.start(self.settings.prometheus_host,
-                                      self.settings.prometheus_port)
-        if self.settings.management_enabled:
+        if settings.prometheus_enabled:
+            self.exporter = Exporter(self, Host(settings.data_dir))
+            await self.exporter.start(settings.prometheus_host, settings.prometheus_port)
+        if settings.management_enabled:
             from .http.server import ManagementServer
             extensions = []
-            if self.settings.dashboard_enabled:
+            if settings.dashboard_enabled:
                 from .dashboard.app import install
                 extensions.append(install(self))
-            self.management = ManagementServer(self, self.settings.management_host,
-                                               self.settings.management_port,
-                                               extensions=extensions)
+            self.management = ManagementServer(
+                self, settings.management_host, settings.management_port,
+                plain=settings.management_plain_listener, tls_context=self.management_tls,
+                tls_port=settings.management_tls_port, extensions=extensions)
             await self.management.start()
-        log.info('Leveret %s listening on %s:%d', __version__, self.settings.host, self.port)
+        where = []
+        if self._server is not None:
+            where.append(f'listening on {settings.host}:{self.port}')
+        if self._tls_server is not None:
+            where.append(f'{"" if where else "listening "}for TLS on {settings.host}:'
+                         f'{self.tls_port}')
+        log.info('Leveret %s %s', __version__, ', '.join(where))
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 320, release the store."""
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close()
         if self.management is not None:
             await self.management.stop()
         self.sessions.shutdown()
@@ -247,8 +341,9 @@ class Broker:
         while self.sessions and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         self.sessions.abort()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                await server.wait_closed()
         if self.exporter is not None:
             await self.exporter.stop()
         self.history.stop()
@@ -271,6 +366,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, broker.reload_tls)
     if ready is not None:
         ready.set()
     try:

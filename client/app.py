@@ -246,7 +246,8 @@ class Task:
                  max_retries: int | None = _UNSET,
                  default_retry_delay: float | None = None, time_limit: float | None = None,
                  soft_time_limit: float | None = None,
-                 expires: float | datetime | None = None) -> None:
+                 expires: float | datetime | None = None,
+                 rate_limit: str | None = None) -> None:
         conf = app.conf
         self.app = app
         self.fun = fun
@@ -267,6 +268,8 @@ class Task:
         self.soft_time_limit = (conf.task_soft_time_limit
                                 if soft_time_limit is None else soft_time_limit)
         self.expires = expires
+        #: Celery's rate limit syntax (``'10/m'``), applied by the worker (needs kombu).
+        self.rate_limit = rate_limit
         self.is_async = inspect.iscoroutinefunction(fun)
         functools.update_wrapper(self, fun)  # type: ignore[arg-type]
 

@@ -18,6 +18,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
 
     broker_url: str = Field(default_factory=_default_broker_url)
+    #: TLS as Celery's setting has it: True, py-amqp's options as a dict, or an
+    #: ``ssl.SSLContext`` (an ``amqps://`` URL alone works too: see :mod:`.tls`).
+    broker_use_ssl: Any = None
     #: Queue for tasks that name none (Celery's ``task_default_queue``).
     task_default_queue: str = 'celery'
     #: Longest wait for connecting to the broker and having a publish

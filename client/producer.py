@@ -28,7 +28,8 @@ class Producer:
         self.reply_queue = reply_queue_spec(reply_queue, settings)
         self.transport = Transport(settings.broker_url, connect_timeout=settings.publish_timeout,
                                    publish_timeout=settings.publish_timeout,
-                                   confirm=settings.confirm_publish)
+                                   confirm=settings.confirm_publish,
+                                   broker_use_ssl=settings.broker_use_ssl)
         self._consuming = False
 
     async def ensure_reply_consumer(self) -> None:

@@ -21,7 +21,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pamqp import commands as spec
 
-from . import errors
+from . import errors, tls
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ class Transport:
 
     def __init__(self, url: str | None, *, connect_timeout: float = 10.0,
                  publish_timeout: float = 10.0, confirm: bool = True,
-                 name: str = 'leveret-client') -> None:
+                 name: str = 'leveret-client', broker_use_ssl: Any = None) -> None:
         self.url = normalize_url(url)
+        #: The URL and TLS context connected with (amqps:// with broker_use_ssl).
+        self.tls = tls.for_url(self.url, broker_use_ssl)
         self.connect_timeout = connect_timeout
         self.publish_timeout = publish_timeout
         self.confirm = confirm
@@ -118,8 +120,9 @@ class Transport:
             try:
                 async with asyncio.timeout(remaining):
                     connection = await aio_pika.connect(
-                        self.url, client_properties={'connection_name': self.name,
-                                                     'product': 'leveret-client'})
+                        self.tls.url, ssl_context=self.tls.context,
+                        client_properties={'connection_name': self.name,
+                                           'product': 'leveret-client'})
                     try:
                         channel = await connection.channel(publisher_confirms=self.confirm)
                         self._connection, self._channel = connection, channel
@@ -144,8 +147,8 @@ class Transport:
 
     def _where(self) -> str:
         from yarl import URL
-        url = URL(self.url)
-        return f'amqp://{url.host}:{url.port or 5672}'
+        url = URL(self.tls.url)
+        return f'{url.scheme}://{url.host}:{url.port or 5672}'
 
     async def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

@@ -44,10 +44,12 @@ def leveret_worker(app: str, broker_url: str, queue: str, log_path: Path, *,
                    pool: str = 'prefork', concurrency: int = 2, name: str | None = None,
                    extra: list[str] | None = None, env: dict[str, str] | None = None,
                    wait: bool = True) -> Background:
-    """``leveret worker`` (through ``python -m broker``) in a subprocess."""
+    """``leveret worker`` (through ``python -m leveret``) in a subprocess; without
+    mingle, as the tests' Celery workers (it waits a second for other workers)."""
     name = name or nodename('leveret')
     args = [sys.executable, '-m', 'leveret', 'worker', '-A', app, '-b', broker_url, '-Q', queue,
-            '-c', str(concurrency), '--pool', pool, '-n', name, *(extra or [])]
+            '-c', str(concurrency), '--pool', pool, '-n', name, '--without-mingle',
+            *(extra or [])]
     worker = Background(args, log_path, env=env)
     worker.nodename = name  # type: ignore[attr-defined]
     if wait:
@@ -71,11 +73,11 @@ def celery_worker(app: str, broker_url: str, queue: str, log_path: Path, *,
     return worker
 
 
-def celery_client(broker_url: str, **conf: Any) -> Any:
+def celery_client(broker_url: str, backend: str = 'rpc://', **conf: Any) -> Any:
     """A Celery app in the test process, to send tasks as Celery sends them."""
     from celery import Celery
     app = Celery(f'client{uuid.uuid4().hex[:6]}', broker=celery_url(broker_url),
-                 backend='rpc://', set_as_current=False)
+                 backend=backend, set_as_current=False)
     app.conf.update(**conf)
     return app
 
@@ -92,9 +94,18 @@ def close_celery_client(app: Any) -> None:
     from kombu.utils.collections import eqhash
 
     closers: list[Callable[[], object]] = []
-    consumer = app.backend.result_consumer._connection
+    # rpc://'s result consumer has a broker connection; Redis' and the databases' none.
+    consumer = getattr(getattr(app.backend, 'result_consumer', None), '_connection', None)
     if consumer is not None:
         closers.append(consumer.close)
+    result_consumer = getattr(app.backend, 'result_consumer', None)
+    if getattr(result_consumer, '_pubsub', None) is not None:
+        # Redis: results garbage-collected later would unsubscribe on a closed pubsub.
+        def close_pubsub() -> None:
+            result_consumer.stop()
+            result_consumer.subscribed_to.clear()
+            result_consumer._pubsub = None
+        closers.append(close_pubsub)
     connection = app.connection_for_write()
     for group in (pools.producers, pools.connections):
         if eqhash(connection) in group:

@@ -29,10 +29,14 @@ class BrokerProcess:
         self.file_size_limit = file_size_limit
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        #: The amqps port (0 unless a certificate is configured).
+        self.tls_port = 0
         #: The management API's port (0 until it logged it; stays 0 when disabled).
         self.management_port = 0
         #: The Prometheus port (0 when the broker serves no metrics).
         self.metrics_port = 0
+        #: The management API's HTTPS port (0 unless configured).
+        self.management_tls_port = 0
 
     @property
     def url(self) -> str:
@@ -65,19 +69,22 @@ class BrokerProcess:
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             preexec_fn=self._limit_file_size if self.file_size_limit else None)
         deadline = time.monotonic() + timeout
-        pattern = re.compile(rb'listening on [^\s]+:(\d+)')
+        ready = re.compile(rb'Leveret \S+ listening ')
         while time.monotonic() < deadline:
             with open(self.log_path, 'rb') as f:
                 f.seek(start_offset)
                 text = f.read()
-            found = pattern.search(text)
-            if found:
-                self.port = int(found.group(1))
+            if ready.search(text):
+                for attribute, pattern in (
+                        ('port', rb'listening on [^\s]+:(\d+)'),
+                        ('tls_port', rb'for TLS on [^\s]+:(\d+)'),
+                        ('management_port', rb'management API at http://[^\s]+:(\d+)/'),
+                        ('management_tls_port', rb'management API at https://[^\s]+:(\d+)/')):
+                    found = re.search(pattern, text)
+                    if found:
+                        setattr(self, attribute, int(found.group(1)))
                 metrics = re.search(rb'Prometheus metrics on http://[^\s]+:(\d+)/', text)
                 self.metrics_port = int(metrics.group(1)) if metrics else 0
-                api = re.search(rb'management API at http://[^\s]+:(\d+)/', text)
-                if api:
-                    self.management_port = int(api.group(1))
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f'broker exited with {self.proc.returncode}:\n{self.log()}')
@@ -166,3 +173,64 @@ def unique() -> str:
     """A name unique to this test run, for queues and exchanges."""
     import uuid
     return f't-{uuid.uuid4().hex[:10]}'
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for servers that need one named)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """Debian's ``redis-server`` on a free port, nothing saved to disk."""
+
+    def __init__(self, directory: Path, port: int | None = None,
+                 password: str | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.password = password
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f'redis://127.0.0.1:{self.port}'
+
+    def start(self, timeout: float = 15.0) -> 'RedisProcess':
+        import redis
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
+             '--appendonly', 'no', '--dir', str(self.directory),
+             *(['--requirepass', self.password] if self.password else [])],
+            stdout=open(self.directory / 'redis.log', 'ab'), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=self.port, password=self.password,
+                               socket_connect_timeout=1).ping():
+                    return self
+            except redis.exceptions.ConnectionError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError('redis-server exited: '
+                                       + (self.directory / 'redis.log').read_text()) from None
+                time.sleep(0.05)
+        raise RuntimeError('redis-server did not start')
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope='session')
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """One Redis for the session (tests use database numbers or keys of their own)."""
+    server = RedisProcess(tmp_path_factory.mktemp('redis')).start()
+    yield server
+    server.stop()

@@ -4,6 +4,7 @@ send exactly the bytes they want (malformed input, handshake variants)."""
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 from typing import Any
@@ -24,8 +25,11 @@ class Closed(Exception):
 
 
 class RawClient:
-    def __init__(self, port: int, host: str = '127.0.0.1', timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = '127.0.0.1', timeout: float = 5.0,
+                 source: str | None = None, context: ssl.SSLContext | None = None) -> None:
+        sock = socket.create_connection((host, port), timeout=timeout,
+                                        source_address=(source, 0) if source else None)
+        self.sock = context.wrap_socket(sock, server_hostname=host) if context else sock
         self.buf = b''
         self.frame_max = 131072
 

@@ -35,14 +35,16 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # the users (leaf modules) but never the process wiring.
     'leveret.broker.session': ('leveret.broker.session', 'leveret.broker.model',
                                'leveret.broker.store', 'leveret.broker.auth',
-                               'leveret.broker.config', 'leveret.protocol'),
+                               'leveret.broker.access', 'leveret.broker.config',
+                               'leveret.broker.tls', 'leveret.protocol'),
     # The management API: above the sessions and the model, which it reads
     # through their public methods; what only the process can do it asks
     # through http/ports.py, never by importing the wiring.
     'leveret.broker.http': ('leveret.broker.http', 'leveret.broker.metrics',
                             'leveret.broker.session', 'leveret.broker.model',
                             'leveret.broker.store', 'leveret.broker.auth',
-                            'leveret.broker.config', 'leveret.protocol'),
+                            'leveret.broker.access', 'leveret.broker.config',
+                            'leveret.broker.tls', 'leveret.protocol'),
     # The dashboard: pages made of the management API's answers.
     'leveret.broker.dashboard': ('leveret.broker.dashboard', 'leveret.broker.http',
                                  'leveret.broker.metrics', 'leveret.broker.auth',
@@ -54,9 +56,13 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
                                'leveret.broker.config', 'leveret.protocol'),
     # leveret ctl speaks HTTP to the API only: nothing of the broker's internals.
     'leveret.broker.ctl': ('leveret.broker.ctl',),
-    # Leaves: imported by the sessions and the wiring, importing nothing.
+    # Leaves: imported by the sessions and the wiring, importing nothing
+    # (the permission checks read the users and raise the protocol's 403).
     'leveret.broker.auth': ('leveret.broker.auth',),
+    'leveret.broker.access': ('leveret.broker.access', 'leveret.broker.auth',
+                              'leveret.protocol'),
     'leveret.broker.config': ('leveret.broker.config',),
+    'leveret.broker.tls': ('leveret.broker.tls',),
     # Process wiring (server, definitions, recovery, cli, ...): on top.
     'leveret.broker': ('leveret.broker', 'leveret.protocol'),
     # The client and the worker: never the broker.

@@ -40,13 +40,18 @@ LISTS: dict[str, tuple[str, bool, list[str]]] = {
     'users': ('/users', False, ['name', 'tags']),
     'vhosts': ('/vhosts', False, ['name', 'description', 'messages']),
     'permissions': ('/permissions', False, ['vhost', 'user', 'configure', 'write', 'read']),
+    'topic_permissions': ('/topic-permissions', False, ['vhost', 'user', 'exchange', 'write',
+                                                        'read']),
+    'vhost_limits': ('/vhost-limits', True, ['vhost', 'value']),
+    'user_limits': ('/user-limits', False, ['user', 'value']),
 }
 
 
 class Ctl:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.client = Client(args.url, args.user, args.password)
+        self.client = Client(args.url, args.user, args.password, cafile=args.cacert,
+                             certfile=args.cert, keyfile=args.key)
         self.json = args.format == 'json'
 
     def say(self, text: str, data: Any = None) -> None:
@@ -94,7 +99,7 @@ class Ctl:
         if scoped and self.args.vhost_given:
             path += f'/{segment(self.vhost)}'
         rows = self.client.get(path)
-        if kind == 'permissions' and self.args.vhost_given:
+        if kind in ('permissions', 'topic_permissions') and self.args.vhost_given:
             rows = [r for r in rows if r['vhost'] == self.vhost]
         if self.json:
             print(as_json(rows))
@@ -194,6 +199,40 @@ class Ctl:
                              'read': args.read})
         self.say('permissions set')
 
+    def set_topic_permissions(self) -> None:
+        args = self.args
+        self.client.request('PUT', f'/topic-permissions/{segment(self.vhost)}/'
+                                   f'{segment(args.user)}',
+                            {'exchange': args.exchange, 'write': args.write,
+                             'read': args.read})
+        self.say('topic permissions set')
+
+    def set_limits(self, path: str, text: str) -> None:
+        """``{"max-connections": 10, ...}``, as rabbitmqctl set_vhost_limits takes it."""
+        limits = _json_arg(text, 'the limits')
+        if not isinstance(limits, dict) or not limits:
+            raise UsageError('the limits are a JSON object, e.g. \'{"max-connections": 10}\'')
+        for name, value in limits.items():
+            self.client.request('PUT', f'{path}/{segment(name)}', {'value': value})
+        self.say('limits set')
+
+    def clear(self) -> None:
+        args = self.args
+        what, name, rest = args.what, args.name, args.values
+        if what == 'permissions':
+            self.client.request('DELETE', f'/permissions/{segment(self.vhost)}/{segment(name)}')
+        elif what == 'topic_permissions':
+            self.client.request('DELETE', f'/topic-permissions/{segment(self.vhost)}/'
+                                          f'{segment(name)}')
+        else:
+            base = (f'/vhost-limits/{segment(self.vhost)}' if what == 'vhost_limits'
+                    else f'/user-limits/{segment(name)}')
+            names = ([name] if what == 'vhost_limits' and name else rest) or \
+                [n for item in self.client.get(base) for n in item['value']]
+            for limit in names:
+                self.client.request('DELETE', f'{base}/{segment(limit)}')
+        self.say(f'{what} cleared')
+
     def export(self) -> None:
         path = '/definitions' + (f'/{segment(self.vhost)}' if self.args.vhost_given else '')
         data = self.client.get(path)
@@ -252,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--password', default=env('LEVERET_CTL_PASSWORD', 'guest'),
                         help='password (LEVERET_CTL_PASSWORD; default guest)')
     parser.add_argument('--format', choices=('table', 'json'), default='table')
+    parser.add_argument('--cacert', default=env('LEVERET_CTL_CACERT'),
+                        help='CA certificates to check an https:// API with '
+                             '(LEVERET_CTL_CACERT)')
+    parser.add_argument('--cert', default=env('LEVERET_CTL_CERT'),
+                        help='client certificate for https:// (LEVERET_CTL_CERT)')
+    parser.add_argument('--key', default=env('LEVERET_CTL_KEY'),
+                        help="the client certificate's key (LEVERET_CTL_KEY)")
     # --format also after the command (list queues --format json).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--format', choices=('table', 'json'), default=argparse.SUPPRESS)
@@ -302,11 +348,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('what', choices=['password'])
     p.add_argument('name')
     p.add_argument('new_password')
-    p = command('set', _set, "set a user's tags or permissions", [vhost])
-    p.add_argument('what', choices=['tags', 'permissions'])
-    p.add_argument('name', help='the user')
+    p = command('set', _set, "set a user's tags, permissions, topic permissions or limits, "
+                             "or a vhost's limits", [vhost])
+    p.add_argument('what', choices=['tags', 'permissions', 'topic_permissions',
+                                    'vhost_limits', 'user_limits'])
+    p.add_argument('name', help='the user (vhost_limits: the limits, as JSON)')
     p.add_argument('values', nargs='*',
-                   help='tags: the tags; permissions: CONFIGURE WRITE READ')
+                   help='tags: the tags; permissions: CONFIGURE WRITE READ; topic_permissions: '
+                        'EXCHANGE WRITE READ; user_limits: the limits as JSON '
+                        '(\'{"max-connections": 10, "max-queues": 100}\')')
+    p = command('clear', Ctl.clear, "clear a user's permissions, topic permissions or limits, "
+                                    "or a vhost's limits", [vhost])
+    p.add_argument('what', choices=['permissions', 'topic_permissions', 'vhost_limits',
+                                    'user_limits'])
+    p.add_argument('name', nargs='?', default='',
+                   help='the user (vhost_limits: one limit, default all)')
+    p.add_argument('values', nargs='*', help='user_limits: the limits to clear (default all)')
     p = command('export', Ctl.export, 'export the definitions to a file', [vhost])
     p.add_argument('what', choices=['definitions'])
     p.add_argument('file')
@@ -331,6 +388,21 @@ def _set(ctl: Ctl) -> None:
         args.tags = args.values
         ctl.set_tags()
         return
+    if args.what == 'vhost_limits':
+        ctl.set_limits(f'/vhost-limits/{segment(ctl.vhost)}', args.name)
+        return
+    if args.what == 'user_limits':
+        if len(args.values) != 1:
+            raise UsageError("set user_limits USER '{\"max-connections\": 10}'")
+        ctl.set_limits(f'/user-limits/{segment(args.name)}', args.values[0])
+        return
+    if args.what == 'topic_permissions':
+        if len(args.values) != 3:
+            raise UsageError('set topic_permissions USER EXCHANGE WRITE READ')
+        args.user = args.name
+        args.exchange, args.write, args.read = args.values
+        ctl.set_topic_permissions()
+        return
     if len(args.values) != 3:
         raise UsageError('set permissions USER CONFIGURE WRITE READ')
     args.user = args.name
@@ -346,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         args.vhost = '/'
     if getattr(args, 'what', None) == 'binding' and not args.destination:
         parser.error('declare binding SOURCE DESTINATION')
-    ctl = Ctl(args)
     try:
+        ctl = Ctl(args)
         args.func(ctl)
     except UsageError as exc:
         print(f'leveret ctl: {exc}', file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -24,13 +25,24 @@ def segment(value: str) -> str:
 
 
 class Client:
-    def __init__(self, url: str, user: str, password: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, user: str, password: str, timeout: float = 30.0, *,
+                 cafile: str | None = None, certfile: str | None = None,
+                 keyfile: str | None = None) -> None:
         self.base = url.rstrip('/')
         if not self.base.endswith('/api'):
             self.base += '/api'
         token = base64.b64encode(f'{user}:{password}'.encode()).decode()
         self.auth = f'Basic {token}'
         self.timeout = timeout
+        #: For an https:// API: the CA to trust, and a client certificate if asked.
+        self.context: ssl.SSLContext | None = None
+        if self.base.startswith('https://'):
+            try:
+                self.context = ssl.create_default_context(cafile=cafile)
+                if certfile:
+                    self.context.load_cert_chain(certfile, keyfile)
+            except (OSError, ssl.SSLError) as exc:
+                raise Unreachable(f'cannot use the TLS files: {exc}') from None
 
     def request(self, method: str, path: str, body: Any = None, *,
                 headers: dict[str, str] | None = None, raw: bytes | None = None) -> Any:
@@ -43,7 +55,8 @@ class Client:
         for key, value in (headers or {}).items():
             request.add_header(key, value)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+            with urllib.request.urlopen(request, timeout=self.timeout,
+                                        context=self.context) as answer:
                 payload = answer.read()
         except urllib.error.HTTPError as error:
             raise Refused(_reason(error.code, error.read(), path)) from None

@@ -31,6 +31,7 @@ from . import (
     definitions,
     exchanges,
     health,
+    limits,
     nodes,
     overview,
     permissions,
@@ -53,7 +54,7 @@ MAX_BODY = 256 * 1024 * 1024
 ENCODE_CHUNK = 200
 
 RESOURCES = (overview, queues, exchanges, bindings, connections, channels, consumers, vhosts,
-             users, permissions, nodes, definitions, health, celery)
+             users, permissions, limits, nodes, definitions, health, celery)
 
 
 class Route:

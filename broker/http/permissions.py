@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..access import pattern_problem
 from ..auth import Permission, TopicPermission
 from . import auth, listing, shapes
 from .errors import bad_request, key_missing, not_found
@@ -16,6 +17,16 @@ from .sync import durable
 async def _saved(call: Call) -> None:
     store = call.broker.store
     await durable(store, store.write_position())
+
+
+def _patterns(body: dict[str, Any], *keys: str) -> list[str]:
+    """The regular expressions of a body, each checked (400 for one that does not compile)."""
+    patterns = [str(body[key]) for key in keys]
+    for pattern in patterns:
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            raise bad_request(problem)
+    return patterns
 
 
 def _vhost_and_user(call: Call) -> tuple[str, str]:
@@ -49,9 +60,9 @@ async def put_permission(call: Call) -> Any:
     if missing:
         raise key_missing(*missing)
     vhost, user = _vhost_and_user(call)
+    configure, write, read = _patterns(body, 'configure', 'write', 'read')
     existed = (vhost, user) in call.broker.users.permissions
-    call.broker.users.set_permission(vhost, user, Permission(
-        str(body['configure']), str(body['write']), str(body['read'])))
+    call.broker.users.set_permission(vhost, user, Permission(configure, write, read))
     await _saved(call)
     return created_or_updated(not existed)
 
@@ -88,10 +99,11 @@ async def put_topic_permission(call: Call) -> Any:
     if missing:
         raise key_missing(*missing)
     vhost, user = _vhost_and_user(call)
+    write, read = _patterns(body, 'write', 'read')
     key = (vhost, user, str(body['exchange']))
     existed = key in call.broker.users.topic_permissions
     call.broker.users.set_topic_permission(vhost, user, TopicPermission(
-        str(body['exchange']), str(body['write']), str(body['read'])))
+        str(body['exchange']), write, read))
     await _saved(call)
     return created_or_updated(not existed)
 

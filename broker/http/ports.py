@@ -41,6 +41,9 @@ class BrokerPort(Protocol):
                   tags: list[str] | None = None) -> VirtualHost:
         """Find or create a vhost (saved)."""
 
+    def set_vhost_limits(self, name: str, limits: dict[str, int]) -> None:
+        """Replace a vhost's limits (saved)."""
+
     def delete_vhost(self, name: str) -> bool:
         """Delete a vhost and everything in it; False if there was none."""
 

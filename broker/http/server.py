@@ -1,8 +1,8 @@
 """The management API's HTTP server, run on the broker's own event loop.
 
-aiohttp's ``AppRunner`` and ``TCPSite`` start it without touching signal
-handlers (the broker owns SIGTERM and SIGINT); ``ssl_context`` is the hook
-for TLS.  The server also runs the counters' :class:`~..model.counters.Sampler`
+aiohttp's ``AppRunner`` and ``SockSite`` start it without touching signal
+handlers (the broker owns SIGTERM, SIGINT and SIGHUP); HTTPS is a second
+site with the broker's reloadable TLS context.  The server also runs the counters' :class:`~..model.counters.Sampler`
 every :data:`~..model.counters.SAMPLE_INTERVAL` seconds.
 """
 
@@ -29,17 +29,22 @@ SAMPLE_SLICE = 1000
 
 
 class ManagementServer:
-    def __init__(self, broker: BrokerPort, host: str, port: int,
-                 ssl_context: ssl.SSLContext | None = None,
+    """HTTP on ``port`` (unless ``plain`` is false) and HTTPS on ``tls_port``
+    with ``tls_context`` (when given), one application behind both."""
+
+    def __init__(self, broker: BrokerPort, host: str, port: int, *, plain: bool = True,
+                 tls_context: ssl.SSLContext | None = None, tls_port: int = 15671,
                  extensions: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.broker = broker
         #: What adds routes of its own to the app (the dashboard).
         self.extensions = extensions
         self.host = host
         self.port = port
-        self.ssl_context = ssl_context
+        self.plain = plain
+        self.tls_context = tls_context
+        self.tls_port = tls_port
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._sites: list[web.SockSite] = []
         self._sampler = Sampler()
         self._sampling: asyncio.Task[None] | None = None
 
@@ -48,12 +53,21 @@ class ManagementServer:
                                      handle_signals=False, access_log=None)
         await self._runner.setup()
         # Bound here rather than by TCPSite: with port 0 the port is known.
-        sock = _listening_socket(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        self._site = web.SockSite(self._runner, sock, ssl_context=self.ssl_context)
-        await self._site.start()
+        if self.plain:
+            sock = _listening_socket(self.host, self.port)
+            self.port = sock.getsockname()[1]
+            self._sites.append(web.SockSite(self._runner, sock))
+        if self.tls_context is not None:
+            sock = _listening_socket(self.host, self.tls_port)
+            self.tls_port = sock.getsockname()[1]
+            self._sites.append(web.SockSite(self._runner, sock, ssl_context=self.tls_context))
+        for site in self._sites:
+            await site.start()
         self._sampling = asyncio.get_running_loop().create_task(self._sample_forever())
-        log.info('management API at http://%s:%d/api/', self.host, self.port)
+        if self.plain:
+            log.info('management API at http://%s:%d/api/', self.host, self.port)
+        if self.tls_context is not None:
+            log.info('management API at https://%s:%d/api/', self.host, self.tls_port)
 
     async def stop(self) -> None:
         if self._sampling is not None:

@@ -308,6 +308,7 @@ def bindings_of(v: VirtualHost) -> list[dict[str, Any]]:
 def connection(conn: Connection, node: str) -> dict[str, Any]:
     rates = conn.rates()
     props = conn.client_properties or {}
+    tls = conn.tls
     return {
         'auth_mechanism': conn.auth_mechanism,
         'channel_max': conn.channel_max,
@@ -319,9 +320,9 @@ def connection(conn: Connection, node: str) -> dict[str, Any]:
         'host': conn.host,
         'name': conn.name,
         'node': node,
-        'peer_cert_issuer': None,
-        'peer_cert_subject': None,
-        'peer_cert_validity': None,
+        'peer_cert_issuer': tls.peer_cert_issuer if tls else None,
+        'peer_cert_subject': tls.peer_cert_subject if tls else None,
+        'peer_cert_validity': tls.peer_cert_validity if tls else None,
         'peer_host': conn.peer_host,
         'peer_port': conn.peer_port,
         'port': conn.port,
@@ -335,11 +336,11 @@ def connection(conn: Connection, node: str) -> dict[str, Any]:
         'send_oct': conn.send_oct,
         'send_oct_details': rate(rates['send_oct']),
         'send_pend': 0,
-        'ssl': False,
-        'ssl_cipher': None,
-        'ssl_hash': None,
-        'ssl_key_exchange': None,
-        'ssl_protocol': None,
+        'ssl': tls is not None,
+        'ssl_cipher': tls.cipher if tls else None,
+        'ssl_hash': tls.hash if tls else None,
+        'ssl_key_exchange': tls.key_exchange if tls else None,
+        'ssl_protocol': tls.protocol if tls else None,
         'state': 'blocked' if conn.blocked else 'running',
         'timeout': conn.heartbeat,
         'type': 'network',

@@ -76,6 +76,8 @@ class Queue(QueueCounters):
         #: The connection that owns an exclusive queue, else None.
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
+        #: The user who declared it ('' if unknown): who its user limit counts.
+        self.declared_by = ''
         self.arguments = dict(arguments or {})
         self.args = queue_args.parse(name, context.vhost, self.arguments)
         max_priority = self.args.max_priority

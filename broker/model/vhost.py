@@ -68,6 +68,11 @@ class VirtualHost:
         self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        #: How many queues of this vhost each user declared (the user limits).
+        self.queues_by_user: dict[str, int] = {}
+        #: RabbitMQ's vhost limits: ``max-connections``, ``max-queues`` (a
+        #: negative value or none: no limit).
+        self.limits: dict[str, int] = {}
         #: destination (queue or exchange) -> {source exchange: bindings}
         self._sources: dict[Any, dict[Exchange, int]] = {}
         self.topology: DurableTopology = topology or _Unsaved()
@@ -207,11 +212,17 @@ class VirtualHost:
                       durable: bool = False, exclusive: bool = False,
                       auto_delete: bool = False,
                       arguments: dict[str, Any] | None = None,
-                      incarnation: str | None = None) -> Queue:
+                      incarnation: str | None = None,
+                      authorize: Callable[[str, Queue | None], None] | None = None,
+                      declared_by: str = '') -> Queue:
         """Declare (or find) a queue for ``owner`` (who owns it if exclusive).
 
         ``incarnation`` is given when the queue is recreated from the store
-        at start-up."""
+        at start-up.  ``authorize(name, existing)`` is called once the name
+        is known (a server-named queue's too), before anything is checked
+        against an existing queue or created: the session checks permissions
+        and limits there and raises to refuse.  ``declared_by`` is the user
+        a new queue is counted against (:attr:`queues_by_user`)."""
         arguments = arguments or {}
         if passive:
             queue = self.queue(name, owner)
@@ -223,6 +234,8 @@ class VirtualHost:
         elif name.startswith('amq.') and name not in self.queues:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         existing = self.queues.get(name)
+        if authorize is not None:
+            authorize(name, existing)
         if existing is not None:
             if existing.exclusive_owner is not None and existing.exclusive_owner is not owner:
                 raise self._locked(name)
@@ -241,6 +254,9 @@ class VirtualHost:
                       exclusive_owner=owner if exclusive else None,
                       auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = queue
+        if declared_by:
+            queue.declared_by = declared_by
+            self.queues_by_user[declared_by] = self.queues_by_user.get(declared_by, 0) + 1
         self.churn.queue_declared += 1
         self.churn.queue_created += 1
         if exclusive and owner is not None:
@@ -285,6 +301,13 @@ class VirtualHost:
         count = queue.message_count
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
+        user = queue.declared_by
+        if user:
+            left = self.queues_by_user.get(user, 0) - 1
+            if left > 0:
+                self.queues_by_user[user] = left
+            else:
+                self.queues_by_user.pop(user, None)
         self._unbind_destination(queue)
         owner = queue.exclusive_owner
         if owner is not None:

@@ -22,8 +22,10 @@ from leveret.protocol.codec import Publish
 from leveret.protocol.errors import AccessRefused, AMQPError, NotFound, PreconditionFailed
 from leveret.protocol.states import CHANNEL, OPEN, RELEASE, SEND_CLOSE, EventKey, State, transition
 
+from ..access import Grants
 from ..model import celery
 from ..model.counters import ChannelCounters
+from ..model.exchanges import Exchange
 from ..model.message import Message
 from ..model.queue import Queue
 from ..store.base import StoreFailed
@@ -45,6 +47,14 @@ class Channel(ChannelCounters):
         self.vhost = connection.vhost
         self.store = self.vhost.store
         self.state: State = OPEN
+        #: The user's permissions on the vhost as they were when the channel
+        #: opened (RabbitMQ's rule: changes apply to channels opened later).
+        self.access = Grants.of(connection.sessions.users, connection.username,
+                                self.vhost.name)
+        #: Exchanges a publish was allowed to with no routing-key rule to check:
+        #: the hot path's permission check is this one set lookup.
+        self._may_publish: set[Exchange] = set()
+        self._may_publish_default = False
         #: For methods that name no queue (the spec's "current queue").
         self.last_queue_name: str | None = None
         #: basic.publish -> content header -> body frames (read by the hot path).
@@ -59,6 +69,8 @@ class Channel(ChannelCounters):
         self.prefetch = 0
         #: Channel-wide limit over all its consumers (basic.qos global=true).
         self.global_prefetch = 0
+        #: Unacked deliveries at most, for consumers that set no prefetch.
+        self.unacked_cap = connection.sessions.settings.unacked_max_per_channel
         self.flow_active = True
         #: May deliveries go out now (flow on, socket writable)?
         self.deliverable = connection.writable
@@ -118,18 +130,57 @@ class Channel(ChannelCounters):
         if self.confirm_mode:
             self.publish_seq += 1
         if self.tx_mode:
+            # Checked now, as RabbitMQ does, not at commit.
+            self.authorize_publish(publish.exchange, publish.routing_key)
             self._tx_publishes.append((publish, header, body))
             return
         self.route_publish(publish, header, body)
 
+    def authorize_publish(self, exchange_name: str, routing_key: str) -> Exchange | None:
+        """RabbitMQ's checks of a publish, in its order: write on the exchange
+        (403), the exchange exists (404), it is not internal (403), the topic
+        permission allows the routing key (403).  An exchange with no topic
+        rule is remembered, so the next publish to it costs a set lookup."""
+        self.access.check('write', 'exchange', exchange_name)
+        vhost = self.vhost
+        if exchange_name == '':
+            self._may_publish_default = True
+            return None
+        exchange = vhost.exchanges.get(exchange_name)
+        if exchange is None:
+            raise NotFound(f"no exchange '{exchange_name}' in vhost '{vhost.name}'")
+        if exchange.internal:
+            raise AccessRefused(
+                f"cannot publish to internal exchange '{exchange_name}' in vhost "
+                f"'{vhost.name}'")
+        if exchange.kind == 'topic' and self.access.has_topic_rule(exchange_name):
+            self.access.check_topic('write', exchange_name, routing_key)
+        else:
+            may_publish = self._may_publish
+            if len(may_publish) >= 256:     # deleted exchanges would stay in it
+                may_publish.clear()
+            may_publish.add(exchange)
+        return exchange
+
     def route_publish(self, publish: Publish, header: bytes, body: bytes) -> None:
         """Route one complete message and confirm it if in confirm mode."""
         vhost = self.vhost
+        exchange_name = publish.exchange
+        # The permission first, as RabbitMQ (one set lookup once allowed).
+        exchange = None
+        if exchange_name == '':
+            if not self._may_publish_default:
+                self.authorize_publish('', publish.routing_key)
+        else:
+            exchange = vhost.exchanges.get(exchange_name)
+            if exchange not in self._may_publish:
+                exchange = self.authorize_publish(exchange_name, publish.routing_key)
         try:
             delivery_mode, priority, expiration, user_id = properties.scan(header)
         except (IndexError, ValueError, UnicodeDecodeError):
             raise PreconditionFailed('invalid content header properties') from None
-        if user_id is not None and user_id != self.conn.username:
+        if (user_id is not None and user_id != self.conn.username
+                and not self.access.impersonator):
             raise PreconditionFailed(
                 f"user_id property set to '{user_id}' but authenticated user was "
                 f"'{self.conn.username}'")
@@ -138,7 +189,6 @@ class Channel(ChannelCounters):
         ttl = None
         if expiration is not None:
             ttl = _parse_expiration(expiration)
-        exchange_name = publish.exchange
         message = Message(exchange_name, publish.routing_key, header, body, priority,
                           delivery_mode == 2, ttl, publish.exchange_and_key)
         task = None
@@ -146,18 +196,10 @@ class Channel(ChannelCounters):
             raw_name = task_name(header)
             if raw_name is not None:
                 task = message.task = (self.task_names.name(raw_name), time.monotonic())
-        exchange = None
-        if exchange_name == '':
+        if exchange is None:
             queue = vhost.queues.get(publish.routing_key)
             queues: Any = (queue,) if queue is not None else ()
         else:
-            exchange = vhost.exchanges.get(exchange_name)
-            if exchange is None:
-                raise NotFound(f"no exchange '{exchange_name}' in vhost '{vhost.name}'")
-            if exchange.internal:
-                raise AccessRefused(
-                    f"cannot publish to internal exchange '{exchange_name}' in vhost "
-                    f"'{vhost.name}'")
             queues = vhost.route(exchange, publish.routing_key, message)
         accepted = True
         first = True
@@ -405,7 +447,15 @@ class Channel(ChannelCounters):
     def close_with(self, exc: AMQPError) -> None:
         """A channel error: release everything, send channel.close and wait
         for close-ok (frames until then are dropped by the connection)."""
-        log.debug('%r error: %s', self, exc.text)
+        if exc.code == 403:
+            # Refusals are worth an operator's attention (RabbitMQ logs them too).
+            method = commands.INDEX_MAPPING.get((exc.class_id << 16) | exc.method_id)
+            log.warning("channel error on connection '%s' (vhost '%s', user '%s'), channel %d:"
+                        " operation %s caused a channel exception: %s", self.conn.name,
+                        self.vhost.name, self.conn.username, self.id,
+                        method.name if method is not None else 'none', exc.text)
+        else:
+            log.debug('%r error: %s', self, exc.text)
         self._release_all()
         self._to(SEND_CLOSE)
         self.conn.forget_confirms(self)

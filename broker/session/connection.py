@@ -68,6 +68,7 @@ from leveret.protocol.states import (
 
 from ..model.counters import ConnectionCounters
 from ..model.ports import ThrottleSource
+from ..tls import describe
 from .channel import Channel
 from .handshake import BadProtocolHeader, Handshake
 from .methods import CHANNEL_METHODS, FAST_PATH
@@ -128,6 +129,9 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         self.host, self.port = (local[0], local[1]) if local else ('?', 0)
         #: RabbitMQ's name for the connection (the management API's key).
         self.name = f'{self.peer} -> {self.host}:{self.port}'
+        ssl_object = transport.get_extra_info('ssl_object')
+        if ssl_object is not None:
+            self.tls = describe(ssl_object, self.sessions.settings.tls_cert_login_from)
         self.connected_at = time.time()
         transport.set_write_buffer_limits(  # type: ignore[attr-defined]
             high=TRANSPORT_HIGH, low=TRANSPORT_LOW)
@@ -322,6 +326,22 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
     # --- the handshake's hooks ------------------------------------------------
     def login_refused(self) -> None:
         self._close_transport()
+
+    def refuse_login(self, error: AMQPError | None, delay: float) -> None:
+        """Refuse a failed login after ``delay`` seconds; the connection's
+        input is held meanwhile, nobody else waits."""
+        self._deferred = []
+
+        def refuse() -> None:
+            if self.state is CLOSED:
+                return
+            self._deferred = None
+            if error is not None:
+                self._fail(0, error)
+            else:
+                self._close_transport()
+
+        self.loop.call_later(delay, refuse)
 
     def tuned(self) -> None:
         if self.heartbeat:

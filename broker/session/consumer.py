@@ -48,9 +48,13 @@ class Consumer:
         if self.no_ack:
             return True
         prefetch = self.prefetch
-        if prefetch and self.unacked >= prefetch:
-            return False
-        limit = channel.global_prefetch
+        if prefetch:
+            if self.unacked >= prefetch:
+                return False
+            limit = channel.global_prefetch
+        else:
+            # No prefetch of its own: the channel's, or the broker's cap.
+            limit = channel.global_prefetch or channel.unacked_cap
         return not limit or channel.unacked_count < limit
 
     def deliver(self, message: 'Message') -> None:

@@ -38,6 +38,7 @@ from leveret.protocol.states import (
 )
 
 from ..auth import MECHANISMS, User
+from ..tls import TlsSession
 from .methods import CONNECTION_METHODS
 
 if TYPE_CHECKING:
@@ -65,8 +66,12 @@ class Handshake:
         self.capabilities: dict[str, Any] = {}
         self.username = ''
         self.auth_mechanism = ''
+        #: A TLS connection's protocol, cipher and peer certificate (None: plain).
+        self.tls: TlsSession | None = None
         self.user: User | None = None
         self.vhost: VirtualHost = None  # type: ignore[assignment]  # set by connection.open
+        #: Counted in the vhost's and the user's open connections (the limits).
+        self.counted_open = False
         self.channel_max = settings.channel_max
         self.frame_max = settings.frame_max
         self.heartbeat = settings.heartbeat
@@ -78,6 +83,14 @@ class Handshake:
     def login_refused(self) -> None:
         """A failed login the client cannot be told about: drop the connection."""
         raise NotImplementedError
+
+    def refuse_login(self, error: AMQPError | None, delay: float) -> None:
+        """Refuse a failed login: close with ``error`` (for a client that can
+        hear it) or drop the connection.  The connection does it after
+        ``delay`` seconds (:mod:`.logins`); without I/O, at once."""
+        if error is not None:
+            raise error
+        self.login_refused()
 
     def tuned(self) -> None:
         """tune-ok accepted: heartbeats start."""
@@ -109,15 +122,27 @@ class Handshake:
                 self._header_buf = buf
                 return b''
         if buf[:8] not in (PROTOCOL_HEADER, PROTOCOL_HEADER_0_9):
-            log.info('%s sent an unsupported protocol header %r', self.peer, buf[:8])
+            if buf[:2] == b'\x16\x03':
+                log.info('%s: TLS handshake on a plain AMQP listener (use the TLS port)',
+                         self.peer)
+            else:
+                log.info('%s sent an unsupported protocol header %r', self.peer, buf[:8])
             raise BadProtocolHeader(buf[:8])
         self._header_buf = b''
         self._to(HEADER_RECEIVED)
         self.send_method(0, C.Connection.Start(
             version_major=0, version_minor=9,
             server_properties=self.sessions.server_properties,
-            mechanisms=' '.join(MECHANISMS), locales='en_US'))
+            mechanisms=' '.join(self.mechanisms()), locales='en_US'))
         return buf[8:]
+
+    def mechanisms(self) -> tuple[str, ...]:
+        """PLAIN and AMQPLAIN; EXTERNAL too on a TLS connection whose client
+        certificate was verified (never on a plain one)."""
+        if (self.tls is not None and self.tls.login is not None
+                and self.sessions.settings.tls_external_auth):
+            return (*MECHANISMS, 'EXTERNAL')
+        return MECHANISMS
 
     def receive_method(self, method: Any) -> None:
         """A method on channel 0 (the connection is not closing)."""

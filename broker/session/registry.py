@@ -19,6 +19,7 @@ from ..model.counters import ChurnCounters
 from ..model.message import Message
 from ..model.queue import Queue
 from ..model.vhost import VirtualHost
+from .logins import LoginFailures
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -34,9 +35,14 @@ class Sessions:
         self.vhosts = vhosts
         #: Sent in connection.start.
         self.server_properties = server_properties
+        #: Failed logins per source address (the delay each one costs).
+        self.login_failures = LoginFailures()
         self.connections: set[Connection] = set()
         #: The bound on the Celery task names counted (model.celery).
         self.task_names = TaskNames(settings.celery_task_names)
+        #: Open connections (past connection.open) per vhost and per user.
+        self._per_vhost: dict[str, int] = {}
+        self._per_user: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.connections)
@@ -49,6 +55,22 @@ class Sessions:
         if connection in self.connections:
             self.connections.discard(connection)
             self.churn.connection_closed += 1
+            if connection.counted_open:
+                connection.counted_open = False
+                _count(self._per_vhost, connection.vhost.name, -1)
+                _count(self._per_user, connection.username, -1)
+
+    def vhost_opened(self, connection: Connection) -> None:
+        """``connection`` passed connection.open: it counts against the limits."""
+        connection.counted_open = True
+        _count(self._per_vhost, connection.vhost.name, 1)
+        _count(self._per_user, connection.username, 1)
+
+    def open_in_vhost(self, vhost: str) -> int:
+        return self._per_vhost.get(vhost, 0)
+
+    def open_by_user(self, user: str) -> int:
+        return self._per_user.get(user, 0)
 
     def unacked(self) -> Iterator[tuple[Queue, Message]]:
         """Every delivery waiting for an ack, on every channel of every connection."""
@@ -64,3 +86,11 @@ class Sessions:
         """Drop every connection that is still there."""
         for connection in list(self.connections):
             connection.abort()
+
+
+def _count(counts: dict[str, int], key: str, step: int) -> None:
+    value = counts.get(key, 0) + step
+    if value > 0:
+        counts[key] = value
+    else:
+        counts.pop(key, None)

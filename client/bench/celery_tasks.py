@@ -1,8 +1,11 @@
-"""The same trivial tasks as a Celery app."""
+"""The same trivial tasks as a Celery app (results: ``BENCH_RESULT_BACKEND``,
+rpc:// unless set)."""
+
+import os
 
 from celery import Celery
 
-app = Celery('bench', backend='rpc://')
+app = Celery('bench', backend=os.environ.get('BENCH_RESULT_BACKEND', 'rpc://'))
 
 
 @app.task(name='bench.noop', ignore_result=True)

@@ -2,15 +2,22 @@
 same broker, same concurrency, in one run. A benchmark, not a test.
 
     python -m leveret.client.bench.worker_throughput [--tasks 10000] [--concurrency 2]
-        [--broker-url URL] [--leveret-pool prefork]
+        [--broker-url URL] [--leveret-pool prefork] [--modes ignore,rpc,redis]
+        [--redis-url URL]
 
 Without ``--broker-url`` it starts a Leveret broker of its own. For each
 worker and each mode (results ignored; results sent back in the rpc://
-format), the queue is filled with ``--tasks`` trivial tasks first, then the
-worker is started. The clock starts when the first message leaves the queue
-(so start-up is not counted) and stops when the last task is done: all
-results are in the reply queue (rpc mode), or the result of a final task
-sent after the others is (ignore mode).
+format; results stored in Redis), the queue is filled with ``--tasks``
+trivial tasks first, then the worker is started. The clock starts when the
+first message leaves the queue (so start-up is not counted) and stops when
+the last task is done: all results are in the reply queue (rpc mode), or in
+Redis (redis mode), or the result of a final task sent after the others is
+(ignore mode).
+
+In redis mode both workers run the same Celery app (``celery_tasks``, its
+backend a Redis database emptied before each run): Celery's prefork worker,
+and the Leveret worker storing through Celery's Redis backend from its pool
+processes. Without ``--redis-url`` a ``redis-server`` of its own is started.
 Both workers log at WARNING level, task events off (the defaults of both).
 """
 
@@ -56,9 +63,37 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f'broker did not start:\n{log_path.read_text()}')
 
 
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(['redis-server', '--port', str(port), '--bind', '127.0.0.1',
+                             '--save', '', '--appendonly', 'no', '--dir', str(workdir)],
+                            stdout=open(workdir / 'redis.log', 'wb'), stderr=subprocess.STDOUT)
+    url = f'redis://127.0.0.1:{port}/0'
+    import redis
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if redis.Redis.from_url(url).ping():
+                return proc, url
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError('redis-server did not start')
+
+
 def worker_command(kind: str, url: str, queue: str, concurrency: int, pool: str,
-                   events: bool = False) -> list[str]:
+                   events: bool = False, mode: str = 'rpc') -> list[str]:
     extra = ['-E'] if events else []
+    if kind == 'leveret' and mode == 'redis':
+        return [sys.executable, '-m', 'leveret', 'worker', '-A',
+                'leveret.client.bench.celery_tasks', '-b', url, '-P', pool, '-c',
+                str(concurrency), '-Q', queue, '-l', 'warning', '--without-mingle',
+                '-n', f'bench-leveret-{queue}@%h', *extra]
     if kind == 'celery':
         return [sys.executable, '-m', 'celery', '-A', 'leveret.client.bench.celery_tasks', '-b',
                 url.rstrip('/') + '//', 'worker', '-P', 'prefork', '-c', str(concurrency),
@@ -66,7 +101,7 @@ def worker_command(kind: str, url: str, queue: str, concurrency: int, pool: str,
                 '-n', f'bench-celery-{queue}@%h', *extra]
     return [sys.executable, '-m', 'leveret', 'worker', '-A', 'leveret.client.bench.leveret_tasks',
             '-b', url, '-P', pool, '-c', str(concurrency), '-Q', queue, '-l', 'warning',
-            '-n', f'bench-leveret-{queue}@%h', *extra]
+            '--without-mingle', '-n', f'bench-leveret-{queue}@%h', *extra]
 
 
 def queue_depth(channel: Any, queue: str) -> int:
@@ -77,7 +112,7 @@ async def preload(app: App, queue: str, reply_to: str, tasks: int, mode: str) ->
     """Publish the tasks (confirmed, 500 in flight), results to ``reply_to``."""
     for start in range(0, tasks, 500):
         batch = range(start, min(start + 500, tasks))
-        if mode == 'rpc':
+        if mode in ('rpc', 'redis'):
             sends = [app.send_task_async('bench.add', (i, i), queue=queue, reply_to=reply_to)
                      for i in batch]
         else:
@@ -90,7 +125,7 @@ async def preload(app: App, queue: str, reply_to: str, tasks: int, mode: str) ->
 
 
 def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: str,
-            workdir: Path, events: bool = False) -> float:
+            workdir: Path, events: bool = False, redis_url: str | None = None) -> float:
     """Tasks per second of one worker in one mode.
 
     Results are left in their reply queue and counted by its depth, so that
@@ -104,10 +139,26 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
     channel.queue_declare(replies)
     app.run_sync(preload(app, queue, replies, tasks, mode))
     total = tasks + (1 if mode == 'ignore' else 0)
-    expected_results = tasks if mode == 'rpc' else 1
+    expected_results = 1 if mode == 'ignore' else tasks
+    results_done: Any
+    env = dict(os.environ)
+    if mode == 'redis':
+        import redis
+
+        assert redis_url is not None
+        store = redis.Redis.from_url(redis_url)
+        store.flushdb()
+        env['BENCH_RESULT_BACKEND'] = redis_url
+
+        def results_done() -> int:
+            return int(store.dbsize())
+    else:
+        def results_done() -> int:
+            return queue_depth(channel, replies)
     log = open(workdir / f'{queue}.log', 'wb')
-    worker = subprocess.Popen(worker_command(kind, url, queue, concurrency, pool, events), cwd=ROOT,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen(worker_command(kind, url, queue, concurrency, pool, events, mode),
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True, env=env)
     try:
         while queue_depth(channel, queue) >= total:
             if worker.poll() is not None:
@@ -116,7 +167,7 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
             time.sleep(0.002)
         started = time.perf_counter()
         deadline = started + 600
-        while queue_depth(channel, replies) < expected_results:
+        while results_done() < expected_results:
             if time.perf_counter() > deadline or worker.poll() is not None:
                 raise RuntimeError(f'{kind} worker did not finish: '
                                    f'{(workdir / f"{queue}.log").read_text()[-2000:]}')
@@ -145,19 +196,25 @@ def main(argv: list[str] | None = None) -> int:
                         choices=('prefork', 'threads', 'asyncio', 'solo'))
     parser.add_argument('--events', action='store_true',
                         help='both workers send task events (-E), as with Flower')
+    parser.add_argument('--modes', default='ignore,rpc,redis',
+                        help='comma-separated: ignore, rpc, redis')
+    parser.add_argument('--redis-url', help='redis mode: default, start a redis-server')
     args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(',') if m.strip()]
     with tempfile.TemporaryDirectory(prefix='leveret-bench-') as tmp:
         workdir = Path(tmp)
-        broker = None
-        url = args.broker_url
+        broker = redis_proc = None
+        url, redis_url = args.broker_url, args.redis_url
         if url is None:
             broker, url = start_broker(workdir)
+        if 'redis' in modes and redis_url is None:
+            redis_proc, redis_url = start_redis(workdir)
         try:
             rates: dict[str, dict[str, float]] = {}
-            for mode in ('ignore', 'rpc'):
+            for mode in modes:
                 for kind in ('leveret', 'celery'):
                     rate = run_one(kind, mode, url, args.tasks, args.concurrency,
-                                   args.leveret_pool, workdir, args.events)
+                                   args.leveret_pool, workdir, args.events, redis_url)
                     rates.setdefault(mode, {})[kind] = rate
                     print(f'{mode:>6} results  {kind:>8} worker: {rate:8.0f} tasks/s',
                           flush=True)
@@ -165,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             if broker is not None:
                 broker.send_signal(signal.SIGTERM)
                 broker.wait(30)
+            if redis_proc is not None:
+                redis_proc.terminate()
+                redis_proc.wait(30)
     for mode, by_kind in rates.items():
         print(f'{mode:>6} results: Leveret/Celery = {by_kind["leveret"] / by_kind["celery"]:.2f}x')
     print(json.dumps({'tasks': args.tasks, 'concurrency': args.concurrency,

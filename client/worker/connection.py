@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from leveret.protocol.constants import (
 )
 from leveret.protocol.errors import FrameError, UnexpectedFrame
 
+from .. import tls
 from . import frames
 from .delivery import (
     DELIVER_ID,
@@ -88,6 +88,9 @@ class Params:
     #: Seconds; None: take the broker's proposal.
     heartbeat: int | None = None
     ssl: bool = False
+    #: The SASL mechanism: PLAIN, or EXTERNAL (``?auth=external``, as aiormq:
+    #: the TLS client certificate names the user).
+    mechanism: str = 'PLAIN'
 
     @classmethod
     def from_url(cls, url: str) -> Params:
@@ -101,7 +104,7 @@ class Params:
         return cls(host=parsed.host or 'localhost', port=parsed.port or (5671 if secure else 5672),
                    login=parsed.user or 'guest', password=parsed.password or 'guest',
                    vhost=vhost, heartbeat=int(heartbeat) if heartbeat is not None else None,
-                   ssl=secure)
+                   ssl=secure, mechanism=parsed.query.get('auth', 'plain').upper())
 
 
 def client_properties(name: str) -> dict[str, Any]:
@@ -157,15 +160,16 @@ class ConsumerConnection(asyncio.Protocol):
     # --- opening -------------------------------------------------------------
     @classmethod
     async def open(cls, url: str, on_delivery: OnDelivery, on_lost: OnLost, *,
-                   name: str = 'leveret consumer', timeout: float = 10.0) -> ConsumerConnection:
-        params = Params.from_url(url)
+                   name: str = 'leveret consumer', timeout: float = 10.0,
+                   broker_use_ssl: Any = None) -> ConsumerConnection:
+        secure = tls.for_url(url, broker_use_ssl)
+        params = Params.from_url(secure.url)
         connection = cls(params, on_delivery, on_lost, name)
         loop = asyncio.get_running_loop()
-        context = ssl.create_default_context() if params.ssl else None
         try:
             async with asyncio.timeout(timeout):
                 await loop.create_connection(lambda: connection, params.host, params.port,
-                                             ssl=context)
+                                             ssl=secure.context)
                 await asyncio.shield(connection._opened)
         except BaseException:
             connection.abort()
@@ -180,11 +184,14 @@ class ConsumerConnection(asyncio.Protocol):
     def _handshake(self, channel: int, method: Any) -> None:
         if isinstance(method, spec.Connection.Start):
             self.server_properties = dict(method.server_properties or {})
-            if b'PLAIN' not in (method.mechanisms or '').encode().split():
-                raise ConnectionClosed(f'the broker offers no PLAIN login ({method.mechanisms})')
-            response = f'\0{self.params.login}\0{self.params.password}'
+            mechanism = self.params.mechanism
+            if mechanism.encode() not in (method.mechanisms or '').encode().split():
+                raise ConnectionClosed(f'the broker offers no {mechanism} login '
+                                       f'({method.mechanisms})')
+            response = ('' if mechanism == 'EXTERNAL'
+                        else f'\0{self.params.login}\0{self.params.password}')
             self._send_now(0, spec.Connection.StartOk(
-                client_properties=client_properties(self.name), mechanism='PLAIN',
+                client_properties=client_properties(self.name), mechanism=mechanism,
                 response=response, locale='en_US'))
         elif isinstance(method, spec.Connection.Tune):
             self.frame_max = min(method.frame_max or FRAME_MAX, FRAME_MAX)
@@ -335,8 +342,10 @@ class ConsumerConnection(asyncio.Protocol):
         return self._call(spec.Basic.Qos(prefetch_count=prefetch_count, global_=global_),
                           spec.Basic.QosOk)
 
-    async def consume(self, queue: str, consumer_tag: str) -> None:
-        await self._call(spec.Basic.Consume(queue=queue, consumer_tag=consumer_tag),
+    async def consume(self, queue: str, consumer_tag: str,
+                      arguments: dict[str, Any] | None = None) -> None:
+        await self._call(spec.Basic.Consume(queue=queue, consumer_tag=consumer_tag,
+                                            arguments=arguments or {}),
                          spec.Basic.ConsumeOk)
 
     async def cancel(self, consumer_tag: str) -> None:

@@ -49,7 +49,9 @@ class LamportClock:
 
 class EventDispatcher:
     def __init__(self, publisher: Publisher, outbox: Outbox, hostname: str,
-                 clock: LamportClock, task_events: bool) -> None:
+                 clock: LamportClock, task_events: bool,
+                 heartbeat_interval: float = HEARTBEAT_FREQ) -> None:
+        self.heartbeat_interval = heartbeat_interval
         self.publisher = publisher
         self.outbox = outbox
         self.hostname = hostname
@@ -93,7 +95,7 @@ class EventDispatcher:
 
     # --- worker events -------------------------------------------------------
     def worker(self, type_: str, **fields: Any) -> None:
-        event = self._event(type_, dict(fields, freq=HEARTBEAT_FREQ, **SOFTWARE))
+        event = self._event(type_, dict(fields, freq=self.heartbeat_interval, **SOFTWARE))
         routing_key = type_.replace('-', '.', 1)
         self.outbox.put(lambda: self.publisher.publish_json(
             event, EXCHANGE, routing_key, self._headers))
@@ -101,7 +103,7 @@ class EventDispatcher:
     def start_heartbeat(self, stats: Any) -> None:
         async def beat() -> None:
             while True:
-                await asyncio.sleep(HEARTBEAT_FREQ)
+                await asyncio.sleep(self.heartbeat_interval)
                 self.worker('worker-heartbeat', **stats())
         self._heartbeat = asyncio.get_running_loop().create_task(beat())
 

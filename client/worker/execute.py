@@ -36,6 +36,9 @@ UNSTARTED = 'UNSTARTED'
 #: The outcome of a job whose message turned out not to be a valid task message
 #: where it was read (see :class:`RawMessage`); it never started.
 INVALID = 'INVALID'
+#: The outcome of a job that ran but whose result the app's backend could not
+#: store (it cannot be reached): see :mod:`.celery_trace`.
+UNSTORED = 'UNSTORED'
 
 
 @dataclass
@@ -74,6 +77,10 @@ class Job:
     #: The message as delivered; args, kwargs, headers and wants_value come from it
     #: in :meth:`decode`, where the job runs.
     raw: RawMessage | None = None
+    #: The message's embed (callbacks, errbacks, chain, chord) and properties,
+    #: for Celery's tracer (:mod:`.celery_trace`).
+    embed: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
     _request: Request | None = field(default=None, repr=False)
 
     def decode(self) -> None:
@@ -89,6 +96,8 @@ class Job:
             raise ValueError(f'task name {message.name!r}, expected {self.name!r}')
         self.headers, self.args, self.kwargs = headers, message.args, message.kwargs
         self.wants_value = bool(message.embed.chain or message.embed.callbacks)
+        self.embed = message.embed.model_dump()
+        self.properties = raw.properties
         self.raw = None
         self._request = None
 
@@ -137,12 +146,15 @@ class Outcome:
     value: Any = None
     #: The message carries a chain or callbacks to send ``value`` to.
     follow_up: bool = False
+    #: The exception of a failure decided outside the task (a lost process, a
+    #: hard time limit), for the app's backend to record (:mod:`.app_backend`).
+    error: BaseException | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # As a plain tuple: unpickled in the busy main process, this is twice as fast.
         return (Outcome, (self.job_id, self.state, self.result_body, self.summary,
                           self.traceback, self.runtime, self.retry, self.requeue, self.pid,
-                          self.worker_lost, self.value, self.follow_up))
+                          self.worker_lost, self.value, self.follow_up, self.error))
 
 
 #: This process's id (os.getpid() is a system call; a task outcome needs it).
@@ -152,6 +164,11 @@ _pid = os.getpid()
 def _forked() -> None:
     global _pid
     _pid = os.getpid()
+
+
+def current_pid() -> int:
+    """This process's id, without a system call (kept up to date across forks)."""
+    return _pid
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -247,7 +264,7 @@ def _finish(job: Job, value: Any, runtime: float) -> Outcome:
 _local = threading.local()
 
 
-def _thread_loop() -> asyncio.AbstractEventLoop:
+def thread_loop() -> asyncio.AbstractEventLoop:
     """An event loop of this thread, for async tasks run from sync code."""
     loop = getattr(_local, 'loop', None)
     if loop is None or loop.is_closed():
@@ -257,6 +274,8 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
 
 def execute(runner: Runner, job: Job) -> Outcome:
     """Run ``job`` here, synchronously (async tasks on this thread's own loop)."""
+    if runner.traced:  # Celery's tracer and the app's backend (.celery_trace)
+        return runner.trace(job)  # type: ignore[attr-defined, no-any-return]
     start = time.perf_counter()
     try:
         job.decode()  # a no-op unless the job carries its message unread
@@ -264,7 +283,7 @@ def execute(runner: Runner, job: Job) -> Outcome:
         try:
             value = runner.call(job.args, job.kwargs)
             if inspect.isawaitable(value):
-                value = _thread_loop().run_until_complete(_awaited(value))
+                value = thread_loop().run_until_complete(_awaited(value))
         finally:
             runner.pop(token)
     except BaseException as exc:  # the task's failure is the outcome

@@ -27,6 +27,7 @@ from .events import EventDispatcher
 from .execute import Job, Outcome
 from .outcomes import Outcomes
 from .pools import Pool
+from .rate_limits import RateLimits
 from .request import TaskRequest, scan_headers, wire_properties
 from .state import WorkerState
 from .tasks import Registry
@@ -37,7 +38,9 @@ log = logging.getLogger('leveret.worker')
 
 class Intake:
     def __init__(self, registry: Registry, hostname: str, state: WorkerState,
-                 writes: BrokerWrites, outcomes: Outcomes, events: EventDispatcher) -> None:
+                 writes: BrokerWrites, outcomes: Outcomes, events: EventDispatcher,
+                 disable_rate_limits: bool = False,
+                 time_limits: tuple[float | None, float | None] = (None, None)) -> None:
         self.registry = registry
         self.hostname = hostname
         self.state = state
@@ -45,6 +48,14 @@ class Intake:
         self.outcomes = outcomes
         self.events = events
         self.pool: Pool | None = None
+        #: (hard, soft) for tasks that set none (``--time-limit``, ``--soft-time-limit``).
+        self.default_hard, self.default_soft = time_limits
+        #: Token buckets of rate-limited tasks and the requests waiting in them.
+        self.limits = RateLimits({name: runner.spec.rate_limit
+                                  for name, runner in registry.runners.items()},
+                                 disabled=disable_rate_limits)
+        #: Task names whose bucket has a timer set for its next token.
+        self._bucket_timers: set[str] = set()
 
     def attach_pool(self, pool: Pool) -> None:
         self.pool = pool
@@ -85,6 +96,8 @@ class Intake:
             return
         if eta is not None and eta > datetime.now(UTC):
             self._hold(request, eta)
+        elif self.limits.buckets and request.name in self.limits.buckets:
+            self._limit(request)
         else:
             self.state.ready.append(request)
             self.dispatch()
@@ -101,7 +114,10 @@ class Intake:
         message = TaskMessage.from_wire(props.headers, wire_properties(props), delivery.body)
         runner = self.registry.get(message.name)
         if runner is None:
-            self.outcomes.unregistered(message, delivery.delivery_tag)
+            self.outcomes.unregistered(
+                message, delivery.delivery_tag, props.headers,
+                {'exchange': delivery.exchange, 'routing_key': delivery.routing_key,
+                 'priority': props.priority, 'redelivered': delivery.redelivered})
             return None
         request = TaskRequest.read(message, props.headers or {}, runner.spec, delivery,
                                    connection)
@@ -127,8 +143,50 @@ class Intake:
             return
         request.eta_handle = None
         self._change_prefetch(-1)
-        self.state.ready.append(request)
-        self.dispatch()
+        self.admit(request)
+
+    def admit(self, request: TaskRequest) -> None:
+        """A request that is due: ready now, or waiting for its rate limit's token."""
+        if self.limits.buckets and request.name in self.limits.buckets:
+            self._limit(request)
+        else:
+            self.state.ready.append(request)
+            self.dispatch()
+
+    # --- rate limits: waiting for a token without blocking other work --------
+    def _limit(self, request: TaskRequest) -> None:
+        bucket = self.limits.buckets[request.name]
+        bucket.add(request)
+        self._change_prefetch(+1)
+        self._drain_bucket(request.name)
+
+    def _drain_bucket(self, name: str) -> None:
+        """Move the requests of ``name`` that have a token to ready (Celery's
+        ``_schedule_bucket_request``); wait for the next token for the rest."""
+        self._bucket_timers.discard(name)
+        bucket = self.limits.buckets.get(name)
+        if bucket is None:
+            return
+        moved = False
+        while bucket.contents:
+            if not bucket.can_consume(1):
+                self._bucket_timers.add(name)
+                asyncio.get_running_loop().call_later(bucket.expected_time(1),
+                                                      self._drain_bucket, name)
+                break
+            self._change_prefetch(-1)
+            self.state.ready.append(bucket.pop())
+            moved = True
+        if moved:
+            self.dispatch()
+
+    def set_rate_limit(self, name: str, rate_limit: Any) -> None:
+        """``control rate_limit``: a new bucket for ``name`` (raises ValueError);
+        what waited in the old one is admitted again."""
+        waiting = self.limits.set(name, rate_limit)
+        self._change_prefetch(-len(waiting))
+        for request in waiting:
+            self.admit(request)
 
     def _change_prefetch(self, delta: int) -> None:
         connection = self.writes.connection
@@ -138,7 +196,8 @@ class Intake:
     def drop_waiting(self) -> list[TaskRequest]:
         """Let go of the requests not handed to the pool yet (ready, then held)."""
         state = self.state
-        dropped = list(state.ready) + list(state.held.values())
+        limited = self.limits.clear()
+        dropped = list(state.ready) + list(state.held.values()) + limited
         state.ready.clear()
         for request in state.held.values():
             if request.eta_handle is not None:
@@ -175,6 +234,7 @@ class Intake:
         if not request.job_id:
             request.job_id = self.state.next_job_id()
         hard, soft = request.time_limits
+        hard, soft = hard or self.default_hard, soft or self.default_soft
         if request.raw is not None:  # read where it runs
             job = Job(request.job_id, request.name, [], {}, {}, request.delivery_info,
                       request.reply_to or None, request.correlation_id, self.hostname,
@@ -188,6 +248,9 @@ class Intake:
                       request.correlation_id, self.hostname, request.ignore_result,
                       request.wants_result, soft, hard,
                       wants_value=bool(embed.chain or embed.callbacks))
+            if request.spec.traced:  # Celery's tracer reads the canvas and properties
+                job.embed = embed.model_dump()
+                job.properties = message.properties.model_dump()
         self.state.active[request.job_id] = request
         if not pool.reports_start:
             self.outcomes.started(request, os.getpid())
@@ -207,10 +270,11 @@ class Intake:
         if not self.state.shutting_down:
             self.dispatch()
 
-    def revoke(self, task_id: str, terminate: bool = False) -> None:
+    def revoke(self, task_id: str, terminate: bool = False, signum: int | None = None) -> bool:
         """Remember ``task_id`` as revoked; take it back from the pool if it is
-        queued there, or stop it if it runs and ``terminate``."""
+        queued there, or stop it if it runs and ``terminate``; whether it was stopped."""
         self.state.revoke(task_id)
+        stopped = False
         if self.pool is not None:
             for job_id, request in list(self.state.active.items()):
                 if request.id != task_id:
@@ -218,4 +282,5 @@ class Intake:
                 if request.time_start is None:  # queued in the pool: take it back
                     self.pool.cancel_job(job_id)
                 elif terminate:
-                    self.pool.terminate_job(job_id)
+                    stopped = self.pool.terminate_job(job_id, signum) or stopped
+        return stopped

@@ -40,6 +40,27 @@ class WorkerOptions(BaseModel):
     #: Where tasks sent by the worker (chains, callbacks) go when they name no queue.
     default_queue: str = 'celery'
     app_name: str = ''
+    #: ``--autoscale=MAX,MIN``: the pool grows and shrinks between these (None: fixed).
+    autoscale: tuple[int, int] | None = None
+    #: ``--max-tasks-per-child``, ``--max-memory-per-child`` (KiB): a prefork process
+    #: past either is replaced after its task.
+    max_tasks_per_child: int | None = Field(None, ge=1)
+    max_memory_per_child: int | None = Field(None, ge=1)
+    #: Worker heartbeat events (``--without-heartbeat``, ``--heartbeat-interval``).
+    heartbeat: bool = True
+    heartbeat_interval: float = Field(2.0, gt=0)
+    #: ``worker_disable_rate_limits``.
+    disable_rate_limits: bool = False
+    #: ``-B``: run the app's beat schedule in the worker.
+    beat: bool = False
+    schedule_filename: str = 'celerybeat-schedule'
+    scheduler: str | None = None
+    #: ``--purge``: discard the waiting messages of the queues before starting.
+    purge: bool = False
+    #: ``--without-mingle``: no sync of revoked ids with the other workers at start.
+    mingle: bool = True
+    #: Celery's ``broker_use_ssl`` (True, py-amqp's options, or an SSLContext).
+    broker_use_ssl: Any = None
 
     @property
     def prefetch_count(self) -> int:

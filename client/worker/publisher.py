@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
 from ..serialization import JSON, UTF8, dumps
+from .. import tls
 from ..transport import RETRYABLE, normalize_url
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ class Publisher:
     """One connection with a fast channel (results, events) and a confirmed
     one (retried tasks: not lost between the ack and the broker)."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, broker_use_ssl: Any = None) -> None:
         self.url = normalize_url(url)
+        self.tls = tls.for_url(self.url, broker_use_ssl)
         self.name = name
         self.connection: AbstractConnection | None = None
         self._fast: Any = None
@@ -90,7 +92,8 @@ class Publisher:
 
     async def connect(self) -> None:
         self.connection = await aio_pika.connect(
-            self.url, client_properties={'connection_name': f'{self.name} producer'})
+            self.tls.url, ssl_context=self.tls.context,
+            client_properties={'connection_name': f'{self.name} producer'})
         self._channel = await self.connection.channel(publisher_confirms=False)
         self._fast = await self._channel.get_underlay_channel()
         confirmed = await self.connection.channel(publisher_confirms=True)

@@ -71,7 +71,8 @@ class TaskRequest:
     redelivered: bool
     reply_to: str
     correlation_id: str
-    priority: int
+    #: As delivered (None when the message has none, as Celery reports it).
+    priority: int | None
     #: The eta and expires headers, as sent.
     eta_text: str | None
     expires_text: str | None
@@ -96,7 +97,8 @@ class TaskRequest:
         headers, props = message.headers, message.properties
         return cls(headers.id, headers.task, spec, delivery.delivery_tag, channel,
                    delivery.exchange, delivery.routing_key, delivery.redelivered,
-                   props.reply_to, props.correlation_id, props.priority, headers.eta,
+                   props.reply_to, props.correlation_id, delivery.properties.priority
+                   if delivery.properties is not None else props.priority, headers.eta,
                    headers.expires, headers.timelimit, headers.ignore_result,
                    raw_headers=raw_headers, _message=message)
 
@@ -113,7 +115,7 @@ class TaskRequest:
                    delivery.exchange, delivery.routing_key, delivery.redelivered,
                    props.reply_to if props.reply_to is not None else '',
                    correlation_id if correlation_id is not None else task_id,
-                   props.priority if props.priority is not None else 0, hot.get('eta'),
+                   props.priority, hot.get('eta'),
                    hot.get('expires'), hot.get('timelimit') or [None, None],
                    hot.get('ignore_result', False), raw=raw)
 
@@ -142,7 +144,14 @@ class TaskRequest:
 
     @property
     def wants_result(self) -> bool:
-        return bool(self.reply_to) and not self.ignore_result
+        """Whether a result goes to the caller's reply queue in the rpc:// format
+        (the app's backend stores the results of traced tasks)."""
+        return bool(self.reply_to) and not self.ignore_result and not self.spec.traced
+
+    @property
+    def store_errors(self) -> bool:
+        """Celery's ``Request.store_errors``: failures are stored unless the result is ignored."""
+        return not self.ignore_result or self.spec.store_errors_even_if_ignored
 
     @property
     def time_limits(self) -> tuple[float | None, float | None]:
@@ -155,20 +164,22 @@ class TaskRequest:
         return {'exchange': self.exchange, 'routing_key': self.routing_key,
                 'priority': self.priority, 'redelivered': self.redelivered}
 
-    def info(self, hostname: str) -> dict[str, Any]:
-        """Celery's ``Request.info()``, for ``inspect active/reserved/scheduled``."""
+    def info(self, hostname: str, safe: bool = False) -> dict[str, Any]:
+        """Celery's ``Request.info(safe)``, for ``inspect active/reserved/scheduled``
+        (``safe``: the args' and kwargs' reprs instead of the values)."""
         try:
             message: TaskMessage | None = self.message
         except Exception:  # noqa: BLE001 - not valid: the pool process rejects it
             message = None
-        headers = message.headers if message is not None else None
+        if message is None:
+            args, kwargs = None, None
+        elif safe:
+            args, kwargs = message.headers.argsrepr, message.headers.kwargsrepr
+        else:
+            args, kwargs = message.args, message.kwargs
         return {
-            'id': self.id, 'name': self.name,
-            'args': message.args if message is not None else None,
-            'kwargs': message.kwargs if message is not None else None,
+            'id': self.id, 'name': self.name, 'args': args, 'kwargs': kwargs,
             'type': self.name, 'hostname': hostname,
             'time_start': self.time_start, 'acknowledged': self.acknowledged,
             'delivery_info': self.delivery_info, 'worker_pid': self.worker_pid,
-            'argsrepr': headers.argsrepr if headers is not None else None,
-            'kwargsrepr': headers.kwargsrepr if headers is not None else None,
         }

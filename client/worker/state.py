@@ -46,6 +46,15 @@ class Prefetch:
         self.count += delta
         return True
 
+    def resize(self, delta: int) -> bool:
+        """The pool changed size: ``delta`` more (or fewer) prefetched messages;
+        False when the prefetch is unlimited."""
+        if self.base == 0 or not delta:
+            return False
+        self.base = max(self.base + delta, 1)
+        self.count = max(self.count + delta, 1)
+        return True
+
     def reset(self) -> None:
         """Nothing held any more (a new connection)."""
         self.count = self.base

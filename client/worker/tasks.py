@@ -9,10 +9,11 @@ Celery's request stack). Runners are used inside pool processes and threads.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..app import App, Task
@@ -34,12 +35,23 @@ class TaskSpec:
     is_async: bool = False
     #: 'leveret' or 'celery': who republishes on retry (Celery's retry() already did).
     kind: str = 'leveret'
+    #: Celery's tracer runs it and the app's backend stores its results
+    #: (:mod:`.celery_trace`); otherwise results go out in the rpc:// format.
+    traced: bool = False
+    #: Celery's ``store_errors_even_if_ignored``.
+    store_errors_even_if_ignored: bool = False
+    #: Celery's ``acks_on_failure_or_timeout``.
+    acks_on_failure_or_timeout: bool = True
+    #: Celery's rate limit (``'10/m'``; None: none), from the task or task_annotations.
+    rate_limit: str | None = None
 
 
 class Runner:
     """Calls one task function for a request."""
 
     spec: TaskSpec
+    #: Run by Celery's tracer (``trace(job)``, :class:`.celery_trace.TracedRunner`).
+    traced = False
     #: What to raise inside the task when its soft time limit is reached.
     soft_limit_error: type[BaseException] = SoftTimeLimitExceeded
 
@@ -70,7 +82,8 @@ class LeveretRunner(Runner):
             reject_on_worker_lost=task.reject_on_worker_lost, ignore_result=task.ignore_result,
             track_started=task.track_started, time_limit=task.time_limit,
             soft_time_limit=task.soft_time_limit, max_retries=task.max_retries,
-            default_retry_delay=task.default_retry_delay, is_async=task.is_async)
+            default_retry_delay=task.default_retry_delay, is_async=task.is_async,
+            rate_limit=task.rate_limit)
 
     def push(self, request: Request) -> Any:
         return current_request.set(request)
@@ -98,7 +111,11 @@ class CeleryRunner(Runner):
             ignore_result=bool(task.ignore_result), track_started=bool(task.track_started),
             time_limit=task.time_limit, soft_time_limit=task.soft_time_limit,
             max_retries=task.max_retries, default_retry_delay=task.default_retry_delay,
-            is_async=inspect.iscoroutinefunction(task.run), kind='celery')
+            is_async=inspect.iscoroutinefunction(task.run), kind='celery',
+            traced=self.traced,
+            store_errors_even_if_ignored=bool(task.store_errors_even_if_ignored),
+            acks_on_failure_or_timeout=bool(getattr(task, 'acks_on_failure_or_timeout', True)),
+            rate_limit=task.rate_limit or None)
 
     def push(self, request: Request) -> Any:
         from celery._state import _task_stack
@@ -143,6 +160,17 @@ class Registry:
     def get(self, name: str) -> Runner | None:
         return self.runners.get(name)
 
+    def update(self, name: str, **changes: Any) -> TaskSpec:
+        """Change a task's settings at run time (``control rate_limit``,
+        ``time_limit``); requests received from now on see them."""
+        runner = self.runners[name]
+        runner.spec = replace(runner.spec, **changes)
+        task = getattr(runner, 'task', None)
+        if self.is_celery and task is not None:  # what inspect registered shows
+            for field, value in changes.items():
+                setattr(task, field, value)
+        return runner.spec
+
     def names(self) -> list[str]:
         """Registered task names, without Celery's built-in ``celery.*`` tasks."""
         return sorted(n for n in self.runners if not n.startswith('celery.'))
@@ -150,6 +178,34 @@ class Registry:
     @property
     def is_celery(self) -> bool:
         return not isinstance(self.app, App)
+
+    @property
+    def traced(self) -> bool:
+        """Whether results go through the app's own backend (:mod:`.celery_trace`)."""
+        return any(runner.traced for runner in self.runners.values())
+
+    def process_started(self) -> None:
+        """In a new prefork process: what Celery's pool does in its process
+        initializer (no connection of the parent's reused, ``result.get()``
+        refused inside tasks, ``worker_process_init`` sent)."""
+        if not self.is_celery:
+            return
+        from celery import signals
+        from celery._state import _set_task_join_will_block
+
+        app = self.app
+        app._after_fork()
+        app._local.__dict__.pop('backend', None)
+        if getattr(app, '_backend_cache', None) is not None:
+            app._backend_cache = None
+        _set_task_join_will_block(True)
+        signals.worker_process_init.send(sender=None)
+
+    def process_stopping(self) -> None:
+        """A prefork process about to exit: ``worker_process_shutdown``."""
+        if self.is_celery:
+            from celery import signals
+            signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
 
 
 def is_celery_app(obj: Any) -> bool:

@@ -21,10 +21,25 @@ SETTINGS: dict[str, Any] = json.loads(Path(__file__).with_suffix('.json').read_t
 
 app = Celery(Path(__file__).stem, broker=SETTINGS['broker_url'], backend='rpc://')
 app.conf.update(SETTINGS['conf'])
-# beat_schedule entries may name their task without the (generated) module name.
+# beat_schedule entries, task_annotations and task_routes may name their task
+# without the (generated) module name.
 for entry in (app.conf.beat_schedule or {}).values():
     if '.' not in entry['task']:
         entry['task'] = f'{app.main}.{entry["task"]}'
+for setting in ('task_annotations', 'task_routes'):
+    if isinstance(app.conf.get(setting), dict):
+        app.conf[setting] = {(name if '.' in name or name == '*' else f'{app.main}.{name}'): value
+                             for name, value in app.conf[setting].items()}
+# task_queues as JSON: [{'name', 'exchange', 'exchange_type', 'routing_key', ...}].
+if SETTINGS.get('queues'):
+    from kombu import Exchange, Queue
+
+    app.conf.task_queues = [
+        Queue(q['name'], Exchange(q.get('exchange', q['name']), q.get('exchange_type', 'direct')),
+              routing_key=q.get('routing_key', q['name']),
+              queue_arguments=q.get('queue_arguments'), message_ttl=q.get('message_ttl'),
+              max_priority=q.get('max_priority'), consumer_arguments=q.get('consumer_arguments'))
+        for q in SETTINGS['queues']]
 
 
 def record(entry: dict[str, Any]) -> None:
@@ -97,4 +112,22 @@ def retry_until(self: Task, retries_wanted: int) -> dict[str, Any]:
     record(entry)
     if self.request.retries < retries_wanted:
         raise self.retry(countdown=1)
+    return entry
+
+
+@app.task(bind=True, rate_limit='1/m')
+def limited(self: Task, label: str = '') -> dict[str, Any]:
+    """At most one a minute (after the first): record each run."""
+    entry = describe(self, label)
+    record(entry)
+    return entry
+
+
+@app.task(bind=True)
+def report_then_wait(self: Task, label: str, gate: str) -> dict[str, Any]:
+    """Record the start, then run until the file ``gate`` exists."""
+    entry = describe(self, label)
+    record(entry)
+    while not os.path.exists(gate):
+        time.sleep(0.02)
     return entry

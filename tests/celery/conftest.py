@@ -39,8 +39,9 @@ def celery_project_factory(tmp_path_factory: pytest.TempPathFactory
     """``make(broker_url, **conf)``: a Celery project; its processes die with the module."""
     projects: list[CeleryProject] = []
 
-    def make(broker_url: str, **conf: Any) -> CeleryProject:
-        project = CeleryProject(tmp_path_factory.mktemp('celery-app'), broker_url, conf)
+    def make(broker_url: str, queues: list[dict[str, Any]] | None = None,
+             **conf: Any) -> CeleryProject:
+        project = CeleryProject(tmp_path_factory.mktemp('celery-app'), broker_url, conf, queues)
         projects.append(project)
         return project
 

@@ -43,7 +43,8 @@ class CeleryWorker(Background):
 class CeleryProject:
     """``app_module.py`` written as ``<module>.py`` in ``directory``, with its settings."""
 
-    def __init__(self, directory: Path, broker_url: str, conf: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, broker_url: str, conf: dict[str, Any],
+                 queues: list[dict[str, Any]] | None = None) -> None:
         self.directory = directory
         self.module_name = f'leveret_app_{uuid.uuid4().hex[:8]}'
         self.broker_url = broker_url
@@ -51,7 +52,8 @@ class CeleryProject:
         directory.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(APP_MODULE, directory / f'{self.module_name}.py')
         (directory / f'{self.module_name}.json').write_text(json.dumps({
-            'broker_url': broker_url, 'conf': conf, 'records': str(self.records_path)}))
+            'broker_url': broker_url, 'conf': conf, 'records': str(self.records_path),
+            'queues': queues or []}))
         self._module: ModuleType | None = None
         self._processes: list[Background] = []
         self._serial = 0
@@ -93,7 +95,8 @@ class CeleryProject:
 
     # --- subprocesses ---
     def env(self) -> dict[str, str]:
-        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        # Flower's API answers without an auth setting only with this set.
+        env = dict(os.environ, PYTHONUNBUFFERED='1', FLOWER_UNAUTHENTICATED_API='true')
         env['PYTHONPATH'] = os.pathsep.join(
             filter(None, [str(self.directory), os.environ.get('PYTHONPATH')]))
         return env
@@ -126,6 +129,32 @@ class CeleryProject:
                 worker.kill()
                 raise
         return worker
+
+    def start_leveret_worker(self, *args: str, name: str = 'worker', ready: bool = True,
+                             mingle: bool = False) -> CeleryWorker:
+        """The bundled worker, ``leveret worker -A <module>``, node ``<name>@leveret``
+        (without mingle unless asked: it waits a second for the other workers)."""
+        nodename = f'{name}@leveret'
+        self._serial += 1
+        worker = CeleryWorker(
+            [sys.executable, '-m', 'leveret', 'worker', '-A', self.module_name, '-n', nodename,
+             '-l', 'INFO', *([] if mingle else ['--without-mingle']), *args],
+            self.directory / f'{self._serial:02d}-{name}.log', cwd=self.directory,
+            env=self.env(), nodename=nodename)
+        self._processes.append(worker)
+        if ready:
+            try:
+                worker.wait_ready()
+            except BaseException:
+                worker.kill()
+                raise
+        return worker
+
+    def leveret(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run ``leveret worker -A <module> ...`` to completion (for its refusals)."""
+        return subprocess.run([sys.executable, '-m', 'leveret', 'worker', '-A', self.module_name,
+                               *args], cwd=self.directory, env=self.env(), capture_output=True,
+                              text=True, timeout=timeout)
 
     def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run a ``celery`` command to completion (killed if it overruns ``timeout``)."""

@@ -1,4 +1,6 @@
-"""A Celery app with the tasks of ``lv_tasks`` (same names)."""
+"""A Celery app with the tasks of ``lv_tasks`` (same names), and a few for
+the result backends (``CELERY_RESULT_BACKEND``: rpc:// unless set; the
+default queue from ``CELERY_DEFAULT_QUEUE``, where chord_unlock goes)."""
 
 import os
 import time
@@ -6,8 +8,11 @@ import time
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-app = Celery('cel_tasks', broker=os.environ.get('CELERY_BROKER_URL'), backend='rpc://')
-app.conf.update(broker_connection_retry_on_startup=True)
+app = Celery('cel_tasks', broker=os.environ.get('CELERY_BROKER_URL'),
+             backend=os.environ.get('CELERY_RESULT_BACKEND', 'rpc://'))
+app.conf.update(broker_connection_retry_on_startup=True,
+                result_extended=bool(os.environ.get('CELERY_RESULT_BACKEND')),
+                task_default_queue=os.environ.get('CELERY_DEFAULT_QUEUE', 'celery'))
 
 
 @app.task(name='interop.add')
@@ -65,3 +70,21 @@ def note(value, path):
     with open(path, 'a') as f:
         f.write(f'{value}\n')
     return value
+
+
+@app.task(name='interop.tsum')
+def tsum(values):
+    return sum(values)
+
+
+@app.task(name='interop.gated', track_started=True)
+def gated(path):
+    """Runs until ``path`` exists (STARTED meanwhile)."""
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    return 'opened'
+
+
+@app.task(name='interop.late_add', acks_late=True)
+def late_add(x, y):
+    return x + y

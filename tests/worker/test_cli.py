@@ -79,7 +79,8 @@ def test_the_banner_and_the_log_line_of_each_task(broker, unique, tmp_path):
         assert re.search(r'broker:\s+amqp://guest:\*\*@127\.0\.0\.1:\d+/', banner)
         assert 'guest:guest' not in banner
         assert re.search(r'concurrency:\s+2 \(threads pool\)', banner)
-        assert re.search(rf'\[queues\]\n\s+\.> {unique}\n', banner)
+        assert re.search(rf'\[queues\]\n\s+\.> {unique}\s+exchange={unique}\(direct\) '
+                         rf'key={unique}\n', banner)
         assert '  . interop.add\n' in banner and '  . interop.asleep\n' in banner
         app = App(broker.url)
         try:

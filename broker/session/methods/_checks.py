@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from leveret.protocol.errors import PreconditionFailed
 
 
@@ -10,3 +12,11 @@ def check_name(name: str | bytes, kind: str) -> str:
     if isinstance(name, bytes):
         raise PreconditionFailed(f'{kind} name is not valid UTF-8')
     return name
+
+
+def argument_name(arguments: dict[str, Any] | None, key: str) -> str | None:
+    """An argument naming an exchange (alternate or dead-letter), if it is text."""
+    value = (arguments or {}).get(key)
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode(errors='replace')
+    return value if isinstance(value, str) else None

@@ -35,11 +35,15 @@ def qos(channel: 'Channel', method: Basic.Qos) -> None:
 
 def consume(channel: 'Channel', method: Basic.Consume) -> None:
     vhost = channel.vhost
-    queue = vhost.queue(default_queue(channel, check_name(method.queue, 'queue')),
-                        channel.conn)
+    if method.consumer_tag in channel.consumers:
+        raise NotAllowed(f"attempt to reuse consumer tag '{method.consumer_tag}'")
+    most = channel.conn.sessions.settings.consumer_max_per_channel
+    if most and len(channel.consumers) >= most:
+        raise NotAllowed(f'reached maximum ({most}) of consumers per channel')
+    name = default_queue(channel, check_name(method.queue, 'queue'))
+    channel.access.check('read', 'queue', name)
+    queue = vhost.queue(name, channel.conn)
     tag = method.consumer_tag or generated_name('amq.ctag-')
-    if tag in channel.consumers:
-        raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
     if queue.has_exclusive_consumer() or (method.exclusive and queue.consumers):
         raise AccessRefused(
             f"queue '{queue.name}' in vhost '{vhost.name}' in exclusive use")
@@ -64,8 +68,9 @@ def cancel(channel: 'Channel', method: Basic.Cancel) -> None:
 
 
 def get(channel: 'Channel', method: Basic.Get) -> None:
-    queue = channel.vhost.queue(
-        default_queue(channel, check_name(method.queue, 'queue')), channel.conn)
+    name = default_queue(channel, check_name(method.queue, 'queue'))
+    channel.access.check('read', 'queue', name)
+    queue = channel.vhost.queue(name, channel.conn)
     message = queue.get()
     if message is None:
         channel.stat_get_empty += 1

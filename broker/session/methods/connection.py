@@ -15,7 +15,9 @@ from pamqp import commands
 from leveret.protocol.constants import FRAME_MIN_SIZE
 from leveret.protocol.errors import ConnectionAccessRefused, NotAllowed
 
-from ...auth import MECHANISMS, AuthenticationError
+from ...auth import AuthenticationError
+from .. import limits
+from ..logins import worth_logging
 
 if TYPE_CHECKING:
     from ..handshake import Handshake
@@ -30,18 +32,30 @@ def start_ok(conn: 'Handshake', method: Connection.StartOk) -> None:
     capabilities = conn.client_properties.get('capabilities')
     conn.capabilities = capabilities if isinstance(capabilities, dict) else {}
     mechanism = method.mechanism
-    if mechanism not in MECHANISMS:
+    if mechanism not in conn.mechanisms():
         raise ConnectionAccessRefused(f"unsupported authentication mechanism '{mechanism}'")
     try:
-        user = conn.sessions.users.authenticate(mechanism, method.response,
-                                                conn.from_loopback())
+        if mechanism == 'EXTERNAL':
+            # The verified client certificate names the user (no password).
+            assert conn.tls is not None and conn.tls.login is not None
+            user = conn.sessions.users.authenticate_external(conn.tls.login,
+                                                             conn.from_loopback())
+        else:
+            user = conn.sessions.users.authenticate(mechanism, method.response,
+                                                    conn.from_loopback())
     except AuthenticationError as exc:
-        log.warning('%s: login refused: %s', conn.peer, exc)
+        address = conn.peer.rpartition(':')[0] or conn.peer
+        count, delay = conn.sessions.login_failures.failed(address)
+        if worth_logging(count):
+            log.warning('%s: login refused (%s): %s; %d failed login%s from %s in a row, '
+                        'answered after %.1f s', conn.peer, mechanism, exc, count,
+                        '' if count == 1 else 's', address, delay)
+        error = None
         if conn.client_capability('authentication_failure_close'):
-            raise ConnectionAccessRefused(
+            error = ConnectionAccessRefused(
                 f'Login was refused using authentication mechanism {mechanism}. '
-                f'For details see the broker logfile.') from None
-        conn.login_refused()
+                f'For details see the broker logfile.')
+        conn.refuse_login(error, delay)
         return
     conn.username = user.name
     conn.user = user
@@ -72,9 +86,12 @@ def open_(conn: 'Handshake', method: Connection.Open) -> None:
     if vhost is None:
         raise NotAllowed(f"vhost {name} not found")
     assert conn.user is not None        # start-ok came first
+    # RabbitMQ's order: the vhost's and the user's connection limits, then access.
+    limits.check_connection(conn.sessions, conn.user, vhost)
     if not conn.sessions.users.may_open(conn.user.name, name):
         raise NotAllowed(f"access to vhost '{name}' refused for user '{conn.username}'")
     conn.vhost = vhost
+    conn.sessions.vhost_opened(conn)
     conn.opened()
     conn.send_method(0, Connection.OpenOk())
     log.debug('%r opened vhost %r', conn, name)

@@ -27,10 +27,19 @@ class AsyncioPool(Pool):
     def start(self) -> None:
         self.threads.start()
 
+    def grow(self, n: int = 1) -> None:
+        self.concurrency += n
+        self.threads.grow(n)
+
+    def shrink(self, n: int = 1) -> None:
+        self.threads.shrink(n)
+        self.concurrency -= n
+
     def apply(self, job: Job) -> None:
         runner = self.registry.get(job.name)
         self.running[job.job_id] = job
-        if runner is not None and runner.spec.is_async:
+        # Celery's tracer (the app's own backend) runs in a thread, async tasks too.
+        if runner is not None and runner.spec.is_async and not runner.traced:
             self.tasks[job.job_id] = self.loop.create_task(self._run(runner, job))
         else:
             self.threads.apply(job)
@@ -42,7 +51,7 @@ class AsyncioPool(Pool):
             self.tasks.pop(job.job_id, None)
         self._done(outcome)
 
-    def terminate_job(self, job_id: int) -> bool:
+    def terminate_job(self, job_id: int, signum: int | None = None) -> bool:
         task = self.tasks.get(job_id)
         if task is None:
             return False

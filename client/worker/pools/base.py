@@ -45,8 +45,21 @@ class Pool:
     def apply(self, job: Job) -> None:
         raise NotImplementedError
 
-    def terminate_job(self, job_id: int) -> bool:
-        """Stop a running job at once (``revoke(terminate=True)``), if the pool can."""
+    def grow(self, n: int = 1) -> None:
+        """``n`` more slots (``control pool_grow``, autoscale)."""
+        raise NotImplementedError(f'the {self.name} pool cannot grow')
+
+    def shrink(self, n: int = 1) -> None:
+        """``n`` slots fewer, busy ones freed when their job ends."""
+        raise NotImplementedError(f'the {self.name} pool cannot shrink')
+
+    def restart(self) -> None:
+        """Replace the pool's processes (``control pool_restart``)."""
+        raise ValueError(f'the {self.name} pool has no processes to restart')
+
+    def terminate_job(self, job_id: int, signum: int | None = None) -> bool:
+        """Stop a running job at once (``revoke(terminate=True)``, with ``signum``
+        where the job has a process of its own), if the pool can."""
         return False
 
     def cancel_job(self, job_id: int) -> bool:
@@ -76,7 +89,10 @@ class Pool:
         self.stop()
 
     def info(self) -> dict[str, Any]:
-        return {'max-concurrency': self.concurrency, 'implementation': self.name,
+        cls = type(self)
+        # Named as Celery names its pools: the class, module:name.
+        return {'max-concurrency': self.concurrency,
+                'implementation': f'{cls.__module__}:{cls.__name__}',
                 'processes': [], 'running': len(self.running)}
 
     def _done(self, outcome: Outcome) -> None:

@@ -72,6 +72,12 @@ class PreforkPool(Pool):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.children: dict[int, Child] = {}
+        #: Children taken out of service (pool_shrink, pool_restart): they exit
+        #: once their jobs are done and are not replaced.
+        self.retiring: dict[int, Child] = {}
+        #: Replace a process after this many tasks / past this resident memory (KiB).
+        self.max_tasks_per_child: int | None = None
+        self.max_memory_per_child: int | None = None
         self._stopping = False
         #: Task name -> recent runtime (seconds).
         self._runtimes: dict[str, float] = {}
@@ -87,14 +93,16 @@ class PreforkPool(Pool):
     def _spawn(self) -> Child:
         job_r, job_w = os.pipe()
         outcome_r, outcome_w = os.pipe()
-        siblings = [fd for c in self.children.values() for fd in (c.job_fd, c.outcome_fd)]
+        siblings = [fd for c in self._every_child() for fd in (c.job_fd, c.outcome_fd)
+                    if fd >= 0]
         pid = os.fork()
         if pid == 0:  # the child never returns from here
             code = 1
             try:
                 os.close(job_w)
                 os.close(outcome_r)
-                child_main(self.registry, job_r, outcome_w, siblings)
+                child_main(self.registry, job_r, outcome_w, siblings,
+                           self.max_tasks_per_child, self.max_memory_per_child)
                 code = 0
             except BaseException:
                 log.exception('pool process crashed')
@@ -148,6 +156,8 @@ class PreforkPool(Pool):
             child.jobs.remove(job)
             self._note_runtime(job.name, outcome.runtime)
         self._done(outcome)
+        if not child.jobs and child.pid in self.retiring:
+            self._close_job_pipe(child)  # it exits now: _lost does not replace it
 
     def _unstarted(self, child: Child, job_id: int, outcome: Outcome | None = None) -> None:
         job = _find(child.jobs, job_id)
@@ -172,13 +182,14 @@ class PreforkPool(Pool):
         """The child exited (or was killed): report its jobs, replace it."""
         self._close_pipes(child)
         self.children.pop(child.pid, None)
+        self.retiring.pop(child.pid, None)
         status = _reap(child.pid)
         job = child.running
         queued = [j for j in child.jobs if j is not job]
         elapsed = time.monotonic() - child.started
         self._settle(child)
         child.jobs.clear()
-        if not self._stopping:
+        if not self._stopping and len(self.children) < self.concurrency:
             self._spawn()
         for waiting in queued:  # never started: the consumer runs them elsewhere
             self._done(Outcome(waiting.job_id, UNSTARTED))
@@ -192,6 +203,7 @@ class PreforkPool(Pool):
             outcome = failure_outcome(job, exc, elapsed, None)
             outcome.pid = child.pid
             outcome.worker_lost = isinstance(exc, errors.WorkerLostError)
+            outcome.error = exc
             self._done(outcome)
 
     # --- jobs ----------------------------------------------------------------
@@ -235,7 +247,7 @@ class PreforkPool(Pool):
         self._send(child, pipes.pickled(pipes.JOB, job))
 
     def cancel_job(self, job_id: int) -> bool:
-        for child in self.children.values():
+        for child in self._every_child():
             for job in child.jobs:
                 if job.job_id == job_id and job is not child.running:
                     self._send(child, pipes.job_id_message(pipes.CANCEL, job_id))
@@ -244,7 +256,7 @@ class PreforkPool(Pool):
 
     def cancel_waiting(self) -> int:
         count = 0
-        for child in self.children.values():
+        for child in self._every_child():
             for job in child.jobs:
                 if job is not child.running:
                     self._send(child, pipes.job_id_message(pipes.CANCEL, job.job_id))
@@ -288,32 +300,81 @@ class PreforkPool(Pool):
                       job.time_limit, job.name, job.request.id, child.pid)
             self._kill(child, errors.TimeLimitExceeded(job.time_limit))
 
-    def _kill(self, child: Child, reason: BaseException) -> None:
+    def _kill(self, child: Child, reason: BaseException, signum: int = signal.SIGKILL) -> None:
         child.killed_for = reason
         try:
-            os.kill(child.pid, signal.SIGKILL)
+            os.kill(child.pid, signum)
         except ProcessLookupError:
             pass
 
-    def terminate_job(self, job_id: int) -> bool:
-        for child in self.children.values():
+    # --- the pool's size -------------------------------------------------------
+    def _every_child(self) -> list[Child]:
+        return [*self.children.values(), *self.retiring.values()]
+
+    def grow(self, n: int = 1) -> None:
+        self.concurrency += n
+        while len(self.children) < self.concurrency:
+            self._spawn()
+
+    def shrink(self, n: int = 1) -> None:
+        """Take ``n`` processes out of service, idle ones first (a busy one
+        exits once its jobs are done)."""
+        if n >= self.concurrency:
+            raise ValueError(f"can't shrink the pool to {self.concurrency - n} processes")
+        self.concurrency -= n
+        by_idleness = sorted(self.children.values(), key=lambda c: len(c.jobs))
+        for child in by_idleness[:len(self.children) - self.concurrency]:
+            self._retire(child)
+
+    def restart(self) -> None:
+        """Replace every process (each once its jobs are done)."""
+        for child in list(self.children.values()):
+            self._retire(child)
+        while len(self.children) < self.concurrency:
+            self._spawn()
+
+    def _retire(self, child: Child) -> None:
+        self.children.pop(child.pid, None)
+        self.retiring[child.pid] = child
+        if not child.jobs:
+            self._close_job_pipe(child)
+
+    def _close_job_pipe(self, child: Child) -> None:
+        """No more jobs for ``child``: it exits, and _lost sees its outcome pipe end."""
+        if child.job_fd < 0:
+            return
+        if child.writing:
+            self.loop.remove_writer(child.job_fd)
+            child.writing = False
+        try:
+            os.close(child.job_fd)
+        except OSError:
+            pass
+        child.job_fd = -1
+
+    def terminate_job(self, job_id: int, signum: int | None = None) -> bool:
+        for child in self._every_child():
             if child.running is not None and child.running.job_id == job_id:
-                self._kill(child, errors.TaskRevokedError('terminated'))
+                self._kill(child, errors.TaskRevokedError('terminated'),
+                           signum or signal.SIGTERM)
                 return True
         return self.cancel_job(job_id)
 
     def worker_pid(self, job_id: int) -> int | None:
-        for child in self.children.values():
+        for child in self._every_child():
             if child.running is not None and child.running.job_id == job_id:
                 return child.pid
         return None
 
     def _close_pipes(self, child: Child) -> None:
         """Stop watching and close the child's pipes (an idle child then exits)."""
-        self.loop.remove_reader(child.outcome_fd)
-        if child.writing:
+        if child.outcome_fd >= 0:
+            self.loop.remove_reader(child.outcome_fd)
+        if child.writing and child.job_fd >= 0:
             self.loop.remove_writer(child.job_fd)
         for fd in (child.job_fd, child.outcome_fd):
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:
@@ -323,10 +384,10 @@ class PreforkPool(Pool):
     def stop(self) -> None:
         """Close the job pipes (idle children exit) and kill the rest."""
         self._stopping = True
-        for child in list(self.children.values()):
+        for child in self._every_child():
             self._close_pipes(child)
         deadline = time.monotonic() + 2.0
-        for child in list(self.children.values()):
+        for child in self._every_child():
             while _reap(child.pid, block=False) is None and time.monotonic() < deadline:
                 time.sleep(0.01)
             try:
@@ -335,17 +396,19 @@ class PreforkPool(Pool):
             except ProcessLookupError:
                 pass
         self.children.clear()
+        self.retiring.clear()
 
     def kill(self) -> None:
         self._stopping = True
-        for child in self.children.values():
+        for child in self._every_child():
             try:
                 os.kill(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for child in self.children.values():
+        for child in self._every_child():
             _reap(child.pid)
         self.children.clear()
+        self.retiring.clear()
 
     def info(self) -> dict[str, Any]:
         info = super().info()

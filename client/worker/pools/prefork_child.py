@@ -19,7 +19,9 @@ the parent decides) and dies with the parent (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
+import resource
 import select
 import signal
 import stat
@@ -32,10 +34,18 @@ from . import pipes
 
 PR_SET_PDEATHSIG = 1
 
+log = logging.getLogger('leveret.worker')
 
-def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[int]) -> None:
+
+def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[int],
+               max_tasks: int | None = None, max_memory: int | None = None) -> None:
+    """Run jobs until the parent closes the job pipe, or (``--max-tasks-per-child``,
+    ``--max-memory-per-child`` in KiB) until this process has run ``max_tasks``
+    or grown past ``max_memory``: then it exits after the job, the parent
+    replaces it and takes back what was queued here."""
     mark_child()
     _detach_from_parent({job_fd, outcome_fd}, siblings)
+    registry.process_started()
     os.set_blocking(job_fd, False)
     waiter = select.poll()  # not select(): the fd may be past FD_SETSIZE
     waiter.register(job_fd, select.POLLIN)
@@ -43,6 +53,7 @@ def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[
     inbox = bytearray()
     queued: deque[Job] = deque()
     out: list[bytes] = []
+    done = 0
     try:
         while True:
             _take(inbox, queued, out)
@@ -63,6 +74,15 @@ def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[
             outcome = _run(registry, job)
             outcome.pid = pid
             out.append(pipes.pickled(pipes.OUTCOME, outcome))
+            done += 1
+            if max_tasks and done >= max_tasks:
+                return
+            if max_memory:
+                used = resident_kib()
+                if used > max_memory:
+                    log.warning('pool process %d exits after its task: %d KiB resident '
+                                '(--max-memory-per-child %d)', pid, used, max_memory)
+                    return
             if not _read(job_fd, inbox):
                 return
     finally:
@@ -70,6 +90,17 @@ def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[
             _write(outcome_fd, out)
         except OSError:
             pass  # the parent is gone
+        registry.process_stopping()
+
+
+def resident_kib() -> int:
+    """This process's resident memory now (KiB), as psutil's rss reads it."""
+    try:
+        with open('/proc/self/statm') as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() // 1024
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _read(fd: int, inbox: bytearray) -> bool:

@@ -22,7 +22,7 @@ class SoloPool(Pool):
         if runner is None:
             self.loop.call_soon(self._done,
                                 failure_outcome(job, errors.NotRegistered(job.name), 0, None))
-        elif runner.spec.is_async:
+        elif runner.spec.is_async and not runner.traced:
             self.loop.create_task(self._run_async(runner, job))
         else:
             limit, error = job.soft_time_limit, runner.soft_limit_error

@@ -64,6 +64,19 @@ class ThreadPool(Pool):
             except BaseException:  # a soft-limit exception that landed between jobs
                 continue
 
+    def grow(self, n: int = 1) -> None:
+        self.concurrency += n
+        for _ in range(n):
+            self._spawn()
+
+    def shrink(self, n: int = 1) -> None:
+        """``n`` threads fewer: each exits once it is done with its job."""
+        if n >= self.concurrency:
+            raise ValueError(f"can't shrink the pool to {self.concurrency - n} threads")
+        self.concurrency -= n
+        for _ in range(n):
+            self._jobs.put(None)
+
     def apply(self, job: Job) -> None:
         self.running[job.job_id] = job
         timers = []
@@ -95,7 +108,8 @@ class ThreadPool(Pool):
         self._retired.add(ident)
         self._spawn()
         outcome = failure_outcome(job, errors.TimeLimitExceeded(job.time_limit),
-                           job.time_limit or 0.0, None)
+                                  job.time_limit or 0.0, None)
+        outcome.error = errors.TimeLimitExceeded(job.time_limit)
         self._finished(outcome)
 
     def stop(self) -> None:
