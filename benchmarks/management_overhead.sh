@@ -14,27 +14,31 @@ PY="$ROOT/.venv/bin/python"
 COMPARE="${COMPARE:-$ROOT/../shared/bench/compare.sh}"
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-start() {   # start NAME EXTRA_ENV... ; prints the AMQP port, then the API port (0: none)
+start() {   # start NAME EXTRA_ENV... ; sets PORTS="<amqp port> <API port or 0>"
+  # Run in this shell (not in a subshell), so that the trap stops the broker.
   local name=$1; shift
-  env "$@" "$PY" -m leveret broker --port 0 --management-port 0 \
+  env "$@" "$PY" -m leveret broker --port 0 --management-port 0 --prometheus-port 0 \
       --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
     if grep -q 'listening on' "$work/$name.log"; then break; fi
     sleep 0.1
   done
-  grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log"
-  grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0
+  PORTS="$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log") \
+$(grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)"
 }
 
-read -r -d '' A_PORTS < <(start off LEVERET_MANAGEMENT_ENABLED=false; printf '\0') || true
-read -r -d '' B_PORTS < <(start on LEVERET_MANAGEMENT_ENABLED=true; printf '\0') || true
-A_AMQP=$(echo "$A_PORTS" | sed -n 1p)
-B_AMQP=$(echo "$B_PORTS" | sed -n 1p)
-B_API=$(echo "$B_PORTS" | sed -n 2p)
+start off LEVERET_MANAGEMENT_ENABLED=false
+read -r A_AMQP _ <<<"$PORTS"
+start on LEVERET_MANAGEMENT_ENABLED=true
+read -r B_AMQP B_API <<<"$PORTS"
 echo "A (API off): amqp $A_AMQP   B (API on, polled): amqp $B_AMQP api $B_API" >&2
 
 "$PY" - "$B_API" <<'PY' &

@@ -83,7 +83,8 @@ def start_broker(data_dir: Path, log: Path) -> tuple[subprocess.Popen, int, floa
     out = open(log, 'ab')
     offset = out.tell()
     proc = subprocess.Popen([sys.executable, '-m', 'leveret', 'broker', '--port', '0',
-                             '--data-dir', str(data_dir)], cwd=ROOT, stdout=out,
+                             '--prometheus-port', '0', '--data-dir', str(data_dir)],
+                            cwd=ROOT, stdout=out,
                             stderr=subprocess.STDOUT)
     while True:
         with open(log, 'rb') as f:

@@ -17,6 +17,7 @@ def run_broker(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, host=args.host, port=args.port,
                                  data_dir=args.data_dir, log_level=args.log_level,
+                                 prometheus_port=args.prometheus_port,
                                  management_host=args.management_host,
                                  management_port=args.management_port)
     except FileNotFoundError as exc:
@@ -40,6 +41,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument('--port', type=int, help='port to listen on (default 5672)')
     b.add_argument('--data-dir', help='directory for durable data')
     b.add_argument('--log-level', choices=('debug', 'info', 'warning', 'error'))
+    b.add_argument('--prometheus-port', type=int,
+                   help='Prometheus metrics port (default 15692, 0: any free port)')
     b.add_argument('--management-host',
                    help='address the management API listens on (default 127.0.0.1)')
     b.add_argument('--management-port', type=int,

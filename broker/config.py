@@ -152,6 +152,28 @@ class Settings(BaseSettings):
     tls_external_auth: bool = True
     #: The user EXTERNAL logs in as: the certificate subject's CN, or its whole DN.
     tls_cert_login_from: Literal['common_name', 'distinguished_name'] = 'common_name'
+    #: Prometheus metrics (``/metrics``, ``/metrics/per-object``) on a port of their own.
+    prometheus_enabled: bool = Field(True, description='serve Prometheus metrics')
+    prometheus_host: str = Field('127.0.0.1', description='address of the metrics listener')
+    prometheus_port: int = Field(15692, ge=0, le=65535,
+                                 description='metrics port (0: any free port)')
+    #: Serve plain HTTP on ``prometheus_port`` (false: HTTPS only).
+    prometheus_plain_listener: bool = True
+    #: HTTPS for the metrics on ``prometheus_tls_port`` once
+    #: ``prometheus_tls_certfile`` is set (RabbitMQ's ``prometheus.ssl.*``).
+    prometheus_tls_port: int = Field(15691, ge=0, le=65535)
+    prometheus_tls_certfile: Path | None = None
+    prometheus_tls_keyfile: Path | None = None
+    prometheus_tls_key_password: str | None = None
+    prometheus_tls_cafile: Path | None = None
+    prometheus_tls_verify: Literal['verify_none', 'verify_peer'] = 'verify_none'
+    prometheus_tls_fail_if_no_peer_cert: bool = False
+    #: The web dashboard at / of the management port (with the API).
+    dashboard_enabled: bool = Field(True, description='serve the web dashboard')
+    #: Count Celery tasks per name and queue from the headers of the messages.
+    celery_accounting: bool = Field(True, description='Celery-aware accounting')
+    #: Distinct task names counted; the rest are counted as ``other``.
+    celery_task_names: int = Field(500, ge=1, le=100_000)
     #: The management HTTP API (RabbitMQ's, on its port).
     management_enabled: bool = True
     management_host: str = '127.0.0.1'
@@ -173,7 +195,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode='after')
     def _tls_is_whole(self) -> Settings:
-        for prefix in ('tls', 'management_tls'):
+        for prefix in ('tls', 'management_tls', 'prometheus_tls'):
             verify = getattr(self, f'{prefix}_verify')
             if verify == 'verify_peer' and getattr(self, f'{prefix}_cafile') is None:
                 raise ValueError(f'{prefix}_verify = verify_peer needs {prefix}_cafile (the CA '
@@ -188,6 +210,10 @@ class Settings(BaseSettings):
                 and self.management_tls_certfile is None):
             raise ValueError('management_plain_listener is false and no '
                              'management_tls_certfile is set')
+        if (self.prometheus_enabled and not self.prometheus_plain_listener
+                and self.prometheus_tls_certfile is None):
+            raise ValueError('prometheus_plain_listener is false and no '
+                             'prometheus_tls_certfile is set')
         return self
 
     @model_validator(mode='after')

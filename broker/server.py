@@ -22,6 +22,9 @@ from . import __version__, definitions, rabbit_definitions, recovery
 from .auth import Permission, Users, check_password, hash_password
 from .config import Settings
 from .loop_clock import LoopClock
+from .metrics.exporter import Exporter
+from .metrics.families import Host
+from .metrics.history import History
 from .model.counters import ChurnCounters
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
@@ -88,9 +91,12 @@ class Broker:
         self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
         self._tls_server: asyncio.base_events.Server | None = None
-        #: The amqps listener's and the management API's TLS contexts (SIGHUP reloads them).
+        #: The TLS contexts of amqps, the management API and the metrics (SIGHUP reloads them).
         self.amqp_tls: ReloadableContext | None = None
         self.management_tls: ReloadableContext | None = None
+        self.prometheus_tls: ReloadableContext | None = None
+        #: The Prometheus endpoint (prometheus_enabled), once started.
+        self.exporter: Exporter | None = None
         #: The management API (None when ``management_enabled`` is false).
         self.management: Any = None
         #: The API's ``node`` and ``cluster_name``.
@@ -106,6 +112,8 @@ class Broker:
         }
         self.sessions = Sessions(settings, self.users, self.vhosts, server_properties,
                                  churn=self.churn)
+        #: Queue depths and task rates of the last minutes (the dashboard's).
+        self.history = History(self.vhosts, self.sessions)
 
     # --- vhosts -------------------------------------------------------------
     def add_vhost(self, name: str, description: str | None = None,
@@ -230,6 +238,15 @@ class Broker:
             if self.management.tls_context is not None:
                 found.append({'protocol': 'https', 'ip_address': self.management.host,
                               'port': self.management.tls_port})
+        if self.exporter is not None:
+            if self.exporter.port:
+                found.append({'protocol': 'http/prometheus',
+                              'ip_address': self.settings.prometheus_host,
+                              'port': self.exporter.port})
+            if self.exporter.tls_port:
+                found.append({'protocol': 'https/prometheus',
+                              'ip_address': self.settings.prometheus_host,
+                              'port': self.exporter.tls_port})
         return found
 
     def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
@@ -263,11 +280,15 @@ class Broker:
         files = tls_files(self.settings, 'management_tls')
         if files is not None and self.settings.management_enabled:
             self.management_tls = ReloadableContext(files)
+        files = tls_files(self.settings, 'prometheus_tls')
+        if files is not None and self.settings.prometheus_enabled:
+            self.prometheus_tls = ReloadableContext(files)
 
     def reload_tls(self) -> None:
         """SIGHUP: read the certificates again for new connections; open ones
         keep theirs.  A failure is logged and the old certificates stay."""
-        for name, context in (('amqps', self.amqp_tls), ('management', self.management_tls)):
+        for name, context in (('amqps', self.amqp_tls), ('management', self.management_tls),
+                              ('prometheus', self.prometheus_tls)):
             if context is None:
                 continue
             try:
@@ -295,12 +316,23 @@ class Broker:
                 ssl=self.amqp_tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
                 backlog=1024, reuse_address=True)
         self.memory.start_trimming(self.clock)
+        self.history.start()
+        if settings.prometheus_enabled:
+            self.exporter = Exporter(self, Host(settings.data_dir))
+            await self.exporter.start(settings.prometheus_host, settings.prometheus_port,
+                                      plain=settings.prometheus_plain_listener,
+                                      tls_context=self.prometheus_tls,
+                                      tls_port=settings.prometheus_tls_port)
         if settings.management_enabled:
             from .http.server import ManagementServer
+            extensions = []
+            if settings.dashboard_enabled:
+                from .dashboard.app import install
+                extensions.append(install(self))
             self.management = ManagementServer(
                 self, settings.management_host, settings.management_port,
                 plain=settings.management_plain_listener, tls_context=self.management_tls,
-                tls_port=settings.management_tls_port)
+                tls_port=settings.management_tls_port, extensions=extensions)
             await self.management.start()
         where = []
         if self._server is not None:
@@ -325,6 +357,9 @@ class Broker:
         for server in (self._server, self._tls_server):
             if server is not None:
                 await server.wait_closed()
+        if self.exporter is not None:
+            await self.exporter.stop()
+        self.history.stop()
         self.memory.stop_trimming()
         self.store.close()
         log.info('Leveret stopped')

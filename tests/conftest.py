@@ -35,10 +35,18 @@ class BrokerProcess:
         self.management_port = 0
         #: The management API's HTTPS port (0 unless configured).
         self.management_tls_port = 0
+        #: The Prometheus port (0 when the broker serves no metrics).
+        self.metrics_port = 0
+        #: The metrics' HTTPS port (0 unless configured).
+        self.metrics_tls_port = 0
 
     @property
     def url(self) -> str:
         return f'amqp://guest:guest@127.0.0.1:{self.port}/'
+
+    @property
+    def metrics_url(self) -> str:
+        return f'http://127.0.0.1:{self.metrics_port}/metrics'
 
     @property
     def api(self) -> str:
@@ -49,7 +57,9 @@ class BrokerProcess:
               management_port: int | None = None) -> 'BrokerProcess':
         """Start the broker; the management API on ``management_port`` (by
         default a free port, or the one of the previous start)."""
-        env = dict(os.environ, PYTHONUNBUFFERED='1', **self.extra_env)
+        # Every broker of the suite serves its metrics on a free port of its own.
+        env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'LEVERET_PROMETHEUS_PORT': '0',
+               **self.extra_env}
         self._log = open(self.log_path, 'ab')
         start_offset = self._log.tell()
         if management_port is None:
@@ -67,11 +77,14 @@ class BrokerProcess:
                 f.seek(start_offset)
                 text = f.read()
             if ready.search(text):
+                self.metrics_port = self.metrics_tls_port = 0   # 0 unless this start serves them
                 for attribute, pattern in (
                         ('port', rb'listening on [^\s]+:(\d+)'),
                         ('tls_port', rb'for TLS on [^\s]+:(\d+)'),
                         ('management_port', rb'management API at http://[^\s]+:(\d+)/'),
-                        ('management_tls_port', rb'management API at https://[^\s]+:(\d+)/')):
+                        ('management_tls_port', rb'management API at https://[^\s]+:(\d+)/'),
+                        ('metrics_port', rb'Prometheus metrics on http://[^\s]+:(\d+)/'),
+                        ('metrics_tls_port', rb'Prometheus metrics on https://[^\s]+:(\d+)/')):
                     found = re.search(pattern, text)
                     if found:
                         setattr(self, attribute, int(found.group(1)))

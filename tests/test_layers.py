@@ -40,11 +40,20 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # The management API: above the sessions and the model, which it reads
     # through their public methods; what only the process can do it asks
     # through http/ports.py, never by importing the wiring.
-    'leveret.broker.http': ('leveret.broker.http', 'leveret.broker.session',
-                            'leveret.broker.model', 'leveret.broker.store',
-                            'leveret.broker.auth', 'leveret.broker.access',
-                            'leveret.broker.config', 'leveret.broker.tls',
-                            'leveret.protocol'),
+    'leveret.broker.http': ('leveret.broker.http', 'leveret.broker.metrics',
+                            'leveret.broker.session', 'leveret.broker.model',
+                            'leveret.broker.store', 'leveret.broker.auth',
+                            'leveret.broker.access', 'leveret.broker.config',
+                            'leveret.broker.tls', 'leveret.protocol'),
+    # The dashboard: pages made of the management API's answers.
+    'leveret.broker.dashboard': ('leveret.broker.dashboard', 'leveret.broker.http',
+                                 'leveret.broker.metrics', 'leveret.broker.auth',
+                                 'leveret.broker.config', 'leveret.protocol'),
+    # The metrics (snapshots, Prometheus families, the sampled history): they
+    # read the sessions and the model like the API, which shows their views.
+    'leveret.broker.metrics': ('leveret.broker.metrics', 'leveret.broker.session',
+                               'leveret.broker.model', 'leveret.broker.store',
+                               'leveret.broker.config', 'leveret.protocol'),
     # leveret ctl speaks HTTP to the API only: nothing of the broker's internals.
     'leveret.broker.ctl': ('leveret.broker.ctl',),
     # Leaves: imported by the sessions and the wiring, importing nothing

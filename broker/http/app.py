@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,6 +24,7 @@ from aiohttp import web
 
 from . import (
     bindings,
+    celery,
     channels,
     connections,
     consumers,
@@ -53,7 +54,7 @@ MAX_BODY = 256 * 1024 * 1024
 ENCODE_CHUNK = 200
 
 RESOURCES = (overview, queues, exchanges, bindings, connections, channels, consumers, vhosts,
-             users, permissions, limits, nodes, definitions, health)
+             users, permissions, limits, nodes, definitions, health, celery)
 
 
 class Route:
@@ -124,7 +125,10 @@ def _error_response(exc: ApiError) -> web.Response:
                         content_type='application/json', headers=headers)
 
 
-def make_app(broker: BrokerPort) -> web.Application:
+def make_app(broker: BrokerPort,
+             extensions: Sequence[Callable[[web.Application], None]] = ()) -> web.Application:
+    """The API's application; each of ``extensions`` may add routes of its
+    own (the dashboard's) before the API's catch-all."""
     table = routes()
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -173,5 +177,7 @@ def make_app(broker: BrokerPort) -> web.Application:
                             content_type='application/json', headers=headers)
 
     app = web.Application(client_max_size=MAX_BODY)
+    for extend in extensions:
+        extend(app)
     app.router.add_route('*', '/{tail:.*}', dispatch)
     return app

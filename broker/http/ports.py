@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ..auth import Users
     from ..config import Settings
+    from ..metrics.history import History
     from ..model.counters import ChurnCounters
     from ..model.memory import MemoryMonitor
     from ..model.vhost import VirtualHost
@@ -33,6 +34,8 @@ class BrokerPort(Protocol):
     started_at: float
     #: ``leveret@<host>``: the API's ``node`` and ``cluster_name``.
     node_name: str
+    #: Queue depths and Celery task rates of the last minutes.
+    history: History
 
     def add_vhost(self, name: str, description: str | None = None,
                   tags: list[str] | None = None) -> VirtualHost:

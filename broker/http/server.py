@@ -13,7 +13,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -33,8 +33,11 @@ class ManagementServer:
     with ``tls_context`` (when given), one application behind both."""
 
     def __init__(self, broker: BrokerPort, host: str, port: int, *, plain: bool = True,
-                 tls_context: ssl.SSLContext | None = None, tls_port: int = 15671) -> None:
+                 tls_context: ssl.SSLContext | None = None, tls_port: int = 15671,
+                 extensions: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.broker = broker
+        #: What adds routes of its own to the app (the dashboard).
+        self.extensions = extensions
         self.host = host
         self.port = port
         self.plain = plain
@@ -46,8 +49,8 @@ class ManagementServer:
         self._sampling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(make_app(self.broker), handle_signals=False,
-                                     access_log=None)
+        self._runner = web.AppRunner(make_app(self.broker, self.extensions),
+                                     handle_signals=False, access_log=None)
         await self._runner.setup()
         # Bound here rather than by TCPSite: with port 0 the port is known.
         if self.plain:

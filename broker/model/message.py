@@ -15,7 +15,7 @@ class Message:
     __slots__ = (
         'exchange', 'routing_key', 'header', 'body', 'priority', 'persistent',
         'expiration', 'seq', 'redelivered', 'delivery_count', 'expires_at',
-        'store_id', 'exchange_and_key',
+        'store_id', 'exchange_and_key', 'task',
     )
 
     def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes,
@@ -44,6 +44,8 @@ class Message:
         #: basic.deliver and the store write them (a publish brings them).
         self.exchange_and_key = (exchange_and_key if exchange_and_key is not None
                                  else shortstr(exchange) + shortstr(routing_key))
+        #: A Celery task's mark (``model.celery.TaskMark``), None for any other message.
+        self.task: tuple[str, float] | None = None
 
     @property
     def size(self) -> int:
@@ -65,4 +67,5 @@ class Message:
         other.expires_at = 0.0
         other.store_id = 0
         other.exchange_and_key = self.exchange_and_key
+        other.task = self.task
         return other

@@ -25,6 +25,7 @@ from leveret.protocol.properties import with_header
 
 from ..store.base import Store
 from . import queue_args
+from .celery import TaskTable
 from .clock import Clock, TimerHandle
 from .counters import QueueCounters
 from .memory import MemoryMonitor
@@ -118,6 +119,8 @@ class Queue(QueueCounters):
         self._prioritised = False
         self._rr_by_priority: dict[int, int] = {}
         self.init_counters()
+        #: Celery task name -> its counts in this queue (model.celery).
+        self.celery_tasks: TaskTable = {}
         self.touch()
 
     def __repr__(self) -> str:

@@ -10,17 +10,20 @@ change it, through :meth:`Channel._to`.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands
 
 from leveret.protocol import codec, properties
 from leveret.protocol.assembler import Content, ContentAssembler
+from leveret.protocol.celery_headers import HEADERS_BIT, task_name
 from leveret.protocol.codec import Publish
 from leveret.protocol.errors import AccessRefused, AMQPError, NotFound, PreconditionFailed
 from leveret.protocol.states import CHANNEL, OPEN, RELEASE, SEND_CLOSE, EventKey, State, transition
 
 from ..access import Grants
+from ..model import celery
 from ..model.counters import ChannelCounters
 from ..model.exchanges import Exchange
 from ..model.message import Message
@@ -83,6 +86,10 @@ class Channel(ChannelCounters):
         self._tx_publishes: list[tuple[Publish, bytes, bytes]] = []
         self._tx_settles: list[tuple[str, list[tuple[int, Unacked]], bool]] = []
         self._ended = False
+        #: Celery-aware accounting on (model.celery): task names are read
+        #: from the headers of routed messages.
+        self.task_names = (connection.sessions.task_names
+                           if connection.sessions.settings.celery_accounting else None)
         self.init_counters()
         connection.sessions.churn.channel_created += 1
 
@@ -184,6 +191,11 @@ class Channel(ChannelCounters):
             ttl = _parse_expiration(expiration)
         message = Message(exchange_name, publish.routing_key, header, body, priority,
                           delivery_mode == 2, ttl, publish.exchange_and_key)
+        task = None
+        if header[12] & HEADERS_BIT and self.task_names is not None:
+            raw_name = task_name(header)
+            if raw_name is not None:
+                task = message.task = (self.task_names.name(raw_name), time.monotonic())
         if exchange is None:
             queue = vhost.queues.get(publish.routing_key)
             queues: Any = (queue,) if queue is not None else ()
@@ -198,6 +210,8 @@ class Channel(ChannelCounters):
             try:
                 if not queue.publish(message if first else message.copy(), conn):
                     accepted = False
+                elif task is not None:
+                    celery.published(queue.celery_tasks, task)
             except StoreFailed as exc:
                 if not self.confirm_mode:
                     raise PreconditionFailed(
@@ -288,6 +302,8 @@ class Channel(ChannelCounters):
         if message.redelivered:
             self.stat_redeliver += 1
             queue.stat_redeliver += 1
+        if message.task is not None:
+            celery.delivered(queue.celery_tasks, message, message.task)
         self.conn.send_get_ok(self.id, tag, message, queue.message_count)
 
     def _take(self, tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
@@ -332,6 +348,8 @@ class Channel(ChannelCounters):
             queue.settle(message)
             queue.stat_ack += 1
             acked += 1
+            if message.task is not None:
+                celery.acked(queue.celery_tasks, message.task)
         self.stat_ack += acked
         self.kick()
 
@@ -342,11 +360,14 @@ class Channel(ChannelCounters):
             return
         self._reject(taken, requeue)
 
-    def _reject(self, taken: list[tuple[int, Unacked]], requeue: bool) -> None:
+    def _reject(self, taken: list[tuple[int, Unacked]], requeue: bool,
+                by_client: bool = True) -> None:
         self._release(taken)
         by_queue: dict[Queue, list[Message]] = {}
         for _, (message, queue, _consumer) in taken:
             by_queue.setdefault(queue, []).append(message)
+            if message.task is not None and by_client:
+                celery.rejected(queue.celery_tasks, message.task)
         for queue, messages in by_queue.items():
             if requeue:
                 queue.requeue(messages)
@@ -358,7 +379,7 @@ class Channel(ChannelCounters):
         """basic.recover: requeue every unacked delivery of the channel."""
         taken = list(self.unacked.items())
         self.unacked.clear()
-        self._reject(taken, True)
+        self._reject(taken, True, by_client=False)
 
     # --- what the management API shows ----------------------------------------
     def tx_pending_acks(self) -> int:

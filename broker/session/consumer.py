@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from leveret.protocol.codec import shortstr
 
+from ..model import celery
+
 if TYPE_CHECKING:
     from ..model.message import Message
     from ..model.queue import Queue
@@ -81,6 +83,8 @@ class Consumer:
         if message.redelivered:
             channel.stat_redeliver += 1
             queue.stat_redeliver += 1
+        if message.task is not None:
+            celery.delivered(queue.celery_tasks, message, message.task)
         channel.conn.send_delivery(channel.id, self.tag_bytes, tag, message)
 
     def cancelled_by_server(self) -> None:

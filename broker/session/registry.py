@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..auth import Users
 from ..config import Settings
+from ..model.celery import TaskNames
 from ..model.counters import ChurnCounters
 from ..model.message import Message
 from ..model.queue import Queue
@@ -40,6 +41,8 @@ class Sessions:
         #: Open connections (past connection.open) per vhost and per user.
         self._per_vhost: dict[str, int] = {}
         self._per_user: dict[str, int] = {}
+        #: The bound on the Celery task names counted (model.celery).
+        self.task_names = TaskNames(settings.celery_task_names)
 
     def __len__(self) -> int:
         return len(self.connections)

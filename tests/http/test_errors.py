@@ -248,5 +248,17 @@ def test_bad_bodies_get_rabbitmqs_reasons(api, unique):
 
 
 def test_the_api_is_on_its_own_port_and_nothing_else_is_served(api):
-    answer = call(api.base.rsplit('/api', 1)[0], 'GET', '/')
-    assert answer.status == 404
+    # Beside /api, the port serves the dashboard (/, /login, /static/...) only.
+    root = api.base.rsplit('/api', 1)[0]
+    assert call(root, 'GET', '/nothing-here').status == 404
+    page = call(root, 'GET', '/')           # the dashboard's login, redirected to
+    assert page.status == 200 and b'name="password"' in page.body
+
+
+def test_without_the_dashboard_nothing_but_the_api_is_served(fresh_broker):
+    fresh_broker.extra_env = {'LEVERET_DASHBOARD_ENABLED': 'false'}
+    broker = fresh_broker.start()
+    root = broker.api.rsplit('/api', 1)[0]
+    assert call(root, 'GET', '/').status == 404
+    assert call(root, 'GET', '/login').status == 404
+    assert call(root, 'GET', '/api/overview').status == 200

@@ -235,7 +235,7 @@ def test_the_plain_listener_can_be_turned_off(broker_factory, pki):
     assert broker.port == 0 and broker.tls_port
     assert round_trip(pika_params(broker, pki.client_context())) == b'over tls'
     listeners = Api(broker.api).ok('GET', '/overview')['listeners']
-    assert [entry['protocol'] for entry in listeners] == ['amqp/ssl', 'http']
+    assert [entry['protocol'] for entry in listeners] == ['amqp/ssl', 'http', 'http/prometheus']
     # The container's healthcheck asks the amqps port then.
     from leveret.broker.healthcheck import check
     assert check('127.0.0.1', broker.tls_port, tls=True)
