@@ -29,7 +29,7 @@ ENV_PREFIX = 'LEVERET_'
 #: The command-line flag of each setting that has one.
 FLAGS = {'host': '--host', 'port': '--port', 'data_dir': '--data-dir',
          'log_level': '--log-level', 'management_host': '--management-host',
-         'management_port': '--management-port'}
+         'management_port': '--management-port', 'prometheus_port': '--prometheus-port'}
 
 
 class SettingsProblem(ValueError):

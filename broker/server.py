@@ -336,9 +336,6 @@ class Broker:
             raise OSError(exc.errno, f'cannot listen on {settings.host}:{port}: '
                                      f'{reason}') from None
         self.memory.start_trimming(self.clock)
-        self.resident.start()
-        log.info('memory high watermark %d MiB (%d MiB in use at start)',
-                 self.memory.watermark >> 20, self.memory.base >> 20)
         self.history.start()
         if settings.prometheus_enabled:
             self.exporter = Exporter(self, Host(settings.data_dir))
@@ -346,6 +343,9 @@ class Broker:
                                       plain=settings.prometheus_plain_listener,
                                       tls_context=self.prometheus_tls,
                                       tls_port=settings.prometheus_tls_port)
+        self.resident.start()
+        log.info('memory high watermark %d MiB (%d MiB in use at start)',
+                 self.memory.watermark >> 20, self.memory.base >> 20)
         if settings.management_enabled:
             from .http.server import ManagementServer
             extensions = []
@@ -380,12 +380,12 @@ class Broker:
         for server in (self._server, self._tls_server):
             if server is not None:
                 await server.wait_closed()
-        for vhost in self.vhosts.values():
-            for queue in vhost.queues.values():
-                queue.finish_slices()       # a big purge's removals reach the log
         if self.exporter is not None:
             await self.exporter.stop()
         self.history.stop()
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.finish_slices()       # a big purge's removals reach the log
         self.memory.stop_trimming()
         self.resident.stop()
         self.sessions.connection_log.flush()

@@ -257,7 +257,7 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
                 self._fail(channel_id, exc.with_method(index >> 16, index & 0xFFFF))
             except _DECODE_ERRORS as exc:
                 # RabbitMQ answers undecodable methods with 501 as well.
-                self._fail(channel_id, FrameError(f'cannot decode frame: {exc}').with_method(
+                self._fail(channel_id, FrameError(_undecodable(index, exc)).with_method(
                     index >> 16, index & 0xFFFF))
             except Exception as exc:  # a bug: never take the server down
                 log_bug(log, f'internal error on {self!r}', exc)
@@ -590,6 +590,19 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
             self.close(exc.code, exc.text)
         else:
             self._close_transport()
+
+
+def _undecodable(index: int, exc: Exception) -> str:
+    """The reply text for a fast-path frame that did not decode, worded as
+    :func:`~leveret.protocol.methods.decode_method` words the others."""
+    method = C.INDEX_MAPPING.get(index)
+    if method is None:
+        return f'cannot decode frame: {exc}'   # a content frame: its own text
+    if isinstance(exc, UnicodeDecodeError):
+        return f'cannot decode {method.name}: a short string is not valid UTF-8'
+    if isinstance(exc, (IndexError, struct.error)):
+        return f'cannot decode {method.name}: the payload ends before its last field'
+    return f'cannot decode {method.name}: {exc}'
 
 
 def _guarded(action: Callable[..., object], *args: Any) -> None:
