@@ -30,8 +30,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pamqp import decode
-
 MECHANISMS = ('PLAIN', 'AMQPLAIN')
 HASHING_ALGORITHM = 'rabbit_password_hashing_sha256'
 #: Tags that mean something to the management API.
@@ -150,27 +148,45 @@ class _Silent:
 
 def parse_response(mechanism: str, response: bytes | str) -> tuple[str, str]:
     """Username and password from a start-ok response."""
-    raw = response.encode('latin-1') if isinstance(response, str) else bytes(response)
+    # The method decoder gives a longstr as str when it is valid UTF-8.
+    raw = response.encode() if isinstance(response, str) else bytes(response)
     if mechanism == 'PLAIN':
         parts = raw.split(b'\x00')
         if len(parts) != 3:
             raise AuthenticationError('malformed PLAIN response')
         return parts[1].decode(errors='replace'), parts[2].decode(errors='replace')
     if mechanism == 'AMQPLAIN':
-        # A field table without its length prefix.
-        try:
-            _, table = decode.field_table(struct.pack('>I', len(raw)) + raw)
-        except ValueError as exc:
-            raise AuthenticationError(f'malformed AMQPLAIN response: {exc}') from None
+        table = _amqplain_fields(raw)
         login, password = table.get('LOGIN'), table.get('PASSWORD')
-        if not isinstance(login, (str, bytes)) or not isinstance(password, (str, bytes)):
+        if login is None or password is None:
             raise AuthenticationError('AMQPLAIN response lacks LOGIN or PASSWORD')
-        if isinstance(login, bytes):
-            login = login.decode(errors='replace')
-        if isinstance(password, bytes):
-            password = password.decode(errors='replace')
-        return login, password
+        return login.decode(errors='replace'), password.decode(errors='replace')
     raise AuthenticationError(f'unsupported mechanism {mechanism}')
+
+
+def _amqplain_fields(raw: bytes) -> dict[str, bytes]:
+    """The fields of an AMQPLAIN response: a field table without its length
+    prefix, whose values are long strings (``S``), as every client sends
+    LOGIN and PASSWORD.  Anything else is refused, in one bounded pass."""
+    fields: dict[str, bytes] = {}
+    pos, end = 0, len(raw)
+    try:
+        while pos < end:
+            n = raw[pos]
+            name = raw[pos + 1:pos + 1 + n].decode(errors='replace')
+            pos += 1 + n
+            if raw[pos:pos + 1] != b'S':
+                raise AuthenticationError(
+                    f'malformed AMQPLAIN response: field {name!r} is not a long string')
+            size = struct.unpack_from('>I', raw, pos + 1)[0]
+            pos += 5
+            if pos + size > end:
+                raise AuthenticationError('malformed AMQPLAIN response: truncated')
+            fields[name] = raw[pos:pos + size]
+            pos += size
+    except (IndexError, struct.error):
+        raise AuthenticationError('malformed AMQPLAIN response: truncated') from None
+    return fields
 
 
 class Users:

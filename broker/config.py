@@ -1,7 +1,9 @@
 """Broker settings: defaults < TOML file < ``LEVERET_*`` environment < CLI flags.
 
-pydantic-settings reads and validates every source, so a bad value from
-any of them is a clear error naming the setting.
+pydantic-settings reads and validates every source.  What cannot be used
+becomes a :class:`SettingsProblem` whose text is one line per problem,
+naming where the bad value came from (the file with its line and column,
+the ``LEVERET_*`` variable, or the flag) and what was expected.
 """
 
 from __future__ import annotations
@@ -10,16 +12,28 @@ import base64
 import binascii
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
+
+ENV_PREFIX = 'LEVERET_'
+#: The command-line flag of each setting that has one.
+FLAGS = {'host': '--host', 'port': '--port', 'data_dir': '--data-dir',
+         'log_level': '--log-level', 'management_host': '--management-host',
+         'management_port': '--management-port', 'prometheus_port': '--prometheus-port'}
+
+
+class SettingsProblem(ValueError):
+    """Settings that cannot be used; the text says where and why."""
 
 
 def default_data_dir() -> Path:
@@ -95,43 +109,36 @@ def _valid_hash(value: str) -> bool:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix='LEVERET_', extra='forbid')
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra='forbid')
 
     host: str = Field('127.0.0.1', description='address to listen on')
     port: int = Field(5672, ge=0, le=65535, description='AMQP port (0: any free port)')
     data_dir: Path = Field(default_factory=default_data_dir,
                            description='directory for definitions and messages')
-    log_level: Literal['debug', 'info', 'warning', 'error'] = 'info'
+    log_level: Literal['debug', 'info', 'warning', 'error'] = Field(
+        'info', description='debug, info, warning or error')
     heartbeat: int = Field(60, ge=0, le=65535, description='heartbeat offered, seconds')
     frame_max: int = Field(131072, ge=4096, description='largest frame offered, bytes')
-    channel_max: int = Field(2047, ge=1, le=65535)
-    default_user: str = 'guest'
-    default_pass: str = 'guest'
-    default_vhost: str = '/'
-    #: Users that may log in from loopback addresses only (RabbitMQ's loopback_users).
-    loopback_users: list[str] = Field(default_factory=lambda: ['guest'])
-    #: Virtual hosts besides the default one.
-    vhosts: list[str] = Field(default_factory=list)
-    #: Users besides the default one.
-    users: list[UserSettings] = Field(default_factory=list)
+    channel_max: int = Field(2047, ge=1, le=65535, description='most channels per connection')
+    default_user: str = Field('guest', description='the user created at start')
+    default_pass: str = Field('guest', description="the default user's password")
+    default_vhost: str = Field('/', description='the vhost created at start')
+    loopback_users: list[str] = Field(
+        default_factory=lambda: ['guest'],
+        description='users that may log in from loopback addresses only')
+    vhosts: list[str] = Field(default_factory=list,
+                              description='virtual hosts besides the default one')
+    users: list[UserSettings] = Field(
+        default_factory=list,
+        description='users besides the default one: name, password, vhosts, tags')
     fsync: bool = Field(True, description='fsync persistent messages before confirming')
-    #: Size at which the message log starts a new segment file.
-    segment_size: int = Field(16 * 1024 * 1024, ge=64 * 1024)
-    #: Message bytes held above which publishers are blocked (0: 40% of RAM).
-    memory_high_watermark: int = Field(0, ge=0)
-    #: Largest message body accepted, bytes (RabbitMQ's max_message_size).
-    max_message_size: int = Field(128 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
-    #: Prometheus metrics (``/metrics``, ``/metrics/per-object``) on a port of their own.
-    prometheus_enabled: bool = Field(True, description='serve Prometheus metrics')
-    prometheus_host: str = Field('127.0.0.1', description='address of the metrics listener')
-    prometheus_port: int = Field(15692, ge=0, le=65535,
-                                 description='metrics port (0: any free port)')
-    #: The web dashboard at / of the management port (with the API).
-    dashboard_enabled: bool = Field(True, description='serve the web dashboard')
-    #: Count Celery tasks per name and queue from the headers of the messages.
-    celery_accounting: bool = Field(True, description='Celery-aware accounting')
-    #: Distinct task names counted; the rest are counted as ``other``.
-    celery_task_names: int = Field(500, ge=1, le=100_000)
+    segment_size: int = Field(16 * 1024 * 1024, ge=64 * 1024,
+                              description='size at which the message log starts a new file')
+    memory_high_watermark: int = Field(
+        0, ge=0, description='process memory above which publishers are blocked, bytes '
+                             '(0: 40% of RAM)')
+    max_message_size: int = Field(128 * 1024 * 1024, ge=1, le=512 * 1024 * 1024,
+                                  description='largest message body accepted, bytes')
     # --- limits that keep one client from hurting the rest ---
     #: Most consumers on one channel (RabbitMQ's consumer_max_per_channel; 0: none).
     consumer_max_per_channel: int = Field(16384, ge=0)
@@ -163,9 +170,32 @@ class Settings(BaseSettings):
     tls_external_auth: bool = True
     #: The user EXTERNAL logs in as: the certificate subject's CN, or its whole DN.
     tls_cert_login_from: Literal['common_name', 'distinguished_name'] = 'common_name'
-    #: The management HTTP API (RabbitMQ's, on its port).
-    management_enabled: bool = True
-    management_host: str = '127.0.0.1'
+    #: Prometheus metrics (``/metrics``, ``/metrics/per-object``) on a port of their own.
+    prometheus_enabled: bool = Field(True, description='serve Prometheus metrics')
+    prometheus_host: str = Field('127.0.0.1', description='address of the metrics listener')
+    prometheus_port: int = Field(15692, ge=0, le=65535,
+                                 description='metrics port (0: any free port)')
+    #: Serve plain HTTP on ``prometheus_port`` (false: HTTPS only).
+    prometheus_plain_listener: bool = True
+    #: HTTPS for the metrics on ``prometheus_tls_port`` once
+    #: ``prometheus_tls_certfile`` is set (RabbitMQ's ``prometheus.ssl.*``).
+    prometheus_tls_port: int = Field(15691, ge=0, le=65535)
+    prometheus_tls_certfile: Path | None = None
+    prometheus_tls_keyfile: Path | None = None
+    prometheus_tls_key_password: str | None = None
+    prometheus_tls_cafile: Path | None = None
+    prometheus_tls_verify: Literal['verify_none', 'verify_peer'] = 'verify_none'
+    prometheus_tls_fail_if_no_peer_cert: bool = False
+    #: The web dashboard at / of the management port (with the API).
+    dashboard_enabled: bool = Field(True, description='serve the web dashboard')
+    #: Count Celery tasks per name and queue from the headers of the messages.
+    celery_accounting: bool = Field(True, description='Celery-aware accounting')
+    #: Distinct task names counted; the rest are counted as ``other``.
+    celery_task_names: int = Field(500, ge=1, le=100_000)
+    management_enabled: bool = Field(True, description="the management HTTP API "
+                                                       "(RabbitMQ's, on its port)")
+    management_host: str = Field('127.0.0.1', description='address the management API '
+                                                          'listens on')
     management_port: int = Field(15672, ge=0, le=65535,
                                  description='management API port (0: any free port)')
     #: Serve plain HTTP on ``management_port`` (false: HTTPS only).
@@ -179,12 +209,12 @@ class Settings(BaseSettings):
     management_tls_cafile: Path | None = None
     management_tls_verify: Literal['verify_none', 'verify_peer'] = 'verify_none'
     management_tls_fail_if_no_peer_cert: bool = False
-    #: A definitions file (RabbitMQ's JSON format) applied at every start.
-    load_definitions: Path | None = None
+    load_definitions: Path | None = Field(
+        None, description="a definitions file (RabbitMQ's JSON format) applied at every start")
 
     @model_validator(mode='after')
     def _tls_is_whole(self) -> Settings:
-        for prefix in ('tls', 'management_tls'):
+        for prefix in ('tls', 'management_tls', 'prometheus_tls'):
             verify = getattr(self, f'{prefix}_verify')
             if verify == 'verify_peer' and getattr(self, f'{prefix}_cafile') is None:
                 raise ValueError(f'{prefix}_verify = verify_peer needs {prefix}_cafile (the CA '
@@ -199,6 +229,10 @@ class Settings(BaseSettings):
                 and self.management_tls_certfile is None):
             raise ValueError('management_plain_listener is false and no '
                              'management_tls_certfile is set')
+        if (self.prometheus_enabled and not self.prometheus_plain_listener
+                and self.prometheus_tls_certfile is None):
+            raise ValueError('prometheus_plain_listener is false and no '
+                             'prometheus_tls_certfile is set')
         return self
 
     @model_validator(mode='after')
@@ -217,12 +251,26 @@ class Settings(BaseSettings):
         return list(dict.fromkeys(names))
 
 
+def defaults() -> list[tuple[str, str, Any, str]]:
+    """Every setting: name, environment variable, default, description."""
+    out = []
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default
+        out.append((name, (ENV_PREFIX + name).upper(), default, field.description or ''))
+    return out
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Settings from ``config_file`` (TOML), the environment and ``overrides``."""
+    """Settings from ``config_file`` (TOML), the environment and ``overrides``.
+
+    Raises :class:`FileNotFoundError` for a missing file and
+    :class:`SettingsProblem` for anything else that cannot be used.
+    """
     config_file = config_file or os.environ.get('LEVERET_CONFIG')
     if config_file is not None and not Path(config_file).is_file():
         raise FileNotFoundError(f'config file not found: {config_file}')
     toml_path = Path(config_file) if config_file else None
+    in_file = _read_toml(toml_path) if toml_path is not None else {}
 
     class _FromFile(Settings):
         @classmethod
@@ -239,4 +287,76 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             return tuple(sources)
 
     values = {k: v for k, v in overrides.items() if v is not None}
-    return Settings.model_validate(_FromFile(**values).model_dump())
+    try:
+        return Settings.model_validate(_FromFile(**values).model_dump())
+    except SettingsError as exc:
+        raise SettingsProblem(_environment_problem(exc)) from None
+    except ValidationError as exc:
+        raise SettingsProblem('\n'.join(
+            _problem(error, values, in_file, toml_path) for error in exc.errors())) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's settings, or one line naming the file, line and column."""
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        text = str(exc)
+        where = re.search(r' \(at line (\d+), column (\d+)\)$', text)
+        if where is not None:
+            text = text[:where.start()]
+            raise SettingsProblem(f'{path}:{where[1]}:{where[2]}: {text}') from None
+        raise SettingsProblem(f'{path}: {text}') from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsProblem(f'{path}: cannot read it: {exc}') from None
+
+
+def _source(field: str, overrides: dict[str, Any], in_file: dict[str, Any],
+            toml_path: Path | None) -> str:
+    """Where the value of ``field`` came from, by precedence."""
+    if field in overrides:
+        return FLAGS.get(field, field)
+    variable = (ENV_PREFIX + field).upper()
+    if any(name.upper() == variable for name in os.environ):
+        return variable
+    if field in in_file and toml_path is not None:
+        return str(toml_path)
+    return 'the defaults'
+
+
+def _problem(error: Any, overrides: dict[str, Any], in_file: dict[str, Any],
+             toml_path: Path | None) -> str:
+    loc = error.get('loc') or ()
+    if not loc:     # a check across settings (users defined twice, say)
+        origin = str(toml_path) if toml_path is not None else 'the settings'
+        return f'{origin}: {_message(error)}'
+    field = str(loc[0])
+    path = field + ''.join(f'[{part}]' if isinstance(part, int) else f'.{part}'
+                           for part in loc[1:])
+    if error.get('type') == 'extra_forbidden':
+        return f'{_source(field, overrides, in_file, toml_path)}: unknown setting {path!r}'
+    got = '' if error.get('type') == 'missing' else f" (got {error.get('input')!r})"
+    return f'{_source(field, overrides, in_file, toml_path)}: {path}: {_message(error)}{got}'
+
+
+def _message(error: Any) -> str:
+    message = str(error.get('msg', 'invalid'))
+    return message.removeprefix('Value error, ')
+
+
+#: What a LEVERET_* variable of a setting that is not a plain value holds.
+_JSON_EXAMPLES = {
+    'users': '[{"name": "app", "password": "s3cret", "vhosts": ["/"]}]',
+    'vhosts': '["reports", "billing"]',
+    'loopback_users': '["guest"]',
+}
+
+
+def _environment_problem(exc: SettingsError) -> str:
+    found = re.search(r'field "(\w+)"', str(exc))
+    field = found[1] if found else '?'
+    variable = (ENV_PREFIX + field).upper()
+    cause = exc.__cause__ or exc.__context__
+    example = _JSON_EXAMPLES.get(field, '')
+    expected = f'JSON, such as {example}' if example else 'JSON'
+    return f'{variable}: expected {expected}' + (f' ({cause})' if cause else '')

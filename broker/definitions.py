@@ -13,9 +13,12 @@ only what changed); :func:`restore` rebuilds the broker from the saved items.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from leveret.protocol import fieldtable
 
 from .auth import Permission, TopicPermission, User, Users
 from .model.exchanges import Exchange
@@ -23,12 +26,23 @@ from .model.exchanges.base import freeze
 from .model.queue import Queue
 from .model.vhost import PREDECLARED, VirtualHost
 from .store.base import Definitions, Store
-from .store.definitions import decode_table, encode_table
 from .store.journal import make_key
 
 log = logging.getLogger(__name__)
 
 _PREDECLARED_NAMES = {name for name, _ in PREDECLARED}
+
+
+def encode_table(table: dict[str, Any]) -> str:
+    """Arguments as saved: AMQP's own table encoding, base64'd, so that every
+    value keeps its exact type across a restart (JSON would turn a Decimal
+    or a timestamp into something else).  Whatever a client sent and the
+    broker decoded encodes back (:mod:`leveret.protocol.fieldtable`)."""
+    return base64.b64encode(fieldtable.encode_table(table)).decode()
+
+
+def decode_table(text: str) -> dict[str, Any]:
+    return fieldtable.decode_table(base64.b64decode(text))
 
 
 def _queue_is_durable(queue: Queue) -> bool:

@@ -28,7 +28,9 @@ from .metrics.history import History
 from .model.counters import ChurnCounters
 from .model.memory import MemoryMonitor, default_high_watermark
 from .model.vhost import VirtualHost
+from .resident import ResidentWatch
 from .session import Connection, Sessions
+from .session.bugs import log_bug
 from .store import Store
 from .store.disk import DiskStore
 from .tls import ReloadableContext, TlsError, tls_files
@@ -74,8 +76,11 @@ class SettingsUser:
 
 
 class Broker:
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None,
+                 config_file: str | None = None) -> None:
         self.settings = settings
+        #: The TOML file the settings came from, if any (for the log).
+        self.config_file = config_file
         self.store: Store = store if store is not None else DiskStore(  # type: ignore[assignment]
             settings.data_dir, fsync=settings.fsync, segment_size=settings.segment_size)
         #: Every change to what a restart recreates goes to the store through it.
@@ -87,15 +92,17 @@ class Broker:
         self.users = Users(settings.loopback_users)
         self.users.listener = self.recorder
         self.memory = MemoryMonitor(settings.memory_high_watermark or default_high_watermark())
+        self.resident = ResidentWatch(self.memory, self.clock)
         #: Connections, channels and queues created and closed, broker-wide.
         self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
-        #: The Prometheus endpoint (prometheus_enabled), once started.
-        self.exporter: Exporter | None = None
         self._tls_server: asyncio.base_events.Server | None = None
-        #: The amqps listener's and the management API's TLS contexts (SIGHUP reloads them).
+        #: The TLS contexts of amqps, the management API and the metrics (SIGHUP reloads them).
         self.amqp_tls: ReloadableContext | None = None
         self.management_tls: ReloadableContext | None = None
+        self.prometheus_tls: ReloadableContext | None = None
+        #: The Prometheus endpoint (prometheus_enabled), once started.
+        self.exporter: Exporter | None = None
         #: The management API (None when ``management_enabled`` is false).
         self.management: Any = None
         #: The API's ``node`` and ``cluster_name``.
@@ -162,7 +169,8 @@ class Broker:
         self.store.open()
         self.recorder.muted = True
         try:
-            saved = recovery.recover(self.store, self.vhosts, self.add_vhost, self.users)
+            saved, report = recovery.recover(self.store, self.vhosts, self.add_vhost,
+                                             self.users)
             if saved is None or not saved.users:
                 self._seed_from_settings()
             else:
@@ -171,6 +179,10 @@ class Broker:
             self.recorder.muted = False
         # Only what differs from the saved items is written.
         self.store.replace_definitions(definitions.everything(self.vhosts, self.users))
+        queues = sum(len(vhost.queues) for vhost in self.vhosts.values())
+        log.info('%d users, %d vhosts, %d queues and %d messages after recovery%s',
+                 len(self.users.users), len(self.vhosts), queues, report.messages,
+                 f' ({report.quarantined} records quarantined)' if report.quarantined else '')
 
     def _settings_users(self) -> list[SettingsUser]:
         """Every user the settings name, the default one first."""
@@ -238,9 +250,14 @@ class Broker:
                 found.append({'protocol': 'https', 'ip_address': self.management.host,
                               'port': self.management.tls_port})
         if self.exporter is not None:
-            found.append({'protocol': 'http/prometheus',
-                          'ip_address': self.settings.prometheus_host,
-                          'port': self.exporter.port})
+            if self.exporter.port:
+                found.append({'protocol': 'http/prometheus',
+                              'ip_address': self.settings.prometheus_host,
+                              'port': self.exporter.port})
+            if self.exporter.tls_port:
+                found.append({'protocol': 'https/prometheus',
+                              'ip_address': self.settings.prometheus_host,
+                              'port': self.exporter.tls_port})
         return found
 
     def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
@@ -274,11 +291,15 @@ class Broker:
         files = tls_files(self.settings, 'management_tls')
         if files is not None and self.settings.management_enabled:
             self.management_tls = ReloadableContext(files)
+        files = tls_files(self.settings, 'prometheus_tls')
+        if files is not None and self.settings.prometheus_enabled:
+            self.prometheus_tls = ReloadableContext(files)
 
     def reload_tls(self) -> None:
         """SIGHUP: read the certificates again for new connections; open ones
         keep theirs.  A failure is logged and the old certificates stay."""
-        for name, context in (('amqps', self.amqp_tls), ('management', self.management_tls)):
+        for name, context in (('amqps', self.amqp_tls), ('management', self.management_tls),
+                              ('prometheus', self.prometheus_tls)):
             if context is None:
                 continue
             try:
@@ -290,26 +311,41 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        settings = self.settings
         self.load_tls()
+        log.info('Leveret %s starting: data directory %s, %s', __version__, settings.data_dir,
+                 f'config file {self.config_file}' if self.config_file else 'no config file')
         self.open_store()
         self._load_definitions_file()
         self.store.attach(loop, lambda: recovery.live_messages(self.vhosts.values(),
                                                                self.sessions.unacked))
-        settings = self.settings
-        if settings.plain_listener:
-            self._server = await loop.create_server(
-                lambda: Connection(self.sessions), settings.host, settings.port,
-                backlog=1024, reuse_address=True)
-        if self.amqp_tls is not None:
-            self._tls_server = await loop.create_server(
-                lambda: Connection(self.sessions), settings.host, settings.tls_port,
-                ssl=self.amqp_tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
-                backlog=1024, reuse_address=True)
+        try:
+            if settings.plain_listener:
+                self._server = await loop.create_server(
+                    lambda: Connection(self.sessions), settings.host, settings.port,
+                    backlog=1024, reuse_address=True)
+            if self.amqp_tls is not None:
+                self._tls_server = await loop.create_server(
+                    lambda: Connection(self.sessions), settings.host, settings.tls_port,
+                    ssl=self.amqp_tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                    backlog=1024, reuse_address=True)
+        except OSError as exc:
+            self.store.close()
+            port = settings.tls_port if self._server is not None else settings.port
+            reason = exc.strerror or str(exc)
+            raise OSError(exc.errno, f'cannot listen on {settings.host}:{port}: '
+                                     f'{reason}') from None
         self.memory.start_trimming(self.clock)
         self.history.start()
         if settings.prometheus_enabled:
             self.exporter = Exporter(self, Host(settings.data_dir))
-            await self.exporter.start(settings.prometheus_host, settings.prometheus_port)
+            await self.exporter.start(settings.prometheus_host, settings.prometheus_port,
+                                      plain=settings.prometheus_plain_listener,
+                                      tls_context=self.prometheus_tls,
+                                      tls_port=settings.prometheus_tls_port)
+        self.resident.start()
+        log.info('memory high watermark %d MiB (%d MiB in use at start)',
+                 self.memory.watermark >> 20, self.memory.base >> 20)
         if settings.management_enabled:
             from .http.server import ManagementServer
             extensions = []
@@ -347,7 +383,12 @@ class Broker:
         if self.exporter is not None:
             await self.exporter.stop()
         self.history.stop()
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.finish_slices()       # a big purge's removals reach the log
         self.memory.stop_trimming()
+        self.resident.stop()
+        self.sessions.connection_log.flush()
         self.store.close()
         log.info('Leveret stopped')
 
@@ -358,12 +399,14 @@ def configure_logging(level: str) -> None:
         format='%(asctime)s %(levelname)-7s %(name)s: %(message)s')
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, ready: asyncio.Event | None = None,
+                config_file: str | None = None) -> None:
     """Run a broker until SIGTERM or SIGINT, then shut down cleanly."""
-    broker = Broker(settings)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception)
+    broker = Broker(settings, config_file=config_file)
     await broker.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, broker.reload_tls)
@@ -376,11 +419,20 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         await broker.stop()
 
 
-def run(settings: Settings) -> None:
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An exception no callback caught: a bug, logged once with its traceback."""
+    exc = context.get('exception')
+    if isinstance(exc, BaseException):
+        log_bug(log, str(context.get('message', 'unhandled exception')), exc)
+    else:
+        loop.default_exception_handler(context)
+
+
+def run(settings: Settings, config_file: str | None = None) -> None:
     configure_logging(settings.log_level)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, config_file=config_file))
     else:
-        uvloop.run(serve(settings))
+        uvloop.run(serve(settings, config_file=config_file))

@@ -2,9 +2,17 @@
 
 Messages keep the publisher's content-header payload as raw bytes; only the
 few properties the broker acts on (delivery mode, priority, expiration,
-user id) are scanned, without decoding the rest.  When a property must
-change (dead-lettering adds ``x-death``), the header is decoded and
-re-encoded with pamqp.
+user id) are scanned, without decoding the rest.
+
+Decided at the door: :func:`scan` runs on every published message and, when
+the headers flag is set, checks the headers table in one pass
+(:func:`~.fieldtable.check_table`, bounded in depth and size, building
+nothing).  A message whose headers the broker could not decode later is
+refused when it arrives, so every later rewrite (``x-delivery-count`` on a
+requeue, ``x-death`` when dead-lettered, recovery) works on a table that is
+known to be well formed.  Those rewrites change the bytes of one or two
+fields of the table and splice them in: every other property and every
+other header stays byte for byte as the publisher sent it.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from typing import Any
 
 from pamqp import commands
 from pamqp.header import ContentHeader
+
+from . import fieldtable
 
 _U16 = struct.Struct('>H')
 _U32 = struct.Struct('>I')
@@ -35,19 +45,28 @@ APP_ID = 0x0008
 CLUSTER_ID = 0x0004
 
 _SCANNED = DELIVERY_MODE | PRIORITY | EXPIRATION | USER_ID
+#: Properties :func:`scan` walks over: the scanned ones, the headers it
+#: checks, and what comes before them (a rewrite must find the headers).
+_WALKED = _SCANNED | HEADERS | CONTENT_TYPE | CONTENT_ENCODING
 
 Scan = tuple[int, int, 'str | None', 'str | None']
+
+
+class InvalidProperties(ValueError):
+    """A content header the broker refuses: the text says what is wrong."""
 
 
 def scan(header: bytes) -> Scan:
     """Return ``(delivery_mode, priority, expiration, user_id)``.
 
     ``header`` is a whole content-header payload (class id, weight, body
-    size, flags, properties).  Absent properties read as 0 or None.
-    Raises ``IndexError``/``struct.error`` on a truncated header.
+    size, flags, properties).  Absent properties read as 0 or None.  The
+    headers table, when present, is checked.  Raises
+    :class:`InvalidProperties` (a :class:`ValueError`), ``IndexError`` or
+    ``struct.error`` on a malformed header.
     """
     flags = _U16.unpack_from(header, 12)[0]
-    if not flags & _SCANNED:
+    if not flags & _WALKED:
         return 0, 0, None, None
     p = 14
     if flags & 1:   # a continuation flag word: no property uses it in 0-9-1
@@ -57,7 +76,14 @@ def scan(header: bytes) -> Scan:
     if flags & CONTENT_ENCODING:
         p += 1 + header[p]
     if flags & HEADERS:
-        p += 4 + _U32.unpack_from(header, p)[0]
+        end = p + 4 + _U32.unpack_from(header, p)[0]
+        if end > len(header):
+            raise InvalidProperties('headers table runs past the end of the content header')
+        try:
+            fieldtable.check_table(header, p + 4, end)
+        except fieldtable.TableError as exc:
+            raise InvalidProperties(f'headers: {exc}') from None
+        p = end
     delivery_mode = priority = 0
     if flags & DELIVERY_MODE:
         delivery_mode = header[p]
@@ -84,13 +110,102 @@ def scan(header: bytes) -> Scan:
                 p += 1 + header[p]
             n = header[p]
             user_id = header[p + 1:p + 1 + n].decode()
+            p += 1 + n
     if p > len(header):
-        raise IndexError('content header properties truncated')
+        raise InvalidProperties('content header properties truncated')
     return delivery_mode, priority, expiration, user_id
 
 
+class _Layout:
+    """Where the headers table and the expiration sit in a scanned header."""
+
+    __slots__ = ('flags', 'headers_start', 'headers_end', 'expiration_start',
+                 'expiration_end')
+
+    def __init__(self, header: bytes) -> None:
+        flags = self.flags = _U16.unpack_from(header, 12)[0]
+        p = 16 if flags & 1 else 14
+        if flags & CONTENT_TYPE:
+            p += 1 + header[p]
+        if flags & CONTENT_ENCODING:
+            p += 1 + header[p]
+        #: The table's length prefix (where one goes when there is none).
+        self.headers_start = p
+        if flags & HEADERS:
+            p += 4 + _U32.unpack_from(header, p)[0]
+        self.headers_end = p
+        self.expiration_start = self.expiration_end = p
+        if flags & EXPIRATION:
+            if flags & DELIVERY_MODE:
+                p += 1
+            if flags & PRIORITY:
+                p += 1
+            if flags & CORRELATION_ID:
+                p += 1 + header[p]
+            if flags & REPLY_TO:
+                p += 1 + header[p]
+            self.expiration_start = p
+            self.expiration_end = p + 1 + header[p]
+
+
+def headers(header: bytes) -> dict[str, Any]:
+    """The decoded headers table of a scanned content header ({} when absent)."""
+    flags = _U16.unpack_from(header, 12)[0]
+    if not flags & HEADERS:
+        return {}
+    layout = _Layout(header)
+    return fieldtable.decode_table(header[layout.headers_start:layout.headers_end])
+
+
+def header_value(header: bytes, key: str) -> Any:
+    """One entry of the headers table of a scanned content header, or None."""
+    flags = _U16.unpack_from(header, 12)[0]
+    if not flags & HEADERS:
+        return None
+    layout = _Layout(header)
+    found = fieldtable.entries(header, layout.headers_start + 4, layout.headers_end).get(key)
+    return None if found is None else fieldtable.decode_value(header, found[0])
+
+
+def with_headers(header: bytes, values: dict[str, Any], keep: tuple[str, ...] = (),
+                 drop_expiration: bool = False) -> bytes:
+    """A copy of a scanned content header with entries of ``headers`` set.
+
+    Entries named in ``keep`` are set only when absent; every other entry
+    and every other property is copied byte for byte.  ``drop_expiration``
+    removes the ``expiration`` property (dead-lettering does).
+    """
+    layout = _Layout(header)
+    flags = layout.flags
+    start, end = layout.headers_start, layout.headers_end
+    existing = (fieldtable.entries(header, start + 4, end) if flags & HEADERS else {})
+    updates = {key: fieldtable.encode_value(value) for key, value in values.items()
+               if key not in keep or key not in existing}
+    table: dict[str, bytes] = {}
+    for key, (value_start, value_end) in existing.items():
+        table[key] = updates.pop(key) if key in updates else header[value_start:value_end]
+    table.update(updates)
+    parts = [header[:12], _U16.pack(flags | HEADERS), header[14:start],
+             fieldtable.encode_entries(table)]
+    if drop_expiration and flags & EXPIRATION:
+        parts[1] = _U16.pack((flags | HEADERS) & ~EXPIRATION)
+        parts += (header[end:layout.expiration_start], header[layout.expiration_end:])
+    else:
+        parts.append(header[end:])
+    return b''.join(parts)
+
+
+def with_header(header: bytes, key: str, value: Any) -> bytes:
+    """A copy of a scanned content header with one entry of ``headers`` set."""
+    return with_headers(header, {key: value})
+
+
 def decode(header: bytes) -> commands.Basic.Properties:
-    """Decode every property of a content-header payload with pamqp."""
+    """Decode every property of a content-header payload with pamqp.
+
+    The broker never calls this on a message (see the module docstring);
+    it is the reference the tests compare :func:`scan` and the rewrites with.
+    """
     content = ContentHeader()
     content.unmarshal(header)
     return content.properties
@@ -99,14 +214,3 @@ def decode(header: bytes) -> commands.Basic.Properties:
 def encode(properties: commands.Basic.Properties, body_size: int) -> bytes:
     """Encode a content-header payload for ``properties``."""
     return ContentHeader(0, body_size, properties).marshal()
-
-
-def with_header(header: bytes, key: str, value: Any) -> bytes:
-    """A copy of a content-header payload with one entry of ``headers`` set."""
-    content = ContentHeader()
-    content.unmarshal(header)
-    props = content.properties
-    table = dict(props.headers or {})
-    table[key] = value
-    props.headers = table
-    return content.marshal()

@@ -33,10 +33,12 @@ class BrokerProcess:
         self.tls_port = 0
         #: The management API's port (0 until it logged it; stays 0 when disabled).
         self.management_port = 0
-        #: The Prometheus port (0 when the broker serves no metrics).
-        self.metrics_port = 0
         #: The management API's HTTPS port (0 unless configured).
         self.management_tls_port = 0
+        #: The Prometheus port (0 when the broker serves no metrics).
+        self.metrics_port = 0
+        #: The metrics' HTTPS port (0 unless configured).
+        self.metrics_tls_port = 0
 
     @property
     def url(self) -> str:
@@ -75,16 +77,17 @@ class BrokerProcess:
                 f.seek(start_offset)
                 text = f.read()
             if ready.search(text):
+                self.metrics_port = self.metrics_tls_port = 0   # 0 unless this start serves them
                 for attribute, pattern in (
                         ('port', rb'listening on [^\s]+:(\d+)'),
                         ('tls_port', rb'for TLS on [^\s]+:(\d+)'),
                         ('management_port', rb'management API at http://[^\s]+:(\d+)/'),
-                        ('management_tls_port', rb'management API at https://[^\s]+:(\d+)/')):
+                        ('management_tls_port', rb'management API at https://[^\s]+:(\d+)/'),
+                        ('metrics_port', rb'Prometheus metrics on http://[^\s]+:(\d+)/'),
+                        ('metrics_tls_port', rb'Prometheus metrics on https://[^\s]+:(\d+)/')):
                     found = re.search(pattern, text)
                     if found:
                         setattr(self, attribute, int(found.group(1)))
-                metrics = re.search(rb'Prometheus metrics on http://[^\s]+:(\d+)/', text)
-                self.metrics_port = int(metrics.group(1)) if metrics else 0
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f'broker exited with {self.proc.returncode}:\n{self.log()}')

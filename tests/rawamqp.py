@@ -68,6 +68,32 @@ class RawClient:
             raise Closed()
         return data
 
+    def read_raw_frame(self, timeout: float = 5.0) -> tuple[int, int, bytes]:
+        """(frame type, channel, payload), nothing decoded: for content
+        headers pamqp cannot decode (headers the broker relays as they came)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self.buf) >= 7:
+                frame_type, channel, size = struct.unpack_from('>BHI', self.buf)
+                if len(self.buf) >= size + 8:
+                    payload = self.buf[7:7 + size]
+                    self.buf = self.buf[size + 8:]
+                    return frame_type, channel, payload
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError('no frame from server')
+            self.buf += self.recv_bytes(left)
+
+    def send_content(self, channel: int, exchange: str, routing_key: str, header: bytes,
+                     body: bytes) -> None:
+        """basic.publish with ``header`` as the content-header payload, as is."""
+        frames = [pframe.marshal(C.Basic.Publish(exchange=exchange, routing_key=routing_key),
+                                 channel),
+                  struct.pack('>BHI', 2, channel, len(header)) + header + b'\xce']
+        if body:
+            frames.append(struct.pack('>BHI', 3, channel, len(body)) + body + b'\xce')
+        self.send(b''.join(frames))
+
     def read_frame(self, timeout: float = 5.0) -> tuple[int, Any]:
         """(channel, frame object); heartbeats are returned too."""
         deadline = time.monotonic() + timeout

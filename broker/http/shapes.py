@@ -45,7 +45,7 @@ def timestamp(seconds: float) -> str:
 def to_json(value: Any) -> Any:
     """An AMQP field value as JSON (as RabbitMQ renders it)."""
     if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
+        return {_name(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -61,6 +61,18 @@ def to_json(value: Any) -> Any:
     if value is None:
         return 'undefined'
     return value
+
+
+def _name(key: Any) -> str:
+    """A field name as JSON: one that is not UTF-8 (kept by the field-table
+    decoder with ``surrogateescape``) as its bytes in base64, as values are."""
+    key = str(key)
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        raw = key.encode('utf-8', 'surrogateescape')
+        return 'Not UTF-8, base64 is: ' + base64.b64encode(raw).decode()
+    return key
 
 
 def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:

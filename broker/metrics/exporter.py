@@ -15,6 +15,7 @@ import asyncio
 import gc
 import gzip
 import logging
+import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -70,7 +71,9 @@ class Exporter:
         self._runner: web.AppRunner | None = None
         #: One thread: scrapes are built one at a time, never on the loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix='metrics')
+        #: The HTTP and HTTPS ports listened on (0: not listening).
         self.port = 0
+        self.tls_port = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -79,15 +82,26 @@ class Exporter:
         app.router.add_route('*', '/{tail:.*}', self._not_found)
         return app
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, plain: bool = True,
+                    tls_context: ssl.SSLContext | None = None, tls_port: int = 15691) -> None:
+        """HTTP on ``port`` (unless ``plain`` is false) and HTTPS on
+        ``tls_port`` with ``tls_context`` (when given)."""
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        if plain:
+            self.port = await self._listen(host, port, None)
+            log.info('Prometheus metrics on http://%s:%d/metrics', host, self.port)
+        if tls_context is not None:
+            self.tls_port = await self._listen(host, tls_port, tls_context)
+            log.info('Prometheus metrics on https://%s:%d/metrics', host, self.tls_port)
+
+    async def _listen(self, host: str, port: int, context: ssl.SSLContext | None) -> int:
+        """Start a site; the port it got (``port`` 0 picks a free one)."""
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=context)
         await site.start()
-        server = site._server
-        sockets = getattr(server, 'sockets', None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
-        log.info('Prometheus metrics on http://%s:%d/metrics', host, self.port)
+        sockets = getattr(site._server, 'sockets', None) or []
+        return sockets[0].getsockname()[1] if sockets else port
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -46,14 +46,21 @@ def dead_letter(vhost: 'VirtualHost', queue: 'Queue', messages: list[Message],
 
 def _dead_lettered_copy(message: Message, queue: 'Queue', reason: str, dlx: str,
                         routing_key: str) -> tuple[Message, list[dict[str, Any]]]:
-    props = properties.decode(message.header)
-    headers: dict[str, Any] = dict(props.headers or {})
-    deaths = [dict(d) for d in headers.get('x-death') or [] if isinstance(d, dict)]
+    """The message as it goes to the dead-letter exchange.
+
+    Only ``x-death`` and the ``x-first-death-*`` headers are written and the
+    ``expiration`` property removed; every other property and header stays
+    as the publisher sent it (the header was checked when it arrived, so
+    this cannot fail on it).
+    """
+    old = properties.header_value(message.header, 'x-death')
+    deaths = [dict(d) for d in old if isinstance(d, dict)] if isinstance(old, list) else []
     entry: dict[str, Any] | None = None
     for i, death in enumerate(deaths):
         if death.get('queue') == queue.name and death.get('reason') == reason:
             entry = deaths.pop(i)
-            entry['count'] = int(entry.get('count', 0)) + 1
+            count = entry.get('count', 0)
+            entry['count'] = (count if type(count) is int else 0) + 1
             break
     if entry is None:
         entry = {
@@ -64,17 +71,17 @@ def _dead_lettered_copy(message: Message, queue: 'Queue', reason: str, dlx: str,
             'exchange': message.exchange,
             'routing-keys': [message.routing_key],
         }
-        if props.expiration is not None:
-            entry['original-expiration'] = props.expiration
+        expiration = properties.scan(message.header)[2]
+        if expiration is not None:
+            entry['original-expiration'] = expiration
     deaths.insert(0, entry)
-    headers['x-death'] = deaths
-    headers.setdefault('x-first-death-reason', reason)
-    headers.setdefault('x-first-death-queue', queue.name)
-    headers.setdefault('x-first-death-exchange', message.exchange)
-    props.headers = headers
     # The per-message TTL does not follow the message (RabbitMQ removes it).
-    props.expiration = None
-    header = properties.encode(props, len(message.body))
+    header = properties.with_headers(
+        message.header,
+        {'x-death': deaths, 'x-first-death-reason': reason,
+         'x-first-death-queue': queue.name, 'x-first-death-exchange': message.exchange},
+        keep=('x-first-death-reason', 'x-first-death-queue', 'x-first-death-exchange'),
+        drop_expiration=True)
     new = Message(dlx, routing_key, header, message.body, message.priority,
                   message.persistent, None)
     return new, deaths

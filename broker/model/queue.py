@@ -17,8 +17,10 @@ memory alarm, deletion and dead-lettering) comes in a :class:`QueueContext`.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from leveret.protocol.properties import with_header
@@ -43,6 +45,11 @@ log = logging.getLogger(__name__)
 FLOW_HIGH = 4000
 FLOW_LOW = 1000
 FLOW_STALL = 0.5
+
+#: Work over more messages than this (a requeue, a purge, a deletion) goes
+#: in slices of this many, one per turn of the event loop: one client's big
+#: operation must not stall every other client (a slice takes some 30 ms).
+SLICE = 5000
 
 # Why a message leaves a queue without being acked (x-death reasons).
 EXPIRED = 'expired'
@@ -118,6 +125,15 @@ class Queue(QueueCounters):
         #: kept highest first and round-robin runs within a priority.
         self._prioritised = False
         self._rr_by_priority: dict[int, int] = {}
+        #: Consumers per x-priority, and how many are exclusive.
+        self._priorities: dict[int, int] = {}
+        self._exclusive_consumers = 0
+        #: A big requeue's messages not back in :attr:`ready` yet, by seq;
+        #: each slice takes the oldest (they go in at their place).
+        self.returning: list[Message] = []
+        #: Messages of a big purge or deletion not settled yet.
+        self._settling: list[Message] = []
+        self._slice_timer: TimerHandle | None = None
         self.init_counters()
         #: Celery task name -> its counts in this queue (model.celery).
         self.celery_tasks: TaskTable = {}
@@ -132,7 +148,7 @@ class Queue(QueueCounters):
 
     @property
     def message_count(self) -> int:
-        return len(self.ready)
+        return len(self.ready) + len(self.returning)
 
     @property
     def consumer_count(self) -> int:
@@ -167,7 +183,7 @@ class Queue(QueueCounters):
             self._store.add(self, message)      # raises StoreFailed when it cannot
         # _count_in(message), inlined: once per message and queue.
         memory = self._memory
-        held = memory.held = memory.held + len(message.body)
+        held = memory.held = memory.held + message.cost
         if held > memory.peak:
             memory.peak = held
             if held > memory.high:
@@ -185,7 +201,7 @@ class Queue(QueueCounters):
 
     def _count_in(self, message: Message) -> None:
         memory = self._memory
-        held = memory.held = memory.held + len(message.body)
+        held = memory.held = memory.held + message.cost
         if held > memory.peak:
             memory.peak = held
             if held > memory.high:
@@ -291,6 +307,8 @@ class Queue(QueueCounters):
         """Deliver ready messages to consumers while any has credit."""
         if self._draining or self.deleted:
             return
+        if self.returning:
+            self._return_in_order()
         ready = self.ready
         if not ready or not self.consumers:
             return
@@ -330,6 +348,8 @@ class Queue(QueueCounters):
     def get(self) -> Message | None:
         """Take the next live message for basic.get."""
         self.touch()
+        if self.returning:
+            self._return_in_order()
         ready = self.ready
         now = self._clock.now()
         while ready:
@@ -344,18 +364,27 @@ class Queue(QueueCounters):
     def settle(self, message: Message) -> None:
         """The message left this queue for good (acked, dropped, expired...)."""
         memory = self._memory
-        memory.held -= len(message.body)
+        memory.held -= message.cost
         if memory.alarm:
             memory.check()
         if message.store_id:
             self._store.remove(self, message)
 
     def requeue(self, messages: list[Message]) -> None:
-        """Put unacked messages back at their original position."""
+        """Put unacked messages back at their original position (more than
+        :data:`SLICE` go back a slice per loop turn)."""
         if self.deleted:
-            for message in messages:
-                self.settle(message)
+            self._settle_all(messages)
             return
+        if len(messages) > SLICE and isinstance(self.ready, FifoReady):
+            messages = sorted(messages, key=_seq)
+            self.returning = (sorted(self.returning + messages, key=_seq) if self.returning
+                              else messages)
+            self._schedule_slice()
+            return
+        self._requeue_now(messages)
+
+    def _requeue_now(self, messages: list[Message], drain: bool = True) -> None:
         limit = self.args.delivery_limit
         back = []
         over = []
@@ -366,8 +395,13 @@ class Queue(QueueCounters):
                 over.append(message)
             else:
                 # Every queue type tells consumers how often this failed before.
-                message.header = with_header(message.header, 'x-delivery-count',
-                                             message.delivery_count)
+                try:
+                    self._memory.held += message.set_header(with_header(
+                        message.header, 'x-delivery-count', message.delivery_count))
+                except (ValueError, IndexError, struct.error) as exc:
+                    # Headers are checked when a message arrives, so this is
+                    # a bug: the message goes back all the same, uncounted.
+                    log.error('queue %r: cannot set x-delivery-count: %s', self.name, exc)
                 back.append(message)
         if over:
             self._dead_letter(over, DELIVERY_LIMIT)
@@ -378,20 +412,72 @@ class Queue(QueueCounters):
         self.ready_bytes += sum(len(m.body) for m in back)
         if self._ttl_ms is not None or any(m.expires_at for m in back):
             self._arm_ttl_timer()
-        self.drain()
+        if drain:
+            self.drain()
 
     def reject(self, messages: list[Message]) -> None:
         """Messages rejected without requeue: dead-letter or drop them."""
         self._dead_letter(messages, REJECTED)
 
     def purge(self) -> int:
-        count = len(self.ready)
+        count = self.message_count
         messages = list(self.ready)
         self.ready.clear()
         self.ready_bytes = 0
-        for message in messages:
-            self.settle(message)
+        if self.returning:
+            messages += self.returning
+            self.returning = []
+        self._settle_all(messages)
         return count
+
+    # --- big operations, in slices ------------------------------------------
+    def _settle_all(self, messages: list[Message]) -> None:
+        """Settle ``messages`` now, or a slice per loop turn when they are many."""
+        if len(messages) <= SLICE:
+            for message in messages:
+                self.settle(message)
+            return
+        self._settling.extend(messages)
+        self._schedule_slice()
+
+    def _schedule_slice(self) -> None:
+        if self._slice_timer is None:
+            self._slice_timer = self._clock.call_soon(self._next_slice)
+
+    def _next_slice(self) -> None:
+        self._slice_timer = None
+        if self._settling:
+            part = self._settling[-SLICE:]
+            del self._settling[-SLICE:]
+            for message in part:
+                self.settle(message)
+        elif self.returning:
+            self._return_slice()
+            self.drain()
+        if self._settling or self.returning:
+            self._schedule_slice()
+
+    def _return_slice(self) -> None:
+        part = self.returning[:SLICE]
+        del self.returning[:SLICE]
+        self._requeue_now(part, drain=False)
+
+    def _return_in_order(self) -> None:
+        """Before taking a message during a big requeue: bring back the
+        oldest slice now if it goes before the ready head."""
+        ready = self.ready
+        while self.returning and (not ready or ready[0].seq > self.returning[0].seq):
+            self._return_slice()
+
+    def finish_slices(self) -> None:
+        """Do what is left of the big operations at once (the broker stops)."""
+        if self._slice_timer is not None:
+            self._slice_timer.cancel()
+        while self._settling or self.returning:
+            self._next_slice()
+        if self._slice_timer is not None:
+            self._slice_timer.cancel()
+            self._slice_timer = None
 
     # --- flow control -------------------------------------------------------
     def _throttle(self, publisher: Publisher) -> None:
@@ -494,28 +580,54 @@ class Queue(QueueCounters):
             while at and consumers[at - 1].priority < consumer.priority:
                 at -= 1
             consumers.insert(at, consumer)
-            self._prioritised = len({c.priority for c in consumers}) > 1
+        priorities = self._priorities
+        priorities[consumer.priority] = priorities.get(consumer.priority, 0) + 1
+        if not self._single_active:
+            self._prioritised = len(priorities) > 1
+        if consumer.exclusive:
+            self._exclusive_consumers += 1
         self.had_consumer = True
         self.touch()
 
     def remove_consumer(self, consumer: Subscriber) -> None:
+        self.remove_consumers([consumer])
+
+    def remove_consumers(self, gone: list[Subscriber]) -> None:
+        """Remove ``gone`` (a channel's consumers of this queue) in one pass."""
         consumers = self.consumers
-        was_active = bool(consumers) and consumers[0] is consumer
-        try:
-            consumers.remove(consumer)
-        except ValueError:
-            return
+        was_active = bool(consumers) and consumers[0] in gone
+        if len(gone) == 1:
+            try:
+                consumers.remove(gone[0])
+            except ValueError:
+                return
+            removed = gone
+        else:
+            leaving = set(gone)
+            removed = [c for c in consumers if c in leaving]
+            if not removed:
+                return
+            consumers[:] = [c for c in consumers if c not in leaving]
+        priorities = self._priorities
+        for consumer in removed:
+            left = priorities[consumer.priority] - 1
+            if left:
+                priorities[consumer.priority] = left
+            else:
+                del priorities[consumer.priority]
+            if consumer.exclusive:
+                self._exclusive_consumers -= 1
         if self._single_active and was_active and consumers:
             self.drain()  # the next consumer in line takes over
         if self._prioritised:
-            self._prioritised = len({c.priority for c in consumers}) > 1
+            self._prioritised = len(priorities) > 1
         if not consumers:
             self.touch()
             if self.auto_delete and self.had_consumer and not self.deleted:
                 self.context.delete(self)
 
     def has_exclusive_consumer(self) -> bool:
-        return any(c.exclusive for c in self.consumers)
+        return self._exclusive_consumers > 0
 
     # --- deletion -----------------------------------------------------------
     def on_deleted(self) -> None:
@@ -527,13 +639,18 @@ class Queue(QueueCounters):
         self._ttl_timer = self._expires_timer = self._flow_timer = None
         self._release_throttled()
         consumers, self.consumers = self.consumers, []
+        self._priorities.clear()
+        self._exclusive_consumers = 0
         for consumer in consumers:
             consumer.cancelled_by_server()
-        for message in self.ready:
-            self.settle(message)
+        messages = list(self.ready)
         self.ready.clear()
         self.ready_bytes = 0
+        if self.returning:
+            messages += self.returning
+            self.returning = []
+        self._settle_all(messages)
 
 
-def _seq(message: Message) -> int:
-    return message.seq
+#: A message's place in its queue (a C-level key: sorts of big requeues).
+_seq = attrgetter('seq')

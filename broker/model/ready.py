@@ -21,6 +21,21 @@ def _merge_back(ready: deque[Message], messages: list[Message]) -> None:
     if not ready or messages[-1].seq < ready[0].seq:
         ready.extendleft(reversed(messages))
         return
+    # Where the first goes (a binary search); when no ready message falls
+    # among them they all go there in one block (a big requeue's slices do).
+    first = messages[0].seq
+    lo, hi = 0, len(ready)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ready[mid].seq < first:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == len(ready) or messages[-1].seq < ready[lo].seq:
+        ready.rotate(-lo)
+        ready.extendleft(reversed(messages))
+        ready.rotate(lo)
+        return
     merged = list(merge(messages, ready, key=_seq))
     ready.clear()
     ready.extend(merged)

@@ -13,6 +13,7 @@ import base64
 import logging
 import os
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,6 +54,10 @@ def generated_name(prefix: str) -> str:
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip('=')
 
 
+#: Messages dead-lettered per loop turn at most (a cascade goes on next turn).
+DEAD_LETTER_SLICE = 5000
+
+
 class VirtualHost:
     def __init__(self, name: str, store: Store, clock: Clock,
                  memory: MemoryMonitor | None = None,
@@ -82,6 +87,10 @@ class VirtualHost:
         self.default_queue_type = 'undefined'
         #: Exclusive queues by the owner that declared them.
         self._exclusive: dict[QueueOwner, set[Queue]] = {}
+        #: Dead-lettering waiting its turn (see :meth:`dead_letter`).
+        self._dead_letters: deque[tuple[Queue, list[Message], str]] = deque()
+        self._dead_lettering = False
+        self._dead_letter_timer: Any = None
         self._queue_context = QueueContext(name, clock, store, self.memory,
                                            self.delete_queue, self.dead_letter)
         self.exchanges[''] = DefaultExchange(name, self.queues)
@@ -121,11 +130,11 @@ class VirtualHost:
                          internal: bool = False,
                          arguments: dict[str, Any] | None = None) -> Exchange:
         arguments = arguments or {}
-        if passive:
-            return self.exchange(name)
-        if name == '':
+        if name == '':      # passive or not, as RabbitMQ
             raise AccessRefused(
                 "operation not permitted on the default exchange")
+        if passive:
+            return self.exchange(name)
         if name.startswith('amq.') and name not in self.exchanges:
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         cls = EXCHANGE_TYPES.get(kind)
@@ -400,7 +409,32 @@ class VirtualHost:
                     self._route_into(target, routing_key, message, queues, seen)
 
     def dead_letter(self, queue: Queue, messages: list[Message], reason: str) -> None:
-        deadletter.dead_letter(self, queue, messages, reason)
+        """Republish ``messages`` to ``queue``'s dead-letter exchange.
+
+        One after the other, never inside one another: a dead-lettered
+        message can push another out of a full queue, and that one a third
+        (queues with x-max-length dead-lettering into each other), which as
+        recursion ran out of stack.  The first call works through what it
+        caused before it returns, at most :data:`DEAD_LETTER_SLICE` messages
+        per loop turn (such a cascade can be long)."""
+        self._dead_letters.append((queue, messages, reason))
+        if not self._dead_lettering:
+            self._work_dead_letters()
+
+    def _work_dead_letters(self) -> None:
+        self._dead_letter_timer = None
+        self._dead_lettering = True
+        budget = DEAD_LETTER_SLICE
+        pending = self._dead_letters
+        try:
+            while pending and budget > 0:
+                queue, messages, reason = pending.popleft()
+                budget -= len(messages)
+                deadletter.dead_letter(self, queue, messages, reason)
+        finally:
+            self._dead_lettering = False
+        if pending and self._dead_letter_timer is None:
+            self._dead_letter_timer = self.clock.call_soon(self._work_dead_letters)
 
     # --- owners of exclusive queues ----------------------------------------
     def owner_gone(self, owner: QueueOwner) -> None:

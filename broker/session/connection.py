@@ -25,7 +25,7 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands as C
@@ -69,6 +69,7 @@ from leveret.protocol.states import (
 from ..model.counters import ConnectionCounters
 from ..model.ports import ThrottleSource
 from ..tls import describe
+from .bugs import log_bug
 from .channel import Channel
 from .handshake import BadProtocolHeader, Handshake
 from .methods import CHANNEL_METHODS, FAST_PATH
@@ -106,6 +107,10 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         self._reading = True
         #: Frames received while a tx.commit waits for the disk, else None.
         self._deferred: list[tuple[int, int, bytes]] | None = None
+        #: The channel whose method is being handled (0: none), and the
+        #: notifications for that channel its handling caused.
+        self.handling = 0
+        self._after_reply: list[tuple[Channel, Any]] = []
         # --- timers ---
         self._hb_timer: asyncio.TimerHandle | None = None
         self._silent_ticks = 0
@@ -125,6 +130,7 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         peer = transport.get_extra_info('peername')
         self.peer = f'{peer[0]}:{peer[1]}' if peer else '?'
         local = transport.get_extra_info('sockname')
+        self.listener = f'{local[0]}:{local[1]}' if local else '?'
         self.peer_host, self.peer_port = (peer[0], peer[1]) if peer else ('?', 0)
         self.host, self.port = (local[0], local[1]) if local else ('?', 0)
         #: RabbitMQ's name for the connection (the management API's key).
@@ -140,7 +146,7 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.state is not CLOSED:
-            log.debug('%r lost: %s', self, exc or 'closed by peer')
+            self.note_close('client unexpectedly closed TCP connection', logging.WARNING)
         self._to(DISCONNECT)
         self._release()
 
@@ -228,7 +234,11 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
                             content = assembler.body_frame(payload)
                             if content is not None:
                                 index = BASIC_PUBLISH   # routing errors name the publish
+                                if channel.partial:
+                                    channel.body_done()
                                 channel.publish_complete(content)
+                            else:
+                                channel.body_part(len(payload))
                         elif frame_type == FRAME_HEADER:
                             content = assembler.header_frame(payload)
                             if content is not None:
@@ -247,10 +257,10 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
                 self._fail(channel_id, exc.with_method(index >> 16, index & 0xFFFF))
             except _DECODE_ERRORS as exc:
                 # RabbitMQ answers undecodable methods with 501 as well.
-                self._fail(channel_id, FrameError(f'cannot decode frame: {exc}').with_method(
+                self._fail(channel_id, FrameError(_undecodable(index, exc)).with_method(
                     index >> 16, index & 0xFFFF))
             except Exception as exc:  # a bug: never take the server down
-                log.exception('internal error on %r', self)
+                log_bug(log, f'internal error on {self!r}', exc)
                 self._fail(0, InternalError(f'{type(exc).__name__}: {exc}'))
             if self.state is CLOSING or self.state is CLOSED:
                 # After a connection error only close/close-ok matter.
@@ -303,10 +313,35 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
             if method.index >> 16 == 10:
                 raise CommandInvalid('unimplemented method')   # RabbitMQ's words
             raise CommandInvalid(f'method {method.name} is not allowed from a client')
+        self.handling = channel.id
         try:
             handler(channel, method)
         except AMQPError as exc:
             raise exc.with_method(*method_ids(method)) from None
+        finally:
+            self.handling = 0
+            if self._after_reply:
+                self._send_after_reply()
+
+    def notify(self, channel: Channel, method: Any) -> None:
+        """A server-initiated method (basic.cancel) for ``channel``.
+
+        As in RabbitMQ, a notification for the channel whose method is being
+        handled comes after that method's reply (queue.delete-ok, then the
+        basic.cancel of the channel's own consumer of that queue); one for
+        any other channel goes at once.
+        """
+        if channel.id == self.handling:
+            self._after_reply.append((channel, method))
+        else:
+            channel.send_method(method)
+            self.flush_soon()
+
+    def _send_after_reply(self) -> None:
+        notices, self._after_reply = self._after_reply, []
+        for channel, method in notices:
+            if channel.state is OPEN:
+                channel.send_method(method)
 
     def _open_channel(self, channel_id: int) -> None:
         # Like RabbitMQ, limit how many channels are open, not their numbers.
@@ -351,6 +386,7 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        self.sessions.connection_log.opened(self)
 
     def closed_by_peer(self) -> None:
         """connection.close (answered) or close-ok from the client."""
@@ -373,10 +409,7 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         """Start a server-initiated connection close."""
         if self.state is CLOSED or self.state is CLOSING:
             return
-        if code >= 500 or code == 403 or code == 402:
-            log.warning('%r closed with %d %s', self, code, text)
-        else:
-            log.info('%r closed with %d %s', self, code, text)
+        self.note_close(f'{code} {text}', logging.WARNING if code >= 402 else logging.INFO)
         if self.state is AWAIT_HEADER:
             self._close_transport()     # nothing to say to a peer without a header
             return
@@ -407,7 +440,7 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
     def _handshake_timeout(self) -> None:
         self._handshake_timer = None
         if self.state is not RUNNING and self.state is not CLOSED:
-            log.info('%s: handshake timeout', self.peer)
+            self.note_close(f'handshake timeout ({HANDSHAKE_TIMEOUT:g}s)', logging.WARNING)
             self._close_transport()
 
     def _close_transport(self) -> None:
@@ -431,14 +464,16 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
         channels = list(self.channels.values())
         if self.state is CLOSED:
             self.channels.clear()
+        # Every step runs whatever an earlier one did (a bug in one must not
+        # leave consumers, exclusive queues or the session behind).
         for channel in channels:
-            channel.release()
+            _guarded(channel.release)
         self._confirm_channels.clear()
         for source in list(self._throttled_by):
-            source.forget_publisher(self)
+            _guarded(source.forget_publisher, self)
         self._throttled_by.clear()
         if self.vhost is not None:
-            self.vhost.owner_gone(self)
+            _guarded(self.vhost.owner_gone, self)
         if self.state is CLOSED:
             self.sessions.closed(self)
 
@@ -452,12 +487,18 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
     def _heartbeat_tick(self) -> None:
         if self.state is CLOSED:
             return
-        self._silent_ticks += 1
+        if self._reading:
+            self._silent_ticks += 1
+        else:
+            # The broker holds this connection's input (a memory alarm, flow
+            # control, a commit waiting for the disk): the client's heartbeats
+            # are in the socket, unread.  Its silence is ours, not its.
+            self._silent_ticks = 0
         # Ticks come every heartbeat/2: past four silent ticks the client has
         # said nothing for at least two intervals.
         if self._silent_ticks > 4:
-            log.warning('%r: missed heartbeats from client, timeout: %ds',
-                        self, self.heartbeat)
+            self.note_close(f'missed heartbeats from client, timeout: {self.heartbeat}s',
+                            logging.WARNING)
             self._to(DISCONNECT)
             self.abort()
             self._release()
@@ -549,3 +590,25 @@ class Connection(Handshake, Output, ConnectionCounters, asyncio.Protocol):
             self.close(exc.code, exc.text)
         else:
             self._close_transport()
+
+
+def _undecodable(index: int, exc: Exception) -> str:
+    """The reply text for a fast-path frame that did not decode, worded as
+    :func:`~leveret.protocol.methods.decode_method` words the others."""
+    method = C.INDEX_MAPPING.get(index)
+    if method is None:
+        return f'cannot decode frame: {exc}'   # a content frame: its own text
+    if isinstance(exc, UnicodeDecodeError):
+        return f'cannot decode {method.name}: a short string is not valid UTF-8'
+    if isinstance(exc, (IndexError, struct.error)):
+        return f'cannot decode {method.name}: the payload ends before its last field'
+    return f'cannot decode {method.name}: {exc}'
+
+
+def _guarded(action: Callable[..., object], *args: Any) -> None:
+    """Run one clean-up step; a failure is logged (it is a bug) and the next
+    step runs all the same."""
+    try:
+        action(*args)
+    except Exception as exc:
+        log_bug(log, f'clean-up step {getattr(action, "__qualname__", action)} failed', exc)

@@ -17,6 +17,7 @@ drives it with bytes and reads the methods it sends.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,12 @@ class Handshake:
         settings = sessions.settings
         self.state: State = AWAIT_HEADER
         self.peer = '?'
+        #: The address it came in on (``host:port`` of the listener).
+        self.listener = '?'
+        self.started_at = time.monotonic()
+        #: Why the connection ends, and the log level that says so: the
+        #: first reason noted wins (a login refused, then the 403 it causes).
+        self.close_reason: tuple[str, int] | None = None
         #: Frames in; frame_max grows to the negotiated size at tune-ok.
         self.reader = FrameReader(FRAME_MIN_SIZE)
         self._header_buf = b''
@@ -102,6 +109,11 @@ class Handshake:
         """The client closed (close, or close-ok for a close we never sent)."""
         raise NotImplementedError
 
+    def note_close(self, reason: str, level: int = logging.INFO) -> None:
+        """Record why the connection ends, for its closing log line."""
+        if self.close_reason is None:
+            self.close_reason = (reason, level)
+
     # --- the state machine ----------------------------------------------------
     def _to(self, event: EventKey) -> State:
         """Move to the state ``event`` leads to (the only writer of ``state``)."""
@@ -123,10 +135,10 @@ class Handshake:
                 return b''
         if buf[:8] not in (PROTOCOL_HEADER, PROTOCOL_HEADER_0_9):
             if buf[:2] == b'\x16\x03':
-                log.info('%s: TLS handshake on a plain AMQP listener (use the TLS port)',
-                         self.peer)
+                self.note_close('TLS handshake on a plain AMQP listener (use the TLS port)',
+                                logging.WARNING)
             else:
-                log.info('%s sent an unsupported protocol header %r', self.peer, buf[:8])
+                self.note_close(f'unsupported protocol header {buf[:8]!r}', logging.WARNING)
             raise BadProtocolHeader(buf[:8])
         self._header_buf = b''
         self._to(HEADER_RECEIVED)

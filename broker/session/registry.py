@@ -19,6 +19,7 @@ from ..model.counters import ChurnCounters
 from ..model.message import Message
 from ..model.queue import Queue
 from ..model.vhost import VirtualHost
+from .connection_log import ConnectionLog
 from .logins import LoginFailures
 
 if TYPE_CHECKING:
@@ -38,11 +39,13 @@ class Sessions:
         #: Failed logins per source address (the delay each one costs).
         self.login_failures = LoginFailures()
         self.connections: set[Connection] = set()
-        #: The bound on the Celery task names counted (model.celery).
-        self.task_names = TaskNames(settings.celery_task_names)
+        #: The connections' lines in the log (accepted, authenticated, closed).
+        self.connection_log = ConnectionLog()
         #: Open connections (past connection.open) per vhost and per user.
         self._per_vhost: dict[str, int] = {}
         self._per_user: dict[str, int] = {}
+        #: The bound on the Celery task names counted (model.celery).
+        self.task_names = TaskNames(settings.celery_task_names)
 
     def __len__(self) -> int:
         return len(self.connections)
@@ -50,11 +53,13 @@ class Sessions:
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
         self.churn.connection_created += 1
+        self.connection_log.accepted(connection)
 
     def closed(self, connection: Connection) -> None:
         if connection in self.connections:
-            self.connections.discard(connection)
+            self.connections.remove(connection)
             self.churn.connection_closed += 1
+            self.connection_log.closed(connection)
             if connection.counted_open:
                 connection.counted_open = False
                 _count(self._per_vhost, connection.vhost.name, -1)

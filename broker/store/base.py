@@ -48,6 +48,7 @@ class Recovered:
     clean: bool = True        # the previous run stopped cleanly
     messages: int = 0
     dropped: int = 0          # records of queues that no longer exist
+    quarantined: int = 0      # records that could not be read, moved aside
     cut_bytes: int = 0        # torn or corrupt tails cut off
     seconds: float = 0.0
 
@@ -80,8 +81,10 @@ class StoredMessage(Protocol):
 LiveMessages = Callable[[], Iterable[tuple[StoredQueue, StoredMessage, bool]]]
 
 #: Called by :meth:`Store.recover` once per queue key with that queue's
-#: records in queue order; False when no such queue exists any more.
-RestoreQueue = Callable[[bytes, 'list[Published]'], bool]
+#: records in queue order.  Returns None when no such queue exists any
+#: more, else the records it could not take, each with the reason (they are
+#: moved to the quarantine file).
+RestoreQueue = Callable[[bytes, 'list[Published]'], 'list[tuple[Published, str]] | None']
 
 
 class Store(Protocol):

@@ -2,32 +2,19 @@
 whole-file ``definitions.json`` that earlier versions wrote (format 1, read
 only: a data directory that has one moves to the journal at its next start).
 
-Field tables (queue and exchange arguments, binding arguments) are kept in
-AMQP's own table encoding, base64'd, so that every value keeps its exact
-type across a restart (JSON would turn a Decimal or a timestamp into
-something else).
+Field tables (queue and exchange arguments, binding arguments) arrive
+already encoded as text (``broker/definitions.py``).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
 
-from pamqp import decode, encode
-
 from .base import Definitions
 
 FORMAT_VERSION = 1
-
-
-def encode_table(table: dict[str, Any]) -> str:
-    return base64.b64encode(encode.field_table(table or {})).decode()
-
-
-def decode_table(text: str) -> dict[str, Any]:
-    return decode.field_table(base64.b64decode(text))[1]
 
 
 def kind_of(key: str) -> str:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,7 @@ from .records import (
     Published,
     ack_record,
     delivered_record,
+    describe_queue_key,
     publish_record,
     read_records,
     record_id,
@@ -76,6 +78,10 @@ from .records import (
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = '.seg'
+#: Records recovery could not read, beside the segments (same record format).
+QUARANTINE_FILE = 'quarantine'
+#: Quarantined records logged one by one at start-up; the rest are counted.
+QUARANTINE_LOG_LINES = 100
 #: Seconds between attempts to write again after a failure.
 RETRY_AFTER = 5.0
 #: Seconds records may wait in memory when nobody waits for them.
@@ -450,14 +456,31 @@ class DiskStore:
 
     # --- recovery -----------------------------------------------------------
     def recover(self, restore: RestoreQueue) -> Recovered:
-        """Read every segment back; hand each queue's live messages to ``restore``."""
+        """Read every segment back; hand each queue's live messages to ``restore``.
+
+        Recovery never stops at one record: a record that cannot be read
+        (or that ``restore`` refuses) is copied to the quarantine file
+        beside the log with one log line, then acked in the log so that it
+        is not read again; a segment file that cannot be read at all is
+        renamed aside.  Everything else is recovered.
+        """
         started = time.monotonic()
         report = Recovered(clean=self.clean_start)
-        live: dict[int, tuple[bytes, int, int]] = {}
+        live: dict[int, tuple[bytes, int, int, str]] = {}
         deliveries: dict[int, int] = {}
-        files = sorted(self.messages_dir.glob('*' + SEGMENT_SUFFIX))
-        for path in files:
-            data = path.read_bytes()
+        files = []
+        numbers = set()     # every segment number seen, readable or not
+        for path in sorted(self.messages_dir.glob('*' + SEGMENT_SUFFIX)):
+            if not path.stem.isdigit():
+                log.warning('message store: ignoring %s (not a segment name)', path.name)
+                continue
+            numbers.add(int(path.stem))
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                self._quarantine_file(path, exc)
+                continue
+            files.append(path)
             records, end = read_records(data)
             if end < len(data):
                 cut = len(data) - end
@@ -468,15 +491,22 @@ class DiskStore:
             for kind, start, stop in records:
                 store_id = record_id(data, start)
                 if kind == PUBLISH:
-                    live[store_id] = (data, start, stop)
+                    live[store_id] = (data, start, stop, path.name)
                 elif kind == ACK:
                     live.pop(store_id, None)
                 elif kind == DELIVERED and store_id in live:
                     deliveries[store_id] = deliveries.get(store_id, 0) + 1
         # Group by queue, newest copy wins when compaction left two.
         by_queue: dict[bytes, dict[int, Published]] = {}
-        for store_id, where in live.items():
-            published = Published(*where)
+        refused: list[tuple[int, bytes, str, str]] = []   # id, record, where, why
+        for store_id, (data, start, stop, name) in live.items():
+            try:
+                published = Published(data, start, stop)
+            except (ValueError, IndexError, struct.error) as exc:
+                refused.append((store_id, data[start - 5:stop + 4], f'{name}:{start - 5}',
+                                f'unreadable record: {exc}'))
+                continue
+            published.location = f'{name}:{start - 5}'
             published.delivery_count += deliveries.get(store_id, 0)
             # After a crash a delivery may have happened that never reached
             # the log: every message is flagged as possibly delivered.
@@ -485,26 +515,62 @@ class DiskStore:
             earlier = per_queue.get(published.seq)
             if earlier is None or earlier.store_id < store_id:
                 per_queue[published.seq] = published
-        segments = {int(p.stem) for p in files}
         for key, messages in by_queue.items():
             in_order = [messages[seq] for seq in sorted(messages)]
-            if not restore(key, in_order):
+            not_taken = restore(key, in_order)
+            if not_taken is None:
                 report.dropped += len(in_order)
                 continue
+            skip = set()
+            for published, why in not_taken:
+                skip.add(published.store_id)
+                data, start, stop, _name = live[published.store_id]
+                refused.append((published.store_id, data[start - 5:stop + 4],
+                                f'{describe_queue_key(key)}, {published.location}', why))
             for published in in_order:
+                if published.store_id in skip:
+                    continue
                 counts = self._counts.setdefault(published.store_id >> 32, [0, 0, 0])
                 counts[0] += 1
                 # _weight() of the message this record becomes:
                 counts[1] += 48 + len(key) + len(published.exchange_and_key) + len(published.body)
-            report.messages += len(in_order)
+                report.messages += 1
         for path in files:
             self._counts.setdefault(int(path.stem), [0, 0, 0])[2] = path.stat().st_size
-        self._segment = max(segments, default=0) + 1
+        self._segment = max(numbers, default=0) + 1
         self._counts[self._segment] = [0, 0, 0]
         self._buffer_segment = self._segment
+        if refused:
+            self._quarantine(refused)
+            report.quarantined = len(refused)
         self._reclaim()
         report.seconds = time.monotonic() - started
         return report
+
+    def _quarantine(self, refused: list[tuple[int, bytes, str, str]]) -> None:
+        """Copy unreadable records to the quarantine file (synced), then ack
+        them in the log: they are kept, but never recovered again."""
+        path = self.messages_dir / QUARANTINE_FILE
+        with open(path, 'ab') as f:
+            f.write(b''.join(record for _, record, _, _ in refused))
+            f.flush()
+            os.fsync(f.fileno())
+        for i, (store_id, _record, where, why) in enumerate(refused):
+            if i < QUARANTINE_LOG_LINES:
+                log.error('message store: record at %s moved to %s: %s', where, path, why)
+            self._append(ack_record(store_id))
+        if len(refused) > QUARANTINE_LOG_LINES:
+            log.error('message store: %d more records moved to %s',
+                      len(refused) - QUARANTINE_LOG_LINES, path)
+
+    def _quarantine_file(self, path: Path, exc: OSError) -> None:
+        aside = path.with_name(path.name + '.unreadable')
+        log.error('message store: cannot read %s (%s); renamed to %s, recovering the rest',
+                  path.name, exc, aside.name)
+        try:
+            path.rename(aside)
+        except OSError as rename_exc:
+            log.error('message store: cannot rename %s either: %s', path.name, rename_exc)
 
 
 def _weight(queue: StoredQueue, message: StoredMessage) -> int:

@@ -67,7 +67,7 @@ class Published:
 
     __slots__ = ('store_id', 'seq', 'delivery_count', 'expires_ms', 'queue_key',
                  'exchange_and_key', 'exchange', 'routing_key', 'header', 'body',
-                 'redelivered')
+                 'redelivered', 'location')
 
     def __init__(self, data: bytes, start: int, end: int) -> None:
         (self.store_id, self.seq, self.delivery_count, self.expires_ms,
@@ -91,6 +91,8 @@ class Published:
         #: May have been delivered before (set by recovery: a delivery
         #: record, or a run that did not stop cleanly).
         self.redelivered = False
+        #: Where the record is (``segment file:offset``), for the log.
+        self.location = ''
 
 
 def read_records(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
@@ -120,6 +122,14 @@ def read_records(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
 def record_id(data: bytes, start: int) -> int:
     """The store id every record starts with."""
     return _U64.unpack_from(data, start)[0]
+
+
+def describe_queue_key(key: bytes) -> str:
+    """``queue 'name' in vhost 'v'`` for a log line."""
+    vhost, _, rest = key.partition(b'\x00')
+    name = rest.partition(b'\x00')[0]
+    return (f"queue '{name.decode(errors='replace')}' in vhost "
+            f"'{vhost.decode(errors='replace')}'")
 
 
 def queue_key(vhost: str, queue: str, incarnation: str) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +72,17 @@ def test_cli_reports_a_port_in_use(broker):
 def test_cli_help_and_version(flag):
     result = run_cli(flag)
     assert result.returncode == 0 and 'leveret' in result.stdout
+
+
+def test_the_example_settings_file_names_every_setting_with_its_default(monkeypatch):
+    from leveret.broker.config import ENV_PREFIX, Settings, defaults
+
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    example = ROOT / 'docs' / 'leveret.example.toml'
+    text = example.read_text()
+    for name, _variable, _default, _description in defaults():
+        assert re.search(rf'^#? ?({name} = |\[\[{name}\]\])', text, re.M), \
+            f'{name} is not in {example.name}'
+    assert load_settings(example) == Settings()

@@ -10,7 +10,7 @@ import os
 import pika
 import pytest
 
-from leveret.broker.store.definitions import encode_table
+from leveret.broker.definitions import encode_table
 from leveret.broker.store.journal import COMPACT_MIN
 
 from ..helpers import pika_connection

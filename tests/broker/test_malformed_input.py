@@ -240,3 +240,31 @@ def test_too_many_channels_is_530(broker, bystander):
         client.open_channel(9)           # numbers above channel_max are fine
         client.send_method(3, C.Channel.Open())
         expect_connection_close(client, 530)
+
+
+def declare_with_arguments(table_content: bytes) -> bytes:
+    return method_frame(1, struct.pack('>HHH', 50, 10, 0) + b'\x01q' + b'\x00'
+                        + struct.pack('>I', len(table_content)) + table_content)
+
+
+def test_an_argument_array_past_the_bound_is_refused_in_one_pass(broker, bystander):
+    # 60,000 values (void, one byte each): past the 10,000 a table may hold.
+    values = b'V' * 60_000
+    array = b'\x01kA' + struct.pack('>I', len(values)) + values
+    with opened(broker) as client:
+        client.send(declare_with_arguments(array))
+        close = expect_connection_close(client, 501)
+        assert 'more than 10000 values' in close.reply_text
+    assert 'Traceback' not in broker.log()
+
+
+def test_arrays_nested_twenty_thousand_deep_are_refused_without_a_traceback(broker, bystander):
+    inner = b''
+    for _ in range(20_000):
+        inner = b'A' + struct.pack('>I', len(inner)) + inner
+    with opened(broker) as client:
+        client.send(declare_with_arguments(b'\x01k' + inner))
+        close = expect_connection_close(client, 501)
+        assert 'nested more than 100 deep' in close.reply_text
+    assert 'Traceback' not in broker.log()
+    assert 'RecursionError' not in broker.log()

@@ -138,8 +138,7 @@ def test_a_failing_collector_answers_500_and_the_broker_goes_on(tmp_path, monkey
         raise RuntimeError('collector bug')
 
     async def scenario() -> None:
-        settings = Settings(port=0, prometheus_port=0, management_enabled=False,
-                            data_dir=tmp_path)
+        settings = Settings(port=0, prometheus_port=0, management_port=0, data_dir=tmp_path)
         broker = Broker(settings, store=MemoryStore())
         await broker.start()
         try:

@@ -108,6 +108,12 @@ def message(body: bytes = b'm', exchange: str = '', routing_key: str = 'q',
                    int(expiration) if expiration is not None else None)
 
 
+def cost(*bodies: bytes) -> int:
+    """What the memory alarm counts for messages with these bodies (and no
+    properties): body, header and the message's objects."""
+    return sum(message(body).cost for body in bodies)
+
+
 def publish(vhost: VirtualHost, exchange: str, routing_key: str, body: bytes = b'm',
             publisher: Publisher | None = None, **props: Any) -> list[bool]:
     """Route a message as the channel does: one copy per queue it reaches."""

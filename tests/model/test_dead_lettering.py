@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 from .fakes import Subscriber, headers_of, make_vhost, publish
 
 
@@ -71,3 +74,27 @@ def test_a_missing_dead_letter_exchange_drops_the_message():
     publish(vhost, '', 'q', b'x')
     consumer.reject()
     assert vhost.memory.held == 0
+
+
+def test_full_queues_dead_lettering_into_each_other_do_not_recurse():
+    # Each dead-lettered message pushes the head out of every other full
+    # queue, and those out of the others: as recursion, that ran out of
+    # stack (the fuzz test's RecursionError); here within a tight stack.
+    vhost, clock = make_vhost()
+    vhost.declare_exchange('spread', 'fanout')
+    names = [f'q{i}' for i in range(4)]
+    for name in names:
+        queue = vhost.declare_queue(name, None, arguments={
+            'x-max-length': 5, 'x-dead-letter-exchange': 'spread'})
+        vhost.bind(vhost.exchange('spread'), queue, '')
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 60)
+    try:
+        for i in range(10):
+            for name in names:
+                publish(vhost, '', name, b'%d' % i)
+        clock.advance(0)        # a long cascade goes on over loop turns
+    finally:
+        sys.setrecursionlimit(limit)
+    assert all(vhost.queues[name].message_count == 5 for name in names)
+    assert vhost.memory.held == sum(m.cost for name in names for m in vhost.queues[name].ready)

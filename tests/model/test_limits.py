@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .fakes import headers_of, make_vhost, publish
+from .fakes import cost, headers_of, make_vhost, publish
 
 
 def test_drop_head_drops_the_oldest_messages():
@@ -11,7 +11,7 @@ def test_drop_head_drops_the_oldest_messages():
     for body in (b'1', b'2', b'3'):
         assert publish(vhost, '', 'q', body) == [True]
     assert [m.body for m in queue.ready] == [b'2', b'3']
-    assert vhost.memory.held == 2
+    assert vhost.memory.held == cost(b'2', b'3')
 
 
 def test_max_length_bytes_counts_bodies():
@@ -31,7 +31,7 @@ def test_reject_publish_refuses_new_messages():
     assert publish(vhost, '', 'q', b'1') == [True]
     assert publish(vhost, '', 'q', b'2') == [False]
     assert [m.body for m in queue.ready] == [b'1']
-    assert vhost.memory.held == 1
+    assert vhost.memory.held == cost(b'1')
 
 
 def test_reject_publish_dlx_dead_letters_the_refused_message():

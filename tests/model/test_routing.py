@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leveret.protocol.errors import AccessRefused, PreconditionFailed
 
@@ -22,6 +24,43 @@ def test_topic_patterns_match_words():
     assert routed(vhost, 'amq.topic', 'a.b.c') == ['all', 'exact', 'hash', 'star']
     assert routed(vhost, 'amq.topic', 'a') == ['all', 'hash']
     assert routed(vhost, 'amq.topic', 'b.b.c') == ['all']
+
+
+def topic_matches(pattern: list[str], words: list[str]) -> bool:
+    """The reference: '*' one word, '#' zero or more (exponential, fine when small)."""
+    if not pattern:
+        return not words
+    first, rest = pattern[0], pattern[1:]
+    if first == '#':
+        return any(topic_matches(rest, words[i:]) for i in range(len(words) + 1))
+    return bool(words) and first in ('*', words[0]) and topic_matches(rest, words[1:])
+
+
+topic_words = st.sampled_from(['a', 'b', '*', '#', ''])
+key_words = st.sampled_from(['a', 'b', '*', ''])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.lists(topic_words, min_size=1, max_size=5), min_size=1, max_size=6),
+       st.lists(key_words, min_size=1, max_size=6))
+def test_topic_routing_matches_the_reference(patterns, key):
+    vhost, _ = make_vhost()
+    x = vhost.exchange('amq.topic')
+    for i, pattern in enumerate(patterns):
+        vhost.bind(x, vhost.declare_queue(f'q{i}', None), '.'.join(pattern))
+    expected = sorted(f'q{i}' for i, pattern in enumerate(patterns)
+                      if topic_matches(pattern, key))
+    assert routed(vhost, 'amq.topic', '.'.join(key)) == expected
+
+
+def test_many_hashes_and_a_long_key_match_in_polynomial_time():
+    vhost, _ = make_vhost()
+    x = vhost.exchange('amq.topic')
+    vhost.bind(x, vhost.declare_queue('z', None), '#.#.#.#.#.#.#.#.z')
+    vhost.bind(x, vhost.declare_queue('y', None), '#.#.#.#.#.#.#.#.y')
+    key = '.'.join(['w'] * 120)
+    assert routed(vhost, 'amq.topic', key) == []          # was 2^n split points
+    assert routed(vhost, 'amq.topic', key + '.z') == ['z']
 
 
 def test_headers_exchange_matches_all_or_any():

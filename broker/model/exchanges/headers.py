@@ -26,7 +26,7 @@ class HeadersExchange(Exchange):
     def route(self, routing_key: str, message: Any) -> Any:
         if not self._rules:
             return ()
-        headers = properties.decode(message.header).headers or {}
+        headers = properties.headers(message.header)
         out: dict[Destination, None] = {}
         for destination, mode, wanted in self._rules:
             if destination not in out and _matches(mode, wanted, headers):

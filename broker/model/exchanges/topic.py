@@ -1,8 +1,13 @@
 """Topic exchange: dot-separated words, ``*`` matches one, ``#`` zero or more.
 
-Binding keys are kept in a trie of words; a routing key is matched by
-walking it, branching at ``#``.  Results are cached per routing key until
-the bindings change (Celery publishes the same few keys over and over).
+Binding keys are kept in a trie of words.  A routing key is matched by
+walking the trie with the set of nodes reached so far, one word at a time
+(an NFA simulation): a node reached through ``#`` stays in the set while
+words go by, and each node is in a word's set at most once.  The cost is
+at most trie nodes x words, whatever the number of ``#`` (trying every
+split point for each ``#`` was exponential: ``#.#.#.#.#.z`` and a 100-word
+key took seconds).  Results are cached per routing key until the bindings
+change (Celery publishes the same few keys over and over).
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ _CACHE_LIMIT = 4096
 
 
 class _Node:
-    __slots__ = ('children', 'destinations')
+    __slots__ = ('children', 'destinations', 'is_hash')
 
-    def __init__(self) -> None:
+    def __init__(self, is_hash: bool = False) -> None:
         self.children: dict[str, _Node] = {}
         self.destinations: dict[Destination, int] = {}
+        #: Reached through a ``#``: it matches any number of further words.
+        self.is_hash = is_hash
 
 
 class TopicExchange(Exchange):
@@ -33,9 +40,7 @@ class TopicExchange(Exchange):
     def route(self, routing_key: str, message: Any) -> Any:
         found = self._cache.get(routing_key)
         if found is None:
-            out: dict[Destination, None] = {}
-            _match(self._root, routing_key.split('.'), 0, out)
-            found = tuple(out)
+            found = _match(self._root, routing_key.split('.'))
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[routing_key] = found
@@ -45,7 +50,10 @@ class TopicExchange(Exchange):
                    arguments: dict[str, Any]) -> None:
         node = self._root
         for word in routing_key.split('.'):
-            node = node.children.setdefault(word, _Node())
+            child = node.children.get(word)
+            if child is None:
+                child = node.children[word] = _Node(is_hash=word == '#')
+            node = child
         add_count(node.destinations, destination)
         self._cache.clear()
 
@@ -68,23 +76,40 @@ class TopicExchange(Exchange):
         self._cache.clear()
 
 
-def _match(node: _Node, words: list[str], i: int, out: dict[Destination, None]) -> None:
-    """Collect the destinations of every binding that matches ``words[i:]``."""
-    children = node.children
-    hash_node = children.get('#')
-    if hash_node is not None:
-        # '#' consumes zero or more words: try every split point.
-        for j in range(i, len(words) + 1):
-            _match(hash_node, words, j, out)
-    if i == len(words):
+def _match(root: _Node, words: list[str]) -> tuple[Destination, ...]:
+    """The destinations of every binding that matches ``words``."""
+    current: list[_Node] = []
+    _reach(root, current)
+    for word in words:
+        following: list[_Node] = []
+        for node in current:
+            if node.is_hash:            # '#' takes this word too
+                following.append(node)
+            children = node.children
+            if children:
+                child = children.get(word)
+                if child is not None:
+                    _reach(child, following)
+                if word != '*':
+                    star = children.get('*')
+                    if star is not None:
+                        _reach(star, following)
+        if not following:
+            return ()
+        # Each node once per word: the cost stays nodes x words.
+        current = list(dict.fromkeys(following)) if len(following) > 1 else following
+    out: dict[Destination, None] = {}
+    for node in current:
         for destination in node.destinations:
             out[destination] = None
-        return
-    word = words[i]
-    nxt = children.get(word)
-    if nxt is not None:
-        _match(nxt, words, i + 1, out)
-    if word != '*':
-        star = children.get('*')
-        if star is not None:
-            _match(star, words, i + 1, out)
+    return tuple(out)
+
+
+def _reach(node: _Node, nodes: list[_Node]) -> None:
+    """Add ``node`` and the ``#`` nodes under it (which match no word)."""
+    nodes.append(node)
+    children = node.children
+    while '#' in children:
+        node = children['#']
+        nodes.append(node)
+        children = node.children

@@ -62,9 +62,11 @@ def consume(channel: 'Channel', method: Basic.Consume) -> None:
 
 
 def cancel(channel: 'Channel', method: Basic.Cancel) -> None:
-    channel.cancel_consumer(method.consumer_tag or '')
+    # cancel-ok first: the deliveries the cancel lets through (to the next
+    # single active consumer, to a lower priority) follow it, as RabbitMQ.
     if not method.nowait:
         channel.send_method(Basic.CancelOk(method.consumer_tag))
+    channel.cancel_consumer(method.consumer_tag or '')
 
 
 def get(channel: 'Channel', method: Basic.Get) -> None:
@@ -83,8 +85,8 @@ def get(channel: 'Channel', method: Basic.Get) -> None:
 def recover(channel: 'Channel', method: Basic.Recover) -> None:
     if not method.requeue:
         raise NotImplemented_('requeue=false')     # as RabbitMQ
+    channel.send_method(Basic.RecoverOk())       # before the redeliveries
     channel.recover()
-    channel.send_method(Basic.RecoverOk())
 
 
 def recover_async(channel: 'Channel', method: Basic.RecoverAsync) -> None:

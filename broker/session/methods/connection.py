@@ -44,6 +44,7 @@ def start_ok(conn: 'Handshake', method: Connection.StartOk) -> None:
             user = conn.sessions.users.authenticate(mechanism, method.response,
                                                     conn.from_loopback())
     except AuthenticationError as exc:
+        conn.note_close(f'login refused: {exc}', logging.WARNING)
         address = conn.peer.rpartition(':')[0] or conn.peer
         count, delay = conn.sessions.login_failures.failed(address)
         if worth_logging(count):
@@ -94,11 +95,12 @@ def open_(conn: 'Handshake', method: Connection.Open) -> None:
     conn.sessions.vhost_opened(conn)
     conn.opened()
     conn.send_method(0, Connection.OpenOk())
-    log.debug('%r opened vhost %r', conn, name)
 
 
 def close(conn: 'Handshake', method: Connection.Close) -> None:
     """The client closes: answer close-ok, then drop the connection."""
+    conn.note_close(f'closed by the client ({method.reply_code} {method.reply_text})'
+                    if method.reply_code not in (0, 200) else 'closed by the client')
     conn.send_method(0, Connection.CloseOk())
     conn.closed_by_peer()
 

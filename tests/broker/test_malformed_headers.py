@@ -1,0 +1,258 @@
+"""Messages whose headers table the broker could not decode later.
+
+Decided at the door: a headers table that is not well formed (an unknown
+field type, nesting past 100 levels, a length past the content header) is
+refused when the message arrives, with 406 on its channel and a text that
+says what is wrong; what is well formed but odd (a long string that is not
+UTF-8, a timestamp of 2^63-1, a field name that is not UTF-8) is kept byte
+for byte.  Either way, whichever way the consumer holding the messages goes
+(channel close, TCP drop, reject with requeue, nack or TTL to a
+dead-letter exchange, a clean restart, kill -9) every accepted message is
+still there, no consumer is left behind, and the broker restarts.
+"""
+
+from __future__ import annotations
+
+import signal
+import struct
+import time
+
+import pytest
+from pamqp import commands as C
+
+from ..processes import wait_until
+from ..rawamqp import RawClient
+
+
+def table(content: bytes) -> bytes:
+    return struct.pack('>I', len(content)) + content
+
+
+def nested(depth: int) -> bytes:
+    inner = b''
+    for _ in range(depth):
+        inner = b'\x01kF' + table(inner)
+    return table(inner)
+
+
+#: kind -> (headers table, the refusal's text, or None when it is kept)
+KINDS = {
+    'unknown-type-o': (table(b'\x01ko'), "unknown field type 'o'"),
+    'nested-600-deep': (nested(600), 'nested more than 100 deep'),
+    'table-past-the-header': (struct.pack('>I', 500) + b'\x01kt\x01',
+                              'runs past the end of the content header'),
+    'longstr-not-utf8': (table(b'\x01kS' + struct.pack('>I', 2) + b'\xc3\x28'), None),
+    'timestamp-2-63-1': (table(b'\x01kT' + struct.pack('>Q', 2**63 - 1)), None),
+    'name-not-utf8': (table(b'\x02\xff\xfeb\x01'), None),
+}
+MODES = {'transient': 1, 'persistent': 2}
+
+
+def content_header(headers: bytes | None, delivery_mode: int, body_size: int) -> bytes:
+    flags = 0x1000 | (0x2000 if headers is not None else 0)
+    return (struct.pack('>HHQH', 60, 0, body_size, flags) + (headers or b'')
+            + bytes((delivery_mode,)))
+
+
+def declare(client: RawClient, queue: str, durable: bool = False,
+            arguments: dict | None = None) -> None:
+    client.rpc(1, C.Queue.Declare(queue=queue, durable=durable, arguments=arguments),
+               C.Queue.DeclareOk)
+
+
+def counts(client: RawClient, queue: str) -> tuple[int, int]:
+    ok = client.rpc(1, C.Queue.Declare(queue=queue, passive=True), C.Queue.DeclareOk)
+    return ok.message_count, ok.consumer_count
+
+
+def publish_three(client: RawClient, queue: str, kind: str, mode: str) -> int:
+    """A good message, the odd one, a good one; return how many were accepted."""
+    headers, refusal = KINDS[kind]
+    delivery_mode = MODES[mode]
+    client.open_channel(2)
+    client.open_channel(3)
+    client.send_content(2, '', queue, content_header(None, delivery_mode, 4), b'good')
+    client.send_content(3, '', queue, content_header(headers, delivery_mode, 3), b'odd')
+    client.send_content(2, '', queue, content_header(None, delivery_mode, 4), b'good')
+    if refusal is not None:
+        close = client.expect(C.Channel.Close, 3)
+        assert close.reply_code == 406
+        assert refusal in close.reply_text, close.reply_text
+        assert close.class_id == 60 and close.method_id == 40
+        client.send_method(3, C.Channel.CloseOk())
+    else:
+        client.rpc(3, C.Channel.Close(reply_code=200, class_id=0, method_id=0), C.Channel.CloseOk)
+    client.rpc(2, C.Channel.Close(reply_code=200, class_id=0, method_id=0), C.Channel.CloseOk)
+    return 2 if refusal is not None else 3
+
+
+def read_delivery(client: RawClient) -> tuple[int, bytes, bytes]:
+    """(delivery tag, content-header payload, body) of the next deliver or get-ok."""
+    while True:
+        frame_type, _channel, payload = client.read_raw_frame()
+        if frame_type == 1:
+            break
+        assert frame_type == 8, (frame_type, payload)    # heartbeats only
+    index = struct.unpack_from('>I', payload)[0]
+    if index == 0x003C003C:                  # basic.deliver: consumer tag first
+        tag = struct.unpack_from('>Q', payload, 5 + payload[4])[0]
+    else:
+        assert index == 0x003C0047, hex(index)   # basic.get-ok
+        tag = struct.unpack_from('>Q', payload, 4)[0]
+    frame_type, _channel, header = client.read_raw_frame()
+    assert frame_type == 2
+    body_size = struct.unpack_from('>Q', header, 4)[0]
+    body = b''
+    while len(body) < body_size:
+        frame_type, _channel, part = client.read_raw_frame()
+        assert frame_type == 3
+        body += part
+    return tag, header, body
+
+
+def get_all(client: RawClient, queue: str, count: int) -> list[tuple[int, bytes, bytes]]:
+    out = []
+    for _ in range(count):
+        client.send_method(1, C.Basic.Get(queue=queue))
+        out.append(read_delivery(client))
+    return out
+
+
+def assert_kept(deliveries: list[tuple[int, bytes, bytes]], kind: str) -> None:
+    """The odd message is among them, its headers entry byte for byte."""
+    headers, refusal = KINDS[kind]
+    bodies = sorted(body for _, _, body in deliveries)
+    if refusal is not None:
+        assert bodies == [b'good', b'good']
+        return
+    assert bodies == [b'good', b'good', b'odd']
+    odd_header = next(h for _, h, body in deliveries if body == b'odd')
+    assert headers[4:] in odd_header
+
+
+@pytest.fixture
+def client(broker):
+    with RawClient(broker.port) as c:
+        c.handshake()
+        c.open_channel(1)
+        yield c
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('kind', KINDS)
+def test_consumer_channel_closed(broker, client, unique, kind, mode):
+    declare(client, unique)
+    accepted = publish_three(client, unique, kind, mode)
+    with RawClient(broker.port) as consumer:
+        consumer.handshake()
+        consumer.open_channel(1)
+        consumer.rpc(1, C.Basic.Consume(queue=unique, consumer_tag='c'), C.Basic.ConsumeOk)
+        held = [read_delivery(consumer) for _ in range(accepted)]
+        assert_kept(held, kind)
+        consumer.rpc(1, C.Channel.Close(reply_code=200, class_id=0, method_id=0), C.Channel.CloseOk)
+        assert counts(client, unique) == (accepted, 0)
+        consumer.open_channel(1)
+        again = get_all(consumer, unique, accepted)
+    assert_kept(again, kind)
+    assert all(b'x-delivery-count' in header for _, header, _ in again)
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('kind', KINDS)
+def test_consumer_connection_dropped(broker, client, unique, kind, mode):
+    declare(client, unique)
+    accepted = publish_three(client, unique, kind, mode)
+    consumer = RawClient(broker.port)
+    consumer.handshake()
+    consumer.open_channel(1)
+    consumer.rpc(1, C.Basic.Consume(queue=unique, consumer_tag='c'), C.Basic.ConsumeOk)
+    for _ in range(accepted):
+        read_delivery(consumer)
+    consumer.close()            # no channel.close, no connection.close
+    wait_until(lambda: counts(client, unique) == (accepted, 0), timeout=10,
+               message=lambda: f'{counts(client, unique)} != ({accepted}, 0)')
+    assert_kept(get_all(client, unique, accepted), kind)
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('kind', KINDS)
+def test_rejected_with_requeue(broker, client, unique, kind, mode):
+    declare(client, unique)
+    accepted = publish_three(client, unique, kind, mode)
+    for tag, _, _ in get_all(client, unique, accepted):
+        client.send_method(1, C.Basic.Reject(delivery_tag=tag, requeue=True))
+    assert counts(client, unique) == (accepted, 0)
+    assert_kept(get_all(client, unique, accepted), kind)
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('kind', KINDS)
+def test_nacked_to_a_dead_letter_exchange(broker, client, unique, kind, mode):
+    dlq = unique + '.dlq'
+    declare(client, dlq)
+    declare(client, unique, arguments={'x-dead-letter-exchange': '',
+                                       'x-dead-letter-routing-key': dlq})
+    accepted = publish_three(client, unique, kind, mode)
+    for tag, _, _ in get_all(client, unique, accepted):
+        client.send_method(1, C.Basic.Nack(delivery_tag=tag, requeue=False))
+    assert counts(client, dlq) == (accepted, 0)
+    dead = get_all(client, dlq, accepted)
+    assert_kept(dead, kind)
+    assert all(b'x-death' in header for _, header, _ in dead)
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('kind', KINDS)
+def test_expired_to_a_dead_letter_exchange(broker, client, unique, kind, mode):
+    dlq = unique + '.dlq'
+    declare(client, dlq)
+    declare(client, unique, arguments={'x-message-ttl': 20, 'x-dead-letter-exchange': '',
+                                       'x-dead-letter-routing-key': dlq})
+    accepted = publish_three(client, unique, kind, mode)
+    wait_until(lambda: counts(client, dlq) == (accepted, 0), timeout=10)
+    assert counts(client, unique) == (0, 0)
+    assert_kept(get_all(client, dlq, accepted), kind)
+
+
+@pytest.mark.parametrize('how', ['clean-stop', 'kill-9'])
+def test_the_broker_restarts_with_every_accepted_message(fresh_broker, how):
+    fresh_broker.start()
+    expected = {}
+    with RawClient(fresh_broker.port) as client:
+        client.handshake()
+        client.open_channel(1)
+        for kind in KINDS:
+            for mode in MODES:
+                queue = f'{kind}.{mode}'
+                declare(client, queue, durable=True)
+                accepted = publish_three(client, queue, kind, mode)
+                expected[queue] = accepted if mode == 'persistent' else 0
+                # One delivery out and unacked when the broker goes.
+                client.send_method(1, C.Basic.Get(queue=queue))
+                read_delivery(client)
+        # Everything written before a confirmed persistent message is on disk.
+        declare(client, 'sync', durable=True)
+        client.open_channel(5)
+        client.rpc(5, C.Confirm.Select(), C.Confirm.SelectOk)
+        client.send_content(5, '', 'sync', content_header(None, 2, 0), b'')
+        client.expect(C.Basic.Ack, 5)
+        if how == 'kill-9':
+            fresh_broker.stop(signal.SIGKILL)
+    if how == 'clean-stop':
+        assert fresh_broker.stop() == 0
+    time.sleep(0.1)
+    for _ in range(2):      # and once more: what was recovered recovers again
+        fresh_broker.start()
+        with RawClient(fresh_broker.port) as client:
+            client.handshake()
+            client.open_channel(1)
+            for queue, count in expected.items():
+                assert counts(client, queue) == (count, 0), queue
+        assert fresh_broker.stop() == 0
+    with RawClient(fresh_broker.start().port) as client:
+        client.handshake()
+        client.open_channel(1)
+        for queue, count in expected.items():
+            if count:
+                assert_kept(get_all(client, queue, count), queue.rsplit('.', 1)[0])
+    assert 'Traceback' not in fresh_broker.log()

@@ -1,0 +1,127 @@
+"""Big operations go a slice per loop turn, and nothing is lost between slices:
+a requeue, a purge and a deletion of more than SLICE messages; many
+consumers joining and leaving without a walk over all of them."""
+
+from __future__ import annotations
+
+from leveret.broker.model.queue import SLICE
+from leveret.broker.recovery import live_messages
+
+from .fakes import Subscriber, cost, make_vhost, publish
+
+MANY = 2 * SLICE + 7
+
+
+def fill(count: int = MANY):
+    vhost, clock = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    for i in range(count):
+        publish(vhost, '', 'q', str(i).encode())
+    return vhost, clock, queue
+
+
+def test_a_big_requeue_goes_back_in_slices_and_in_order():
+    vhost, clock, queue = fill()
+    consumer = Subscriber(queue).subscribe()     # takes everything, acks nothing
+    queue.remove_consumer(consumer)
+    consumer.requeue()
+    assert queue.message_count == MANY           # counted while they go back
+    assert len(queue.ready) < MANY               # one slice at most went back at once
+    clock.advance(0)
+    assert len(queue.ready) == MANY and not queue.returning
+    assert [m.body for m in queue.ready] == [str(i).encode() for i in range(MANY)]
+    assert all(m.redelivered and m.delivery_count == 1 for m in queue.ready)
+
+
+def test_taking_messages_during_a_big_requeue_keeps_the_order():
+    vhost, clock, queue = fill()
+    consumer = Subscriber(queue).subscribe()
+    queue.remove_consumer(consumer)
+    consumer.requeue()
+    publish(vhost, '', 'q', b'newer')
+    taken = [queue.get().body for _ in range(SLICE + 1)]    # past the first slice
+    assert taken == [str(i).encode() for i in range(SLICE + 1)]
+    clock.advance(0)
+    rest = [m.body for m in queue.ready]
+    assert rest == [str(i).encode() for i in range(SLICE + 1, MANY)] + [b'newer']
+
+
+def test_a_small_requeue_goes_back_at_once():
+    vhost, clock, queue = fill(10)
+    consumer = Subscriber(queue).subscribe()
+    queue.remove_consumer(consumer)
+    consumer.requeue()
+    assert len(queue.ready) == 10
+
+
+def test_messages_going_back_are_live_for_the_store():
+    vhost, clock, queue = fill(MANY)
+    for message in queue.ready:
+        message.store_id = 1            # as if persistent in a durable queue
+    queue.persists = True
+    consumer = Subscriber(queue).subscribe()
+    queue.remove_consumer(consumer)
+    consumer.requeue()
+    assert sum(1 for _ in live_messages([vhost], lambda: ())) == MANY
+
+
+def test_a_big_purge_settles_in_slices():
+    vhost, clock, queue = fill()
+    assert queue.purge() == MANY
+    assert queue.message_count == 0
+    assert vhost.memory.held > 0                 # settled over the next turns
+    clock.advance(0)
+    assert vhost.memory.held == 0
+
+
+def test_a_purge_during_a_big_requeue_takes_the_returning_messages_too():
+    vhost, clock, queue = fill()
+    consumer = Subscriber(queue).subscribe()
+    queue.remove_consumer(consumer)
+    consumer.requeue()
+    assert queue.purge() == MANY
+    clock.advance(0)
+    assert queue.message_count == 0 and vhost.memory.held == 0
+
+
+def test_deleting_a_big_queue_during_a_requeue_frees_everything():
+    vhost, clock, queue = fill()
+    consumer = Subscriber(queue).subscribe()
+    queue.remove_consumer(consumer)
+    consumer.requeue()
+    vhost.delete_queue(queue)
+    clock.advance(0)
+    assert vhost.memory.held == 0
+
+
+def test_finishing_the_slices_does_the_rest_at_once():
+    vhost, clock, queue = fill()
+    queue.purge()
+    queue.finish_slices()
+    assert vhost.memory.held == 0
+    clock.advance(0)                             # nothing left to run
+    assert vhost.memory.held == 0
+
+
+def test_many_consumers_leave_in_one_pass_and_keep_the_bookkeeping():
+    vhost, _ = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    low = [Subscriber(queue, prefetch=1, name=f'low{i}').subscribe() for i in range(50)]
+    high = Subscriber(queue, prefetch=1, priority=5, name='high').subscribe()
+    queue.remove_consumers([high])
+    assert queue.consumer_count == 50
+    publish(vhost, '', 'q', b'm')
+    assert low[0].bodies() == [b'm']             # round robin again, no priority left
+    queue.remove_consumers(low[:25])
+    assert queue.consumers == low[25:]
+    queue.remove_consumers(low[25:])
+    assert queue.consumer_count == 0 and vhost.memory.held == cost(b'm')
+
+
+def test_an_exclusive_consumer_is_counted_until_it_goes():
+    vhost, _ = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    only = Subscriber(queue, exclusive=True).subscribe()
+    assert queue.has_exclusive_consumer()
+    queue.remove_consumer(only)
+    assert not queue.has_exclusive_consumer()
