@@ -21,8 +21,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() {   # start NAME EXTRA_ENV... ; sets PORTS="<amqp port> <API port or 0>"
-  # Run in this shell (not in a subshell), so that the trap stops the broker.
+start() {   # start NAME EXTRA_ENV... ; sets PORT (AMQP) and API (0: none)
+  # Runs in this shell (not in a $(...) subshell), so that its pid reaches
+  # `pids` and the trap stops the broker: a broker left running would keep
+  # holding /tmp/bench.lock, inherited from flock.
   local name=$1; shift
   env "$@" "$PY" -m leveret broker --port 0 --management-port 0 --prometheus-port 0 \
       --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
@@ -31,14 +33,15 @@ start() {   # start NAME EXTRA_ENV... ; sets PORTS="<amqp port> <API port or 0>"
     if grep -q 'listening on' "$work/$name.log"; then break; fi
     sleep 0.1
   done
-  PORTS="$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log") \
-$(grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)"
+  PORT=$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log")
+  API=$(grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)
 }
 
 start off LEVERET_MANAGEMENT_ENABLED=false
-read -r A_AMQP _ <<<"$PORTS"
+A_AMQP=$PORT
 start on LEVERET_MANAGEMENT_ENABLED=true
-read -r B_AMQP B_API <<<"$PORTS"
+B_AMQP=$PORT
+B_API=$API
 echo "A (API off): amqp $A_AMQP   B (API on, polled): amqp $B_AMQP api $B_API" >&2
 
 "$PY" - "$B_API" <<'PY' &

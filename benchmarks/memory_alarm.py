@@ -113,7 +113,7 @@ class Broker:
             [sys.executable, '-m', 'leveret', 'broker', '--port', '0', '--data-dir',
              str(self.dir / 'data')], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
             env={'LEVERET_MEMORY_HIGH_WATERMARK': str(watermark), 'PATH': '/usr/bin:/bin',
-                 'LEVERET_MANAGEMENT_ENABLED': 'false'})
+                 'LEVERET_MANAGEMENT_ENABLED': 'false', 'LEVERET_PROMETHEUS_ENABLED': 'false'})
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             found = re.search(rb'listening on [^\s]+:(\d+)', (self.dir / 'broker.log').read_bytes())

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # permissions_on_off.sh: compare.sh on the per-message path, with the permission
-# checks (B: this worktree) against without them (A: the branch they were built
-# on, $BASE, default main), both plain AMQP on fixed ports.
+# checks (B: this worktree) against without them (A: $BASE, by default main as
+# it was before its first merge of sec), both plain AMQP on fixed ports.
 #
 # Run it under the benchmark lock, from the repository:
 #   flock /tmp/bench.lock benchmarks/permissions_on_off.sh
-# Knobs: BASE (main), PAIRS (3), BENCH_SECONDS (10),
+# Knobs: BASE (see above), PAIRS (3), BENCH_SECONDS (10),
 #        ONLY (^(pubsub-16|pubsub-1k|confirms-16)$), URL_USER (guest:guest),
 #        SWAP (0; 1: the checked build as A, to see what the order of the runs
 #        costs, e.g. a broker still cleaning up its deleted durable queue).
@@ -13,7 +13,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 PY="${PY:-$ROOT/.venv/bin/python}"
-BASE="${BASE:-main}"
+# main's first parent at its first "Merge sec": the broker without the checks.
+SEC_MERGE="$(git -C "$ROOT" log --first-parent --merges --format=%H --grep='^Merge sec' main | tail -n 1)"
+BASE="${BASE:-${SEC_MERGE:+$SEC_MERGE^1}}"
+BASE="${BASE:?set BASE to a commit without the permission checks}"
 WORK="$(mktemp -d /tmp/leveret-perm-bench.XXXXXX)"
 PIDS=()
 

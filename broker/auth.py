@@ -74,14 +74,18 @@ def check_password(password: str, stored: str) -> bool:
 
 
 def parse_tags(value: str | Iterable[str] | None) -> list[str]:
-    """Tags as the API takes them: a comma-separated string or a list."""
+    """Tags as the API takes them: a comma-separated string or a list.
+
+    Raises ValueError for anything else (a number, a list of numbers)."""
     if value is None:
         return []
     if isinstance(value, str):
         items: Iterable[str] = value.split(',')
-    else:
+    elif isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
         items = value
-    return [t.strip() for t in items if isinstance(t, str) and t.strip()]
+    else:
+        raise ValueError('tags must be a comma-separated string or a list of strings')
+    return [t.strip() for t in items if t.strip()]
 
 
 @dataclass

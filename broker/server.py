@@ -9,6 +9,7 @@ settings user that differs from the saved one is only logged.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import platform
@@ -260,8 +261,8 @@ class Broker:
                               'port': self.exporter.tls_port})
         return found
 
-    def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
-        return rabbit_definitions.export(self, vhost)
+    async def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
+        return await rabbit_definitions.export(self, vhost)
 
     def import_definitions(self, document: dict[str, Any],
                            vhost: str | None = None) -> list[str]:
@@ -336,6 +337,9 @@ class Broker:
             raise OSError(exc.errno, f'cannot listen on {settings.host}:{port}: '
                                      f'{reason}') from None
         self.memory.start_trimming(self.clock)
+        self.resident.start()
+        log.info('memory high watermark %d MiB (%d MiB in use at start)',
+                 self.memory.watermark >> 20, self.memory.base >> 20)
         self.history.start()
         if settings.prometheus_enabled:
             self.exporter = Exporter(self, Host(settings.data_dir))
@@ -343,9 +347,6 @@ class Broker:
                                       plain=settings.prometheus_plain_listener,
                                       tls_context=self.prometheus_tls,
                                       tls_port=settings.prometheus_tls_port)
-        self.resident.start()
-        log.info('memory high watermark %d MiB (%d MiB in use at start)',
-                 self.memory.watermark >> 20, self.memory.base >> 20)
         if settings.management_enabled:
             from .http.server import ManagementServer
             extensions = []
@@ -357,6 +358,10 @@ class Broker:
                 plain=settings.management_plain_listener, tls_context=self.management_tls,
                 tls_port=settings.management_tls_port, extensions=extensions)
             await self.management.start()
+            # The API's modules (aiohttp, yarl, multidict: some 16,000 objects)
+            # are imported only now, after recovery froze what it loaded: freeze
+            # them too, or every full collection of the cyclic GC rescans them.
+            gc.freeze()
         where = []
         if self._server is not None:
             where.append(f'listening on {settings.host}:{self.port}')
@@ -380,12 +385,12 @@ class Broker:
         for server in (self._server, self._tls_server):
             if server is not None:
                 await server.wait_closed()
-        if self.exporter is not None:
-            await self.exporter.stop()
-        self.history.stop()
         for vhost in self.vhosts.values():
             for queue in vhost.queues.values():
                 queue.finish_slices()       # a big purge's removals reach the log
+        if self.exporter is not None:
+            await self.exporter.stop()
+        self.history.stop()
         self.memory.stop_trimming()
         self.resident.stop()
         self.sessions.connection_log.flush()

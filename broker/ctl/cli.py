@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .client import Client, Refused, Unreachable, segment
 from .output import as_json, table
@@ -236,7 +237,10 @@ class Ctl:
     def export(self) -> None:
         path = '/definitions' + (f'/{segment(self.vhost)}' if self.args.vhost_given else '')
         data = self.client.get(path)
-        Path(self.args.file).write_text(json.dumps(data, indent=2) + '\n')
+        try:
+            Path(self.args.file).write_text(json.dumps(data, indent=2) + '\n')
+        except OSError as exc:
+            raise UsageError(f'cannot write {self.args.file}: {exc.strerror}') from None
         self.say(f'definitions exported to {self.args.file}')
 
     def import_(self) -> None:
@@ -418,9 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         args.vhost = '/'
     if getattr(args, 'what', None) == 'binding' and not args.destination:
         parser.error('declare binding SOURCE DESTINATION')
+    url = urlsplit(args.url)
+    if url.scheme not in ('http', 'https') or not url.netloc:
+        parser.error(f'--url must be an http:// or https:// URL, not {args.url!r}')
     try:
         ctl = Ctl(args)
         args.func(ctl)
+        sys.stdout.flush()      # here, where a closed pipe is caught, not at exit
     except UsageError as exc:
         print(f'leveret ctl: {exc}', file=sys.stderr)
         return USAGE
@@ -432,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         return UNREACHABLE
     except KeyboardInterrupt:
         return REFUSED
+    except BrokenPipeError:
+        # The reader stopped early (`leveret ctl list queues | head`): not an
+        # error; point stdout at /dev/null so that the exit flush is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return OK
 
 

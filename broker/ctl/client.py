@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import ssl
 import urllib.error
@@ -63,6 +64,9 @@ class Client:
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, 'reason', error)
             raise Unreachable(f'cannot reach {self.base}: {reason}') from None
+        except http.client.HTTPException:
+            # Something listens there, but it does not speak HTTP (an AMQP port?).
+            raise Unreachable(f'cannot reach {self.base}: the answer is not HTTP') from None
         if not payload:
             return None
         try:

@@ -102,7 +102,9 @@ def json_bytes(data: Any) -> bytes:
 
 
 async def encode(data: Any) -> bytes:
-    """JSON, a long list encoded a chunk at a time between loop turns."""
+    """JSON, a long list encoded a chunk at a time between loop turns (also
+    the long lists of an object: a page's ``items``, a definitions export's
+    ``queues`` and ``bindings``)."""
     if isinstance(data, list) and len(data) > ENCODE_CHUNK:
         pieces = []
         for start in range(0, len(data), ENCODE_CHUNK):
@@ -110,10 +112,10 @@ async def encode(data: Any) -> bytes:
             pieces.append(chunk[1:-1])
             await asyncio.sleep(0)
         return b'[' + b','.join(p for p in pieces if p) + b']'
-    if isinstance(data, dict) and isinstance(data.get('items'), list):
-        items = await encode(data['items'])
-        rest = json_bytes({k: v for k, v in data.items() if k != 'items'})
-        return rest[:-1] + (b',' if len(rest) > 2 else b'') + b'"items":' + items + b'}'
+    if isinstance(data, dict) and any(isinstance(v, list) and len(v) > ENCODE_CHUNK
+                                      for v in data.values()):
+        members = [json_bytes(str(k)) + b':' + await encode(v) for k, v in data.items()]
+        return b'{' + b','.join(members) + b'}'
     return json_bytes(data)
 
 

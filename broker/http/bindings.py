@@ -10,9 +10,9 @@ from leveret.protocol.errors import AMQPError
 
 from . import auth, listing, shapes
 from .common import api_error
-from .errors import ApiError, access_refused, bad_request, not_found
+from .errors import ApiError, access_refused, not_found
 from .reply import created, no_content
-from .request import Call
+from .request import Call, arguments_of
 from .sync import after
 
 KINDS = {'q': 'queue', 'e': 'exchange'}
@@ -20,9 +20,9 @@ KINDS = {'q': 'queue', 'e': 'exchange'}
 
 async def list_bindings(call: Call) -> Any:
     options = listing.ListOptions.parse(call.query)
-    objects = [b for v in auth.visible_vhosts(call) for b in shapes.bindings_of(v)]
-    return await listing.answer(objects, lambda b: b, options,
-                                name_of=lambda b: b['routing_key'])
+    rows = [row for v in auth.visible_vhosts(call) for row in shapes.binding_rows(v)]
+    return await listing.answer(rows, shapes.binding_of_row, options,
+                                name_of=lambda row: row[3])
 
 
 def _ends(call: Call, must_exist: bool = True) -> Any:
@@ -70,9 +70,7 @@ async def create(call: Call) -> Any:
             or not auth.permitted(call, vhost.name, 'read', source.name)):
         raise access_refused()
     routing_key = str(body.get('routing_key', ''))
-    arguments = body.get('arguments') or {}
-    if not isinstance(arguments, dict):
-        raise bad_request('arguments must be an object')
+    arguments = arguments_of(body)
     store = vhost.store
     position = store.write_position()
     try:

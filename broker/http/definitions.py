@@ -24,7 +24,7 @@ async def export(call: Call) -> Any:
     vhost = call.params.get('vhost')
     if vhost is not None and vhost not in call.broker.vhosts:
         raise bad_request('vhost_not_found')
-    data = call.broker.export_definitions(vhost)
+    data = await call.broker.export_definitions(vhost)
     download = call.query.get('download')
     if download:
         return Reply(200, data, headers={

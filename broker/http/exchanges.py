@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from leveret.protocol.errors import AMQPError
@@ -13,7 +14,7 @@ from .common import api_error, reason_of
 from .errors import ApiError, access_refused, bad_request, key_missing, not_found
 from .messages import header_for, payload_bytes, properties_from_json, publish
 from .reply import created_or_updated, no_content
-from .request import Call, as_bool
+from .request import Call, arguments_of, as_bool
 from .sync import after
 
 
@@ -59,9 +60,7 @@ async def put_exchange(call: Call) -> Any:
     kind = body.get('type', 'direct')
     if kind not in EXCHANGE_TYPES:
         raise bad_request(f"unknown exchange type '{kind}'")
-    arguments = body.get('arguments') or {}
-    if not isinstance(arguments, dict):
-        raise bad_request('arguments must be an object')
+    arguments = arguments_of(body)
     store = vhost.store
     position = store.write_position()
     existed = name in vhost.exchanges
@@ -114,7 +113,11 @@ async def publish_message(call: Call) -> Any:
     if not auth.permitted(call, vhost.name, 'write', shown):
         raise bad_request(f"403 ACCESS_REFUSED - access to exchange '{shown}' in vhost "
                           f"'{vhost.name}' refused for user '{call.user.name}'")
-    header = header_for(properties, payload)
+    try:
+        header = header_for(properties, payload)
+    except (TypeError, ValueError, OverflowError, struct.error) as exc:
+        # A value AMQP cannot carry (a header integer past 64 bits, say).
+        raise bad_request(f'properties cannot be encoded: {exc}') from None
     store = vhost.store
     position = store.write_position()
     try:
@@ -128,28 +131,27 @@ async def publish_message(call: Call) -> Any:
     return {'routed': routed}
 
 
-def _bindings_where(call: Call, side: str) -> list[dict[str, Any]]:
+async def _bindings_where(call: Call, side: str) -> list[dict[str, Any]]:
     vhost, exchange = _exchange(call)
     if side == 'source':
         if exchange.name == '':
-            return [shapes.binding(vhost.name, '', q, q.name, {})
-                    for q in sorted(vhost.queues.values(), key=lambda q: q.name)]
-        found = [shapes.binding(vhost.name, exchange.name, destination, key, arguments)
-                 for (destination, key, _), arguments in exchange.bindings.items()]
+            found = [('', q, q.name, {}) for q in vhost.queues.values()]
+        else:
+            found = [(exchange.name, destination, key, arguments)
+                     for (destination, key, _), arguments in exchange.bindings.items()]
     else:
-        found = [shapes.binding(vhost.name, source.name, exchange, key, arguments)
+        found = [(source.name, exchange, key, arguments)
                  for source, key, arguments in vhost.bindings_of(exchange)]
-    found.sort(key=lambda b: (b['source'], b['destination_type'], b['destination'],
-                              b['routing_key'], b['properties_key']))
-    return found
+    rows = shapes.binding_rows_from(vhost.name, found)
+    return await listing.shape_all(rows, shapes.binding_of_row)
 
 
 async def bindings_source(call: Call) -> Any:
-    return _bindings_where(call, 'source')
+    return await _bindings_where(call, 'source')
 
 
 async def bindings_destination(call: Call) -> Any:
-    return _bindings_where(call, 'destination')
+    return await _bindings_where(call, 'destination')
 
 
 ROUTES = [

@@ -25,6 +25,8 @@ PROPERTY_NAMES = ('content_type', 'content_encoding', 'headers', 'delivery_mode'
                   'correlation_id', 'reply_to', 'expiration', 'message_id', 'timestamp',
                   'type', 'user_id', 'app_id', 'cluster_id')
 _INT_PROPERTIES = ('delivery_mode', 'priority', 'timestamp')
+#: The largest value each fits in: an octet, an octet, a 64-bit timestamp.
+_INT_LIMITS = {'delivery_mode': 255, 'priority': 255, 'timestamp': 2 ** 63 - 1}
 
 
 def properties_json(header: bytes) -> dict[str, Any] | list[Any]:
@@ -55,8 +57,13 @@ def properties_from_json(value: Any) -> commands.Basic.Properties:
                 item = int(item)
             except ValueError:
                 raise bad_request(['not_int', name]) from None
+            if not 0 <= item <= _INT_LIMITS[name]:
+                raise bad_request(f'{name} must be between 0 and {_INT_LIMITS[name]}')
             if name == 'timestamp':
-                item = datetime.datetime.fromtimestamp(item, datetime.UTC)
+                try:
+                    item = datetime.datetime.fromtimestamp(item, datetime.UTC)
+                except (OverflowError, OSError, ValueError):
+                    raise bad_request('timestamp out of range') from None
         elif name == 'headers':
             if not isinstance(item, dict):
                 raise bad_request(['not_a_table', 'headers'])

@@ -38,7 +38,7 @@ async def get_overview(call: Call) -> Any:
     node = broker.node_name
     vhosts = auth.visible_vhosts(call)
     names = {v.name for v in vhosts}
-    unacked = unacked_by_queue(call)
+    unacked = await unacked_by_queue(call.broker)
     ready = sum(len(q.ready) for v in vhosts for q in v.queues.values())
     n_unacked = sum(n for q, (n, _) in unacked.items() if q.vhost_name in names)
     conns = [c for c in connections(call) if c.vhost.name in names]

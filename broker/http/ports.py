@@ -50,7 +50,7 @@ class BrokerPort(Protocol):
     def listeners(self) -> list[dict[str, Any]]:
         """``{"protocol", "ip_address", "port"}`` of every listening socket."""
 
-    def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
+    async def export_definitions(self, vhost: str | None = None) -> dict[str, Any]:
         """Definitions in RabbitMQ's JSON format (of one vhost, or all)."""
 
     def import_definitions(self, document: dict[str, Any],

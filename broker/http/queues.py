@@ -11,7 +11,7 @@ from .common import api_error, node, reason_of, unacked_by_queue
 from .errors import ApiError, access_refused, bad_request, key_missing, not_found
 from .messages import message_json
 from .reply import created_or_updated, no_content
-from .request import Call, as_bool, as_int
+from .request import Call, arguments_of, as_bool, as_int
 from .sync import after
 
 ACK_MODES = ('ack_requeue_true', 'ack_requeue_false', 'reject_requeue_true',
@@ -30,7 +30,7 @@ async def list_queues(call: Call) -> Any:
     options = listing.ListOptions.parse(call.query)
     vhosts = auth.visible_vhosts(call)
     objects = [q for v in vhosts for q in sorted(v.queues.values(), key=lambda q: q.name)]
-    unacked = unacked_by_queue(call)
+    unacked = await unacked_by_queue(call.broker)
     name = node(call)
     return await listing.answer(
         objects, lambda q: shapes.queue(q, name, unacked.get(q, (0, 0))), options)
@@ -38,8 +38,8 @@ async def list_queues(call: Call) -> Any:
 
 async def get_queue(call: Call) -> Any:
     _vhost, queue = _queue(call)
-    return shapes.queue(queue, node(call), unacked_by_queue(call).get(queue, (0, 0)),
-                        with_consumers=True)
+    unacked = await unacked_by_queue(call.broker)
+    return shapes.queue(queue, node(call), unacked.get(queue, (0, 0)), with_consumers=True)
 
 
 async def put_queue(call: Call) -> Any:
@@ -50,9 +50,7 @@ async def put_queue(call: Call) -> Any:
     name = call.params['name']
     body = call.body()
     auth.require_configure(call, vhost_name, name)
-    arguments = body.get('arguments') or {}
-    if not isinstance(arguments, dict):
-        raise bad_request('arguments must be an object')
+    arguments = arguments_of(body)
     if 'queue_type' in body and 'x-queue-type' not in arguments:
         arguments = {**arguments, 'x-queue-type': body['queue_type']}
     durable = as_bool(body.get('durable'), False)

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pamqp import encode
+
 from .errors import bad_request
 
 if TYPE_CHECKING:
@@ -70,3 +72,26 @@ def as_int(value: Any, what: str) -> int:
         except ValueError:
             pass
     raise bad_request(['not_int', what])
+
+
+def table_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a field table (the arguments of a queue, an
+    exchange or a binding), or None.  JSON can carry what AMQP cannot (an
+    integer past 64 bits): refuse it before anything changes, not when the
+    journal record is written."""
+    if not isinstance(value, dict):
+        return 'arguments must be an object'
+    try:
+        encode.field_table(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        return f'arguments cannot be stored: {exc}'
+    return None
+
+
+def arguments_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The body's ``arguments`` (``{}`` when absent); 400 if AMQP cannot carry them."""
+    arguments = body.get('arguments') or {}
+    problem = table_problem(arguments)
+    if problem:
+        raise bad_request(problem)
+    return arguments  # type: ignore[no-any-return]

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ..model.counters import SAMPLE_INTERVAL, Counted, Sampler
 from .app import make_app
+from .common import unacked_by_queue
 from .ports import BrokerPort
 
 log = logging.getLogger(__name__)
@@ -78,17 +79,14 @@ class ManagementServer:
             self._runner = None
 
     # --- rates ------------------------------------------------------------------
-    def counted(self) -> Iterator[Counted]:
+    def counted(self, unacked: dict[Any, tuple[int, int]]) -> Iterator[Counted]:
         """Everything with counters: queues, exchanges, channels, connections..."""
         broker = self.broker
-        unacked: dict[Any, int] = {}
-        for queue, _message in broker.sessions.unacked():
-            unacked[queue] = unacked.get(queue, 0) + 1
         yield broker.churn
         for vhost in list(broker.vhosts.values()):
             yield vhost.closed_channels
             for queue in list(vhost.queues.values()):
-                queue.sampled_unacked = unacked.get(queue, 0)
+                queue.sampled_unacked = unacked.get(queue, (0, 0))[0]
                 yield queue
             yield from list(vhost.exchanges.values())
         for connection in list(broker.sessions.connections):
@@ -98,7 +96,7 @@ class ManagementServer:
     async def sample(self) -> None:
         """Take a sample of every counter, a slice at a time: with 10,000
         queues the loop is never held for the whole walk."""
-        objects = list(self.counted())
+        objects = list(self.counted(await unacked_by_queue(self.broker)))
         now = time.time()
         for start in range(0, len(objects), SAMPLE_SLICE):
             self._sampler.sample(objects[start:start + SAMPLE_SLICE], now)

@@ -14,6 +14,7 @@ import datetime
 import decimal
 import hashlib
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..model.counters import ChannelCounters, ClosedChannels
@@ -301,19 +302,50 @@ def binding(vhost: str, source: str, destination: Any, routing_key: str,
     }
 
 
-def bindings_of(v: VirtualHost) -> list[dict[str, Any]]:
+#: A binding not shaped yet, its sort key first: (source, to a queue,
+#: destination name, routing key, properties key, vhost, destination,
+#: arguments).  A list of 10,000 bindings is sorted as rows (on the key's
+#: C-level itemgetter: a fifth of the time of a Python key function) and only
+#: the page is shaped, between loop turns.
+BindingRow = tuple[str, bool, str, str, str, str, Any, Mapping[str, Any]]
+_ORDER = itemgetter(0, 1, 2, 3, 4)
+
+
+def binding_rows_from(vhost: str, bindings: Iterable[tuple[str, Any, str, Mapping[str, Any]]]
+                      ) -> list[BindingRow]:
+    """Rows of ``(source name, destination, routing key, arguments)`` in
+    RabbitMQ's order: source, destination type (exchanges first),
+    destination, routing key, properties key."""
+    from ..model.queue import Queue
+    rows: list[BindingRow] = [
+        (source, isinstance(destination, Queue), destination.name, key,
+         properties_key(key, arguments) if arguments else key or '~',
+         vhost, destination, arguments)
+        for source, destination, key, arguments in bindings]
+    rows.sort(key=_ORDER)
+    return rows
+
+
+def binding_of_row(row: BindingRow) -> dict[str, Any]:
+    source, to_queue, name, key, props, vhost, _destination, arguments = row
+    return {
+        'source': source,
+        'vhost': vhost,
+        'destination': name,
+        'destination_type': 'queue' if to_queue else 'exchange',
+        'routing_key': key,
+        'arguments': to_json(dict(arguments)),
+        'properties_key': props,
+    }
+
+
+def binding_rows(v: VirtualHost) -> list[BindingRow]:
     """Every binding of a vhost, the default exchange's implicit ones first."""
-    out = [binding(v.name, '', q, q.name, {}) for q in sorted(v.queues.values(),
-                                                                key=lambda q: q.name)]
-    explicit = []
-    for e in v.exchanges.values():
-        if not e.name:
-            continue
-        for (destination, key, _), arguments in e.bindings.items():
-            explicit.append(binding(v.name, e.name, destination, key, arguments))
-    explicit.sort(key=lambda b: (b['source'], b['destination_type'], b['destination'],
-                                 b['routing_key'], b['properties_key']))
-    return out + explicit
+    implicit = binding_rows_from(v.name, [('', q, q.name, {}) for q in v.queues.values()])
+    return implicit + binding_rows_from(v.name, [
+        (e.name, destination, key, arguments)
+        for e in v.exchanges.values() if e.name
+        for (destination, key, _), arguments in e.bindings.items()])
 
 
 # --- connections and channels ---------------------------------------------------
@@ -405,9 +437,9 @@ def length_rates(queues: Iterable[Queue]) -> tuple[float, float]:
     """How fast the ready and the unacked messages of ``queues`` grow, per second."""
     ready = unacked = 0.0
     for q in queues:
-        rates = q.rates()
-        ready += rates['message_count']
-        unacked += rates['sampled_unacked']
+        ready_rate, unacked_rate = q.length_rates()
+        ready += ready_rate
+        unacked += unacked_rate
     return round(ready, 1), round(unacked, 1)
 
 

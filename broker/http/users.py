@@ -66,8 +66,12 @@ async def put_user(call: Call) -> Any:
     else:
         # No password at all: nobody can log in with one (as RabbitMQ).
         password_hash = hash_password(os.urandom(24).hex())
+    try:
+        tags = parse_tags(body.get('tags'))
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
     existed = name in users.users
-    users.put(name, password_hash, parse_tags(body.get('tags')), algorithm)
+    users.put(name, password_hash, tags, algorithm)
     await _saved(call)
     return created_or_updated(not existed)
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..auth import Permission, parse_tags
 from . import auth, listing, shapes
 from .common import all_channels, connections, node, unacked_by_queue
-from .errors import not_authorised, not_found
+from .errors import bad_request, not_authorised, not_found
 from .reply import created_or_updated, no_content
 from .request import Call
 from .sync import durable
@@ -32,7 +32,8 @@ async def list_vhosts(call: Call) -> Any:
     everything = sorted(call.broker.vhosts.values(), key=lambda v: v.name)
     if not auth.is_monitor(call.user):
         everything = [v for v in everything if auth.may_use(call, v.name)]
-    return await listing.answer(everything, _shape(call, unacked_by_queue(call)), options)
+    unacked = await unacked_by_queue(call.broker)
+    return await listing.answer(everything, _shape(call, unacked), options)
 
 
 async def get_vhost(call: Call) -> Any:
@@ -41,7 +42,7 @@ async def get_vhost(call: Call) -> Any:
         raise not_found()
     if not auth.is_monitor(call.user) and not auth.may_use(call, vhost.name):
         raise not_authorised('Not administrator user')
-    return _shape(call, unacked_by_queue(call))(vhost)
+    return _shape(call, await unacked_by_queue(call.broker))(vhost)
 
 
 async def put_vhost(call: Call) -> Any:
@@ -50,7 +51,10 @@ async def put_vhost(call: Call) -> Any:
     body = call.body()
     existed = name in call.broker.vhosts
     description = body.get('description')
-    tags = parse_tags(body['tags']) if 'tags' in body else None
+    try:
+        tags = parse_tags(body['tags']) if 'tags' in body else None
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
     call.broker.add_vhost(name, description=str(description) if description is not None
                           else (None if existed else ''), tags=tags)
     if not existed:

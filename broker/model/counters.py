@@ -111,6 +111,17 @@ class QueueCounters(Counted):
         #: Wall-clock time since which nothing happened (set by the sampler).
         self.idle_since: float | None = time.time()
 
+    def length_rates(self) -> tuple[float, float]:
+        """How fast the ready and the unacked messages grow, per second: the
+        two last counters' rates, without :meth:`rates` for all of them (the
+        overview sums these over every queue)."""
+        last, prev = self.sample_last, self.sample_prev
+        if last is None or prev is None or last[0] <= prev[0]:
+            return 0.0, 0.0
+        span = last[0] - prev[0]
+        now, before = last[1], prev[1]
+        return round((now[-2] - before[-2]) / span, 1), round((now[-1] - before[-1]) / span, 1)
+
 
 class ChannelCounters(Counted):
     COUNTERS = ('stat_publish', 'stat_confirm', 'stat_return_unroutable',

@@ -22,7 +22,7 @@ class Message:
     __slots__ = (
         'exchange', 'routing_key', 'header', 'body', 'priority', 'persistent',
         'expiration', 'seq', 'redelivered', 'delivery_count', 'expires_at',
-        'store_id', 'exchange_and_key', 'task', 'cost',
+        'store_id', 'exchange_and_key', 'cost', 'task',
     )
 
     def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes,
@@ -51,10 +51,10 @@ class Message:
         #: basic.deliver and the store write them (a publish brings them).
         self.exchange_and_key = (exchange_and_key if exchange_and_key is not None
                                  else shortstr(exchange) + shortstr(routing_key))
-        #: A Celery task's mark (``model.celery.TaskMark``), None for any other message.
-        self.task: tuple[str, float] | None = None
         #: Bytes of memory it holds, as the memory alarm counts them.
         self.cost = len(body) + len(header) + MESSAGE_OVERHEAD
+        #: A Celery task's mark (``model.celery.TaskMark``), None for any other message.
+        self.task: tuple[str, float] | None = None
 
     @property
     def size(self) -> int:
@@ -76,8 +76,8 @@ class Message:
         other.expires_at = 0.0
         other.store_id = 0
         other.exchange_and_key = self.exchange_and_key
-        other.task = self.task
         other.cost = self.cost
+        other.task = self.task
         return other
 
     def set_header(self, header: bytes) -> int:

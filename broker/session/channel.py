@@ -10,8 +10,8 @@ change it, through :meth:`Channel._to`.
 from __future__ import annotations
 
 import logging
-import time
 import struct
+import time
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -377,6 +377,23 @@ class Channel(ChannelCounters):
             if consumer is not None:
                 consumer.unacked -= 1
 
+    def _kick_after(self, taken: list[tuple[int, Unacked]]) -> None:
+        """Let the queues deliver again after ``taken`` gave their credit back,
+        naming the consumers that got it (a queue whose consumers were all
+        busy asks only those).  A global prefetch gives credit to every
+        consumer of the channel: then the queues ask them all."""
+        if self.global_prefetch:
+            self.kick()
+            return
+        hints: dict[Queue, list[Consumer]] = {queue: [] for queue in self._consumed}
+        for _, (_message, _queue, consumer) in taken:
+            if consumer is not None:
+                listed = hints.get(consumer.queue)
+                if listed is not None:
+                    listed.append(consumer)
+        for queue, consumers in hints.items():
+            queue.drain(consumers)      # type: ignore[arg-type]
+
     def ack(self, tag: int, multiple: bool) -> None:
         taken = self._take(tag, multiple)
         if self.tx_mode:
@@ -394,7 +411,7 @@ class Channel(ChannelCounters):
             if message.task is not None:
                 celery.acked(queue.celery_tasks, message.task)
         self.stat_ack += acked
-        self.kick()
+        self._kick_after(taken)
 
     def nack(self, tag: int, multiple: bool, requeue: bool) -> None:
         taken = self._take(tag, multiple)
@@ -416,7 +433,7 @@ class Channel(ChannelCounters):
                 queue.requeue(messages)
             else:
                 queue.reject(messages)
-        self.kick()
+        self._kick_after(taken)
 
     def recover(self) -> None:
         """basic.recover: requeue every unacked delivery of the channel."""

@@ -77,6 +77,14 @@ class Sessions:
     def open_by_user(self, user: str) -> int:
         return self._per_user.get(user, 0)
 
+    def unacked_snapshot(self) -> list[list[tuple[Message, Queue, Any]]]:
+        """Each channel's deliveries waiting for an ack, ``(message, queue,
+        consumer)``, copied now (a C-speed copy per channel): a caller that
+        walks them a slice at a time, yielding to the loop, sees nothing
+        change under it."""
+        return [list(channel.unacked.values()) for connection in self.connections
+                for channel in connection.channels.values()]
+
     def unacked(self) -> Iterator[tuple[Queue, Message]]:
         """Every delivery waiting for an ack, on every channel of every connection."""
         for connection in self.connections:

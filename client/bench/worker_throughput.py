@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     log_path = workdir / 'broker.log'
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'leveret', 'broker', '--port', '0', '--prometheus-port', '0', '--data-dir',
-         str(workdir / 'data'), '--log-level', 'info'],
+        [sys.executable, '-m', 'leveret', 'broker', '--port', '0', '--management-port', '0',
+         '--prometheus-port', '0', '--data-dir', str(workdir / 'data'), '--log-level', 'info'],
         cwd=ROOT, stdout=open(log_path, 'wb'), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -77,3 +77,27 @@ def test_many_consumers_on_one_channel_take_turns_and_go_with_it(amqp_url, uniqu
         consumers.close()
         method = ch.queue_declare(unique, passive=True).method
         assert (method.message_count, method.consumer_count) == (500, 0)
+
+
+def test_busy_consumers_that_ack_get_every_message(amqp_url, unique):
+    # Every consumer at its prefetch: publishes only append, and each ack
+    # hands the next message to the consumer it freed.
+    with pika_connection(amqp_url) as conn:
+        ch = conn.channel()
+        ch.queue_declare(unique)
+        consumers = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        cch = consumers.channel()
+        cch.basic_qos(prefetch_count=1)
+        got: list[bytes] = []
+
+        def on_message(c, method, _props, body):
+            got.append(body)
+            c.basic_ack(method.delivery_tag)
+
+        for i in range(50):
+            cch.basic_consume(unique, on_message, consumer_tag=f'c{i}')
+        for i in range(2000):
+            ch.basic_publish('', unique, b'%d' % i)
+        drain(consumers, lambda: len(got) == 2000, timeout=60)
+        consumers.close()
+        assert sorted(got, key=int) == [b'%d' % i for i in range(2000)]

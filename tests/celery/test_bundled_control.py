@@ -196,8 +196,10 @@ def test_the_celery_command_line_for_every_command(project, workers) -> None:
 
 
 def test_shutdown_stops_both(project, workers) -> None:
+    # celery control shutdown: neither worker replies (so the command says so, exit 69).
     nodes = [w.nodename for w in workers.values()]
-    project.app.control.shutdown(destination=nodes)
+    run = project.run('control', 'shutdown', '-d', ','.join(nodes), '--timeout', '2')
+    assert run.returncode == 69 and 'No nodes replied' in run.stderr, run.stderr
     for worker in workers.values():
         wait_until(lambda worker=worker: not worker.alive(), timeout=60)
     assert workers['leveret'].proc.returncode == 0

@@ -1,6 +1,7 @@
 """A Celery app with the tasks of ``lv_tasks`` (same names), and a few for
 the result backends (``CELERY_RESULT_BACKEND``: rpc:// unless set; the
-default queue from ``CELERY_DEFAULT_QUEUE``, where chord_unlock goes)."""
+default queue from ``CELERY_DEFAULT_QUEUE``, where chord_unlock goes;
+``CELERY_RESULT_EXPIRES`` and ``CELERY_TASK_IGNORE_RESULT`` when set)."""
 
 import os
 import time
@@ -13,6 +14,10 @@ app = Celery('cel_tasks', broker=os.environ.get('CELERY_BROKER_URL'),
 app.conf.update(broker_connection_retry_on_startup=True,
                 result_extended=bool(os.environ.get('CELERY_RESULT_BACKEND')),
                 task_default_queue=os.environ.get('CELERY_DEFAULT_QUEUE', 'celery'))
+if os.environ.get('CELERY_RESULT_EXPIRES'):
+    app.conf.result_expires = int(os.environ['CELERY_RESULT_EXPIRES'])
+if os.environ.get('CELERY_TASK_IGNORE_RESULT'):
+    app.conf.task_ignore_result = True
 
 
 @app.task(name='interop.add')
@@ -88,3 +93,11 @@ def gated(path):
 @app.task(name='interop.late_add', acks_late=True)
 def late_add(x, y):
     return x + y
+
+
+@app.task(name='interop.retry_later', bind=True)
+def retry_later(self, countdown):
+    """Retried once, ``countdown`` seconds later (RETRY meanwhile)."""
+    if not self.request.retries:
+        raise self.retry(countdown=countdown)
+    return self.request.retries

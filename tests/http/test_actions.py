@@ -3,6 +3,7 @@ users, vhosts and permissions, each checked through a real AMQP client too."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 import pika
@@ -118,6 +119,40 @@ def test_bindings_are_listed_found_by_properties_key_and_deleted(api, broker, un
     assert api.delete(f'/bindings/%2F/e/{unique}/q/{unique}/{props}').status == 404
     refused = api.delete(f'/exchanges/%2F/{unique}?if-unused=true')
     assert refused.status == 204
+
+
+def test_exchange_to_exchange_bindings_and_if_unused(api, broker, unique):
+    source, target = f'{unique}.src', f'{unique}.dst'
+    assert api.put(f'/exchanges/%2F/{source}', {'type': 'direct'}).status == 201
+    assert api.put(f'/exchanges/%2F/{target}', {'type': 'fanout'}).status == 201
+    assert api.put(f'/queues/%2F/{unique}', {}).status == 201
+    made = api.post(f'/bindings/%2F/e/{source}/e/{target}', {'routing_key': 'to.fanout'})
+    assert (made.status, made.headers['location']) == (201, f'{target}/to.fanout')
+    # No routing key and no arguments: the properties key is '~'.
+    assert api.post(f'/bindings/%2F/e/{target}/q/{unique}', {}).status == 201
+    assert api.get(f'/bindings/%2F/e/{target}/q/{unique}/~')['properties_key'] == '~'
+    assert api.get(f'/exchanges/%2F/{target}/bindings/destination') == [{
+        'source': source, 'vhost': '/', 'destination': target,
+        'destination_type': 'exchange', 'routing_key': 'to.fanout', 'arguments': {},
+        'properties_key': 'to.fanout'}]
+    # A message published to the source reaches the queue through both bindings.
+    assert api.post(f'/exchanges/%2F/{source}/publish', {
+        'properties': {}, 'routing_key': 'to.fanout', 'payload': 'via',
+        'payload_encoding': 'string'}).json == {'routed': True}
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
+        assert conn.channel().basic_get(unique, auto_ack=True)[2] == b'via'
+    refused = api.delete(f'/exchanges/%2F/{source}?if-unused=true')
+    assert (refused.status, refused.json) == (400, {
+        'error': 'bad_request', 'reason': f"exchange '{source}' in vhost '/' in use"})
+    assert api.delete(f'/bindings/%2F/e/{source}/e/{target}/to.fanout').status == 204
+    assert api.get(f'/exchanges/%2F/{target}/bindings/destination') == []
+    assert api.delete(f'/exchanges/%2F/{source}?if-unused=true').status == 204
+
+
+def test_an_idle_queue_says_since_when_in_rabbitmqs_format(api, unique):
+    assert api.put(f'/queues/%2F/{unique}', {}).status == 201
+    since = api.get(f'/queues/%2F/{unique}')['idle_since']
+    assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00', since), since
 
 
 def test_closing_a_connection_tells_the_client_why(api, broker):
@@ -241,3 +276,25 @@ def test_health_checks_and_the_aliveness_test(api, broker):
     assert api.get('/health/checks/virtual-hosts') == {'status': 'ok'}
     assert api.get('/aliveness-test/%2F') == {'status': 'ok'}
     assert api('GET', '/aliveness-test/nope').status == 404
+
+
+def test_a_memory_alarm_fails_the_alarm_checks_until_it_clears(broker_factory, unique):
+    broker = broker_factory(extra_env={'LEVERET_MEMORY_HIGH_WATERMARK': str(1 << 20)}).start()
+    api = Api(broker.api)
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
+        ch = conn.channel()
+        ch.queue_declare(unique)
+        for _ in range(20):          # 1.25 MiB, above the 1 MiB watermark
+            ch.basic_publish('', unique, b'x' * 65536)
+        # The publisher is blocked now (it gets no replies): watch the node instead.
+        wait_until(lambda: api.get('/nodes')[0]['mem_alarm'], timeout=30, interval=0.1)
+        node = api.get('/nodes')[0]
+        for check in ('/health/checks/alarms', '/health/checks/local-alarms'):
+            failing = api('GET', check)
+            assert (failing.status, failing.json) == (503, {
+                'status': 'failed', 'reason': 'resource alarm(s) in effect in the cluster',
+                'alarms': [{'node': node['name'], 'resource': 'memory'}]})
+        assert api.delete(f'/queues/%2F/{unique}/contents').status == 204
+        assert api.get('/nodes')[0]['mem_alarm'] is False
+        assert api.get('/health/checks/alarms') == {'status': 'ok'}
+        ch.queue_declare(unique, passive=True)      # unblocked: it answers again

@@ -105,6 +105,32 @@ def test_connections_are_listed_and_closed_with_a_reason(ctl, own_broker):
     assert info.value.reply_text == 'CONNECTION_FORCED - maintenance'
 
 
+def test_consumers_exchange_bindings_and_credentials_from_the_environment(ctl, own_broker):
+    assert ctl('declare', 'queue', 'work') == 'queue declared\n'
+    assert ctl('declare', 'exchange', 'front', '--type', 'direct') == 'exchange declared\n'
+    assert ctl('declare', 'exchange', 'back', '--type', 'fanout') == 'exchange declared\n'
+    assert ctl('declare', 'binding', 'front', 'back', '--routing-key', 'k',
+               '--destination-type', 'exchange') == 'binding declared\n'
+    assert ctl('declare', 'binding', 'back', 'work') == 'binding declared\n'
+    rows = ctl('list', 'bindings', 'source', 'destination_type', 'destination').splitlines()
+    assert ['front', 'exchange', 'back'] in [row.split() for row in rows[1:]]
+    assert ctl('publish', '--exchange', 'front', 'k', 'through') == 'message published\n'
+    assert ctl('get', 'work', '--requeue').splitlines()[1].split()[-1] == 'through'
+    with pika.BlockingConnection(pika.URLParameters(own_broker.url)) as conn:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=3)
+        ch.basic_consume('work', lambda *a: None, consumer_tag='ctl-consumer')
+        rows = [row.split() for row in ctl('list', 'consumers').splitlines()]
+        assert rows[0][:3] == ['queue.vhost', 'queue.name', 'consumer_tag']
+        assert rows[1][:3] == ['/', 'work', 'ctl-consumer']
+        assert rows[1][-4:] == ['true', '3', 'false', 'true']
+    assert ctl('add', 'user', 'ops', 'opspw', '--tags', 'administrator') == 'user added\n'
+    as_ops = {'LEVERET_CTL_USER': 'ops', 'LEVERET_CTL_PASSWORD': 'opspw'}
+    assert ctl('list', 'users', 'name', env=as_ops).split()[1:] == ['guest', 'ops']
+    wrong = ctl('list', 'users', env={**as_ops, 'LEVERET_CTL_PASSWORD': 'no'}, expect=1)
+    assert wrong == 'leveret ctl: refused: Login failed (401)\n'
+
+
 def test_status_and_definitions(ctl, tmp_path):
     status = dict(line.split(None, 1) for line in ctl('status').splitlines())
     assert status['product'].startswith('Leveret ')
@@ -118,9 +144,14 @@ def test_status_and_definitions(ctl, tmp_path):
     out = tmp_path / 'defs.json'
     assert ctl('export', 'definitions', str(out)) == f'definitions exported to {out}\n'
     assert 'q.classic' in [q['name'] for q in json.loads(out.read_text())['queues']]
+    nowhere = tmp_path / 'no-such-dir' / 'defs.json'
+    assert ctl('export', 'definitions', str(nowhere), expect=2) == \
+        f'leveret ctl: cannot write {nowhere}: No such file or directory\n'
+    assert ctl('import', 'definitions', str(nowhere), expect=2) == \
+        f'leveret ctl: cannot read {nowhere}: No such file or directory\n'
 
 
-def test_exit_codes(ctl):
+def test_exit_codes(ctl, own_broker):
     refused = ctl('delete', 'queue', 'no-such-queue', expect=1)
     assert refused == 'leveret ctl: refused: not found: /queues/%2F/no-such-queue (404)\n'
     refused = ctl('declare', 'exchange', 'x', '--type', 'nosuchtype', expect=1)
@@ -131,3 +162,20 @@ def test_exit_codes(ctl):
     assert 'must be JSON' in ctl('declare', 'queue', 'q', '--arguments', '{x', expect=2)
     unreachable = ctl('status', expect=69, env={'LEVERET_CTL_URL': 'http://127.0.0.1:1'})
     assert unreachable.startswith('leveret ctl: cannot reach http://127.0.0.1:1/api')
+    amqp = f'http://127.0.0.1:{own_broker.port}'         # something that is not HTTP
+    assert ctl('status', expect=69, env={'LEVERET_CTL_URL': amqp}) == \
+        f'leveret ctl: cannot reach {amqp}/api: the answer is not HTTP\n'
+    assert "--url must be an http:// or https:// URL, not 'localhost:15672'" in ctl(
+        'status', expect=2, env={'LEVERET_CTL_URL': 'localhost:15672'})
+
+
+def test_a_reader_that_stops_early_is_no_error(own_broker):
+    read, write = os.pipe()
+    os.close(read)                  # every write to stdout fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, '-m', 'leveret', 'ctl', 'list', 'exchanges'],
+                              cwd=ROOT, stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=60, env={**os.environ, 'LEVERET_CTL_URL': own_broker.api})
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (0, '')

@@ -98,3 +98,31 @@ def test_load_definitions_applies_a_file_at_start(broker_factory, tmp_path):
     api = Api(broker.api, 'ref-admin', 'ref-admin-pw')
     assert {q['name'] for q in api.get('/queues/v2')} == {'v2.q'}
     assert "policy 'ref-policy' in vhost '/': not applied" in broker.log()
+
+
+def test_what_leveret_lacks_is_reported_item_by_item_and_the_rest_applied(own_api):
+    document = {
+        'vhosts': [{'name': 'lacking'}],
+        'users': [{'name': 'md5user', 'password_hash': 'AAAAAA==', 'tags': [],
+                   'hashing_algorithm': 'rabbit_password_hashing_md5'}],
+        'parameters': [{'vhost': 'lacking', 'component': 'federation-upstream',
+                        'name': 'upstream', 'value': {'uri': 'amqp://elsewhere'}},
+                       {'vhost': '/', 'component': 'shovel', 'name': 'move-it',
+                        'value': {'src-queue': 'a', 'dest-queue': 'b'}}],
+        'queues': [{'name': 'lacking.q', 'vhost': 'lacking', 'durable': True,
+                    'auto_delete': False, 'arguments': {}}],
+        'federation_upstreams': [],
+    }
+    answer = own_api.post('/definitions', document)
+    assert answer.status == 200
+    assert sorted(answer.json['not_applied']) == sorted([
+        "'federation_upstreams': unknown key, ignored",
+        "parameter 'upstream' in vhost 'lacking': not applied, runtime parameters are not "
+        "implemented",
+        "parameter 'move-it' in vhost '/': not applied, runtime parameters are not implemented",
+        "user 'md5user': not applied, hashing algorithm rabbit_password_hashing_md5 is not "
+        "implemented (only rabbit_password_hashing_sha256)",
+    ])
+    assert own_api.get('/queues/lacking/lacking.q')['durable'] is True
+    assert own_api('GET', '/users/md5user').status == 404
+    assert own_api.get('/definitions')['parameters'] == []

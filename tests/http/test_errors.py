@@ -5,8 +5,12 @@ Bodies are RabbitMQ's (captured from 3.10.8); never a traceback, never a hang.
 
 from __future__ import annotations
 
+import socket
+
+import pika
 import pytest
 
+from ..conftest import BrokerProcess
 from .client import Api, call
 
 NOT_FOUND = {'error': 'Object Not Found', 'reason': 'Not Found'}
@@ -190,6 +194,9 @@ def test_malformed_json_is_400_not_json(api, method, path, raw):
     ('page=1&page_size=1000', {'error': 'invalid_pagination_parameters',
                                'reason': 'Invalid pagination parameters: page number 1, '
                                          'page size 1000'}),
+    ('page=1&page_size=501', {'error': 'invalid_pagination_parameters',
+                              'reason': 'Invalid pagination parameters: page number 1, '
+                                        'page size 501'}),
     ('page=abc', {'error': 'bad_request', 'reason': 'Pagination parameters are invalid'}),
 ])
 def test_bad_paging_parameters(api, query, body):
@@ -262,3 +269,83 @@ def test_without_the_dashboard_nothing_but_the_api_is_served(fresh_broker):
     assert call(root, 'GET', '/').status == 404
     assert call(root, 'GET', '/login').status == 404
     assert call(root, 'GET', '/api/overview').status == 200
+
+
+def test_management_enabled_false_serves_no_api(tmp_path):
+    with socket.socket() as probe:          # a port nothing listens on, for the broker to leave
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    proc = BrokerProcess(tmp_path / 'data', tmp_path / 'broker.log',
+                         extra_env={'LEVERET_MANAGEMENT_ENABLED': 'false'})
+    try:
+        proc.start(management_port=port)
+        # The AMQP side works; the API's port stays closed.
+        pika.BlockingConnection(pika.URLParameters(proc.url)).close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(('127.0.0.1', port), timeout=5).close()
+        assert 'management API at' not in proc.log()
+    finally:
+        proc.kill()
+
+
+def test_values_amqp_cannot_carry_are_refused_before_anything_changes(own_broker, own_api):
+    api = own_api
+    huge = {'x-foo': 2 ** 64}                   # JSON carries it, a field table cannot
+    answer = api.put('/queues/%2F/t.huge', {'durable': True, 'arguments': huge})
+    assert answer.status == 400
+    assert answer.json['reason'].startswith('arguments cannot be stored: ')
+    assert api('GET', '/queues/%2F/t.huge').status == 404
+    answer = api.put('/exchanges/%2F/t.huge', {'type': 'direct', 'arguments': huge})
+    assert answer.status == 400 and api('GET', '/exchanges/%2F/t.huge').status == 404
+    assert api.put('/queues/%2F/t.q', {}).status == 201
+    answer = api.post('/bindings/%2F/e/amq.direct/q/t.q', {'routing_key': 'k',
+                                                           'arguments': huge})
+    assert answer.status == 400 and api.get('/bindings/%2F/e/amq.direct/q/t.q') == []
+    publish = {'routing_key': 't.q', 'payload': 'x', 'payload_encoding': 'string'}
+    answer = api.post('/exchanges/%2F/amq.default/publish', {
+        **publish, 'properties': {'priority': 999}})
+    assert answer.json == {'error': 'bad_request',
+                           'reason': 'priority must be between 0 and 255'}
+    answer = api.post('/exchanges/%2F/amq.default/publish', {
+        **publish, 'properties': {'headers': huge}})
+    assert answer.status == 400
+    assert answer.json['reason'].startswith('properties cannot be encoded: ')
+    assert api.get('/queues/%2F/t.q')['messages'] == 0
+    tags_reason = {'error': 'bad_request',
+                   'reason': 'tags must be a comma-separated string or a list of strings'}
+    assert api.put('/users/t.u', {'password': 'x', 'tags': 5}).json == tags_reason
+    assert api('GET', '/users/t.u').status == 404
+    assert api.put('/vhosts/t.v', {'tags': [5]}).json == tags_reason
+    assert api('GET', '/vhosts/t.v').status == 404
+    answer = api.put('/permissions/%2F/guest', {'configure': '(', 'write': '.*', 'read': '.*'})
+    assert answer.status == 400
+    assert answer.json['reason'].startswith("invalid regular expression '(': ")
+    assert api.get('/permissions/%2F/guest')['configure'] == '.*'
+    assert 'Traceback' not in own_broker.log()
+
+
+@pytest.mark.parametrize('item', [
+    {'exchanges': [{'name': 't.x', 'vhost': 'whole', 'type': 'direct', 'arguments': 5}]},
+    {'exchanges': [{'name': 't.x', 'vhost': 'whole', 'type': 'direct',
+                    'arguments': {'x-n': 2 ** 64}}]},
+    {'bindings': [{'source': 'amq.direct', 'vhost': 'whole', 'destination': 'whole.q',
+                   'destination_type': 'queue', 'routing_key': '', 'arguments': {'x': 2 ** 64}}]},
+    {'users': [{'name': 't.u', 'password_hash': '', 'tags': 5}]},
+    {'permissions': [{'user': 'guest', 'vhost': 'whole', 'configure': '[', 'write': '',
+                      'read': ''}]},
+    # amq.topic exists with no alternate exchange: an import cannot give it one.
+    {'exchanges': [{'name': 'ex.alt', 'vhost': '/', 'type': 'topic', 'durable': True,
+                    'auto_delete': False, 'internal': False,
+                    'arguments': {'alternate-exchange': 'amq.fanout'}}]},
+])
+def test_an_import_with_one_bad_item_applies_none_of_the_others(own_broker, own_api, item):
+    api = own_api
+    assert api.put('/exchanges/%2F/ex.alt', {'type': 'topic'}).status == 201
+    document = {'vhosts': [{'name': 'whole'}],
+                'queues': [{'name': 'whole.q', 'vhost': 'whole', 'durable': True,
+                            'auto_delete': False, 'arguments': {}}], **item}
+    answer = api.post('/definitions', document)
+    assert answer.status == 400, answer.json
+    assert api('GET', '/vhosts/whole').status == 404
+    assert api.get('/exchanges/%2F/ex.alt')['arguments'] == {}
+    assert 'Traceback' not in own_broker.log()

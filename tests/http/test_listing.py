@@ -27,6 +27,12 @@ def test_pages(queues):
     assert [q['name'] for q in page['items']] == ['q.autodelete', 'q.classic']
 
 
+
+def test_page_size_is_100_unless_asked_and_at_most_500(queues):
+    assert queues.get('/queues?page=1')['page_size'] == 100
+    assert queues.get('/queues?page=1&page_size=500')['page_size'] == 500
+    assert queues('GET', '/queues?page=1&page_size=501').status == 400
+
 def test_name_filters_substring_or_regex_and_only_with_a_page(queues):
     page = queues.get('/queues?page=1&page_size=100&name=classic&use_regex=false')
     assert [q['name'] for q in page['items']] == ['q.classic']

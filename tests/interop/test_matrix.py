@@ -194,6 +194,11 @@ def test_results_and_failures_are_stored_in_the_backend(backend_cells, backend, 
 def test_retries_end_in_success(backend_cells, backend, worker):
     result = backend_cells[backend, worker].send_task('interop.flaky', (1,))
     assert result.get(timeout=TIMEOUT) == 1
+    # Between the attempts the backend holds RETRY (its info: the retry's exc, none here).
+    later = backend_cells[backend, worker].send_task('interop.retry_later', (2,))
+    wait_until(lambda: later.state == 'RETRY', timeout=TIMEOUT)
+    assert later.info is None
+    assert later.get(timeout=TIMEOUT) == 1 and later.state == 'SUCCESS'
 
 
 @backend_cells_params

@@ -125,3 +125,75 @@ def test_an_exclusive_consumer_is_counted_until_it_goes():
     assert queue.has_exclusive_consumer()
     queue.remove_consumer(only)
     assert not queue.has_exclusive_consumer()
+
+
+class Counting(Subscriber):
+    """A subscriber that counts how often the queue asks it for credit."""
+
+    asked = 0
+
+    def has_credit(self) -> bool:
+        Counting.asked += 1
+        return super().has_credit()
+
+
+def test_with_every_consumer_busy_a_publish_asks_none_of_them():
+    vhost, _ = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    consumers = [Counting(queue, prefetch=1).subscribe() for _ in range(1000)]
+    for _ in range(1000):
+        publish(vhost, '', 'q', b'm')
+    assert all(len(c.unacked) == 1 for c in consumers)
+    publish(vhost, '', 'q', b'waits')                  # the first finds everyone busy
+    Counting.asked = 0
+    for _ in range(100):
+        publish(vhost, '', 'q', b'waits')
+    assert Counting.asked == 0
+    assert queue.message_count == 101
+
+
+def test_the_consumer_that_acked_gets_the_next_message_without_a_walk():
+    vhost, _ = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    consumers = [Counting(queue, prefetch=1).subscribe() for _ in range(1000)]
+    for _ in range(1100):
+        publish(vhost, '', 'q', b'm')
+    acker = consumers[500]
+    Counting.asked = 0
+    [message] = acker._take(1)                          # an ack, as the channel does it:
+    queue.settle(message)                               # settle, then drain naming
+    queue.drain(credit_from=[acker])                    # the consumer given credit
+    assert len(acker.delivered) == 2
+    assert Counting.asked < 10
+    queue.drain()                                       # credit from anywhere: everyone asked
+    assert Counting.asked > 1000
+
+
+def test_a_consumer_with_credit_left_gets_the_next_publish():
+    vhost, _ = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    consumer = Subscriber(queue, prefetch=2).subscribe()
+    for _ in range(3):
+        publish(vhost, '', 'q', b'm')                   # two delivered, one waits: busy
+    [message] = consumer._take(1)
+    queue.settle(message)
+    queue.drain(credit_from=[consumer])                 # takes the waiting one
+    for message in consumer._take(None):                # acked: credit for two,
+        queue.settle(message)                           # nothing ready
+    queue.drain(credit_from=[consumer])
+    publish(vhost, '', 'q', b'next')
+    assert consumer.bodies()[-1] == b'next'
+
+
+def test_an_ack_after_a_get_emptied_the_queue_lets_the_next_publish_through():
+    vhost, _ = make_vhost()
+    queue = vhost.declare_queue('q', None)
+    consumer = Subscriber(queue, prefetch=1).subscribe()
+    publish(vhost, '', 'q', b'1')
+    publish(vhost, '', 'q', b'2')                       # waits: the consumer is busy
+    assert queue.get().body == b'2'                     # nothing waits now
+    [message] = consumer._take(1)
+    queue.settle(message)
+    queue.drain(credit_from=[consumer])                 # the ack, with nothing ready
+    publish(vhost, '', 'q', b'3')
+    assert consumer.bodies() == [b'1', b'3']

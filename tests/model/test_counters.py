@@ -32,6 +32,13 @@ def test_the_sampler_turns_counters_into_rates_per_second():
     assert rates['stat_publish'] == 2.0
     assert rates['message_count'] == 2.0
     assert rates['stat_ack'] == 0.0
+    # The length rates alone (what the overview sums) are the same numbers.
+    assert queue.length_rates() == (2.0, 0.0) == (rates['message_count'],
+                                                  rates['sampled_unacked'])
+    queue.sampled_unacked = 4           # as the sampler sets it from the sessions
+    sampler.sample([queue], now=110.0)
+    assert queue.length_rates() == (0.0, 0.8) == (queue.rates()['message_count'],
+                                                  queue.rates()['sampled_unacked'])
 
 
 def test_a_queue_is_idle_from_the_first_sample_that_saw_no_change():

@@ -1,5 +1,6 @@
 """A Celery app's own result backend with the Leveret worker: the banner
-names it (password masked), ignore_result stores nothing, and a backend that
+names it (password masked), ignore_result and task_ignore_result store
+nothing, result_expires is the stored result's expiry, and a backend that
 cannot be reached keeps late-acked messages until their results are stored."""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def test_ignore_result_stores_nothing(broker, redis_server, tmp_path):
     queue = f'ignored-{uuid.uuid4().hex[:8]}'
     url = f'{redis_server.url}/5'
     worker = leveret_worker('cel_tasks', broker.url, queue, tmp_path / 'w.log', concurrency=1,
-                            env={'CELERY_RESULT_BACKEND': url, 'CELERY_DEFAULT_QUEUE': queue})
+                            env={'CELERY_RESULT_BACKEND': url, 'CELERY_DEFAULT_QUEUE': queue,
+                                 'CELERY_RESULT_EXPIRES': '600'})
     client = celery_client(broker.url, backend=url, task_default_queue=queue)
     try:
         assert re.search(rf'results:\s+{re.escape(url)}\n', worker.log())
@@ -31,8 +33,35 @@ def test_ignore_result_stores_nothing(broker, redis_server, tmp_path):
         wait_until(lambda: noted.exists() and noted.read_text() == '7\n', timeout=TIMEOUT)
         # One pool process: the next task starts once the ignored one is done with.
         assert client.send_task('interop.add', (1, 2)).get(timeout=TIMEOUT) == 3
-        keys = redis.Redis.from_url(url).keys('celery-task-meta-*')
+        store = redis.Redis.from_url(url)
+        keys = store.keys('celery-task-meta-*')
         assert f'celery-task-meta-{ignored.id}'.encode() not in keys and len(keys) == 1
+        # result_expires: the backend's own expiry on the stored result.
+        assert 0 < store.ttl(keys[0]) <= 600
+    finally:
+        close_celery_client(client)
+        worker.stop()
+
+
+def test_task_ignore_result_stores_nothing(broker, redis_server, tmp_path):
+    import redis
+
+    queue = f'ignored-all-{uuid.uuid4().hex[:8]}'
+    url = f'{redis_server.url}/7'
+    worker = leveret_worker('cel_tasks', broker.url, queue, tmp_path / 'w.log', concurrency=1,
+                            env={'CELERY_RESULT_BACKEND': url, 'CELERY_DEFAULT_QUEUE': queue,
+                                 'CELERY_TASK_IGNORE_RESULT': '1'})
+    client = celery_client(broker.url, backend=url, task_default_queue=queue)
+    try:
+        noted = tmp_path / 'noted'
+        client.send_task('interop.add', (1, 2))
+        client.send_task('interop.fail', ('not stored',))
+        client.send_task('interop.note', (8,), {'path': str(noted)})
+        # One pool process, in order: once the last task ran, the others were done with.
+        wait_until(lambda: noted.exists() and noted.read_text() == '8\n', timeout=TIMEOUT)
+        client.send_task('interop.note', (9,), {'path': str(noted)})
+        wait_until(lambda: noted.read_text() == '8\n9\n', timeout=TIMEOUT)
+        assert redis.Redis.from_url(url).keys('celery-task-meta-*') == []
     finally:
         close_celery_client(client)
         worker.stop()
