@@ -14,7 +14,7 @@ import logging
 import os
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from leveret.protocol.errors import (
