@@ -23,9 +23,13 @@ Load generator design (so that it is not the bottleneck):
 Scenarios: pubsub, pubsub-autoack, confirms, fanout, latency, fill-drain,
 connections, celery.  See --help and rabbitmq-baseline.md.
 
-This is a copy of ../shared/bench/amqp_bench.py with one addition: amqps://
-URLs (TLS, the certificate checked against ?cafile=), for benchmarking
-brokers over TLS.
+This is a copy of ../shared/bench/amqp_bench.py with two additions:
+amqps:// URLs (TLS, the certificate checked against ?cafile=), for
+benchmarking brokers over TLS; and a headers table on every published
+message, for the cost of checking headers at the door:
+``AMQP_BENCH_HEADERS=celery`` (or ``--headers celery``) sends the headers a
+Celery 5 task message carries (17 entries: strings, integers, None, an
+array, a table); unset or ``none``, the messages are as in the original.
 """
 from __future__ import annotations
 
@@ -141,6 +145,27 @@ def encode_content(ch, method, body, props, frame_max):
     for i in range(0, len(body), maxb):
         out.append(pframe.marshal(pbody.ContentBody(body[i:i + maxb]), ch))
     return b''.join(out)
+
+
+#: The headers of a Celery 5 task message (protocol 2), as Celery sends them.
+CELERY_HEADERS = {
+    'lang': 'py', 'task': 'proj.tasks.add', 'id': '6f1c9e52-3b0d-4c8e-9b1a-2f5d7c3e8a41',
+    'shadow': None, 'eta': None, 'expires': None, 'group': None, 'group_index': None,
+    'retries': 0, 'timelimit': [None, None], 'root_id': '6f1c9e52-3b0d-4c8e-9b1a-2f5d7c3e8a41',
+    'parent_id': None, 'argsrepr': '(2, 3)', 'kwargsrepr': '{}',
+    'origin': 'gen4242@host', 'ignore_result': False,
+    'stamps': {'stamped_headers': None},
+}
+
+
+def bench_headers():
+    """The headers table to publish with (``AMQP_BENCH_HEADERS``), or None."""
+    kind = os.environ.get('AMQP_BENCH_HEADERS', 'none')
+    if kind == 'none':
+        return None
+    if kind == 'celery':
+        return dict(CELERY_HEADERS)
+    raise SystemExit(f'AMQP_BENCH_HEADERS={kind!r}: expected none or celery')
 
 
 def make_body(size):
@@ -636,7 +661,8 @@ async def role_publisher(P, pipe):
     if P['confirm']:
         await c.rpc(ch, C.Confirm.Select(), (C.Confirm.SelectOk,))
     size = P['size']
-    props = C.Basic.Properties(delivery_mode=2 if P['persistent'] else 1)
+    props = C.Basic.Properties(delivery_mode=2 if P['persistent'] else 1,
+                               headers=bench_headers())
     body = make_body(size)
     msg = encode_content(ch, C.Basic.Publish(exchange=P['exchange'], routing_key=P['routing_key']),
                          body, props, c.frame_max)
@@ -1744,6 +1770,9 @@ def main(argv=None):
                     'processes holding the LISTEN socket of the URL port)')
     ap.add_argument('--null-broker', action='store_true',
                     help='run the scenario against the built-in null broker (generator ceiling)')
+    ap.add_argument('--headers', choices=('none', 'celery'), default=None,
+                    help='headers table on every published message (default: '
+                         '$AMQP_BENCH_HEADERS, else none)')
     ap.add_argument('--label', default='')
     ap.add_argument('--tag', default='')
     ap.add_argument('--pair', type=int, default=0)
@@ -1753,6 +1782,9 @@ def main(argv=None):
     ap.add_argument('--serve-null', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--port', type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.headers is not None:      # the publisher processes read it from the environment
+        os.environ['AMQP_BENCH_HEADERS'] = a.headers
+    bench_headers()                 # a bad value stops here, not in a child
     VERBOSE = a.verbose
     if a.summarize:
         summarize(a.summarize)
