@@ -410,9 +410,12 @@ class Queue(QueueCounters):
         if self.deleted:
             self._settle_all(messages)
             return
-        if len(messages) > SLICE and isinstance(self.ready, FifoReady):
-            messages = sorted(messages, key=_seq)
-            self.returning = (sorted(self.returning + messages, key=_seq) if self.returning
+        if len(messages) > SLICE:
+            # Kept in delivery order (the ready container's), so that each
+            # slice goes back whole before the messages it precedes.
+            key = self.ready.order_key
+            messages = sorted(messages, key=key)
+            self.returning = (sorted(self.returning + messages, key=key) if self.returning
                               else messages)
             self._schedule_slice()
             return
@@ -500,7 +503,8 @@ class Queue(QueueCounters):
         """Before taking a message during a big requeue: bring back the
         oldest slice now if it goes before the ready head."""
         ready = self.ready
-        while self.returning and (not ready or ready[0].seq > self.returning[0].seq):
+        key = ready.order_key
+        while self.returning and (not ready or key(ready.peek()) > key(self.returning[0])):
             self._return_slice()
 
     def finish_slices(self) -> None:

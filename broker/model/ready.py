@@ -47,6 +47,11 @@ class FifoReady(deque[Message]):
     def requeue(self, messages: list[Message]) -> None:
         _merge_back(self, messages)
 
+    @staticmethod
+    def order_key(message: Message) -> int:
+        """Where ``message`` goes: lower keys are delivered first."""
+        return message.seq
+
     def peek(self) -> Message | None:
         return self[0] if self else None
 
@@ -77,6 +82,11 @@ class PriorityReady:
     def __iter__(self) -> Iterator[Message]:
         for level in reversed(self._levels):
             yield from level
+
+    def order_key(self, message: Message) -> tuple[int, int]:
+        """Where ``message`` goes: lower keys are delivered first (higher
+        priority, then older)."""
+        return -min(message.priority, self.max_priority), message.seq
 
     def _level(self, message: Message) -> deque[Message]:
         return self._levels[min(message.priority, self.max_priority)]

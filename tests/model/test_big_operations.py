@@ -46,6 +46,51 @@ def test_taking_messages_during_a_big_requeue_keeps_the_order():
     assert rest == [str(i).encode() for i in range(SLICE + 1, MANY)] + [b'newer']
 
 
+def fill_by_priority(count: int = MANY):
+    """A priority queue of ``count`` messages, priorities 0-3 in turn (9 counts as 3)."""
+    vhost, clock = make_vhost()
+    queue = vhost.declare_queue('q', None, arguments={'x-max-priority': 3})
+    for i in range(count):
+        publish(vhost, '', 'q', str(i).encode(), priority=(0, 1, 9, 2)[i % 4])
+    return vhost, clock, queue
+
+
+def at_level(level: int, count: int = MANY) -> list[bytes]:
+    """The bodies ``fill_by_priority`` put at ``level``, oldest first."""
+    return [str(i).encode() for i in range(count) if (0, 1, 3, 2)[i % 4] == level]
+
+
+def in_priority_order(count: int = MANY) -> list[bytes]:
+    return [body for level in (3, 2, 1, 0) for body in at_level(level, count)]
+
+
+def test_a_big_requeue_of_a_priority_queue_goes_back_in_slices_and_in_order():
+    vhost, clock, queue = fill_by_priority()
+    consumer = Subscriber(queue).subscribe()
+    queue.remove_consumer(consumer)
+    consumer.requeue()
+    assert queue.message_count == MANY
+    assert len(queue.ready) <= SLICE             # one slice at most went back at once
+    clock.advance(0)
+    assert len(queue.ready) == MANY and not queue.returning
+    assert [m.body for m in queue.ready] == in_priority_order()
+
+
+def test_taking_from_a_priority_queue_during_a_big_requeue_keeps_the_order():
+    vhost, clock, queue = fill_by_priority()
+    consumer = Subscriber(queue).subscribe()
+    queue.remove_consumer(consumer)
+    consumer.requeue()
+    publish(vhost, '', 'q', b'newer-high', priority=3)
+    publish(vhost, '', 'q', b'newer-low', priority=0)
+    taken = [queue.get().body for _ in range(SLICE + 1)]    # past the first slice
+    expected = (at_level(3) + [b'newer-high'] + at_level(2) + at_level(1) + at_level(0)
+                + [b'newer-low'])
+    assert taken == expected[:SLICE + 1]
+    clock.advance(0)
+    assert [m.body for m in queue.ready] == expected[SLICE + 1:]
+
+
 def test_a_small_requeue_goes_back_at_once():
     vhost, clock, queue = fill(10)
     consumer = Subscriber(queue).subscribe()
