@@ -381,16 +381,19 @@ class Channel(ChannelCounters):
         """Let the queues deliver again after ``taken`` gave their credit back,
         naming the consumers that got it (a queue whose consumers were all
         busy asks only those).  A global prefetch gives credit to every
-        consumer of the channel: then the queues ask them all."""
-        if self.global_prefetch:
-            self.kick()
-            return
+        consumer of this channel: then each queue is told about those on it."""
         hints: dict[Queue, list[Consumer]] = {queue: [] for queue in self._consumed}
-        for _, (_message, _queue, consumer) in taken:
-            if consumer is not None:
+        if self.global_prefetch:
+            for consumer in self.consumers.values():
                 listed = hints.get(consumer.queue)
                 if listed is not None:
                     listed.append(consumer)
+        else:
+            for _, (_message, _queue, consumer) in taken:
+                if consumer is not None:
+                    listed = hints.get(consumer.queue)
+                    if listed is not None:
+                        listed.append(consumer)
         for queue, consumers in hints.items():
             queue.drain(consumers)      # type: ignore[arg-type]
 
