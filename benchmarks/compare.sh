@@ -2,10 +2,13 @@
 # compare.sh URL_A [URL_B]
 #
 # A copy of ../shared/bench/compare.sh that runs this folder's amqp_bench.py
-# (which speaks amqps:// too).
+# (which speaks amqps:// too), and by default swaps the order within every
+# second pair (ORDER=abba): on this 2-core machine whichever broker runs
+# second in a pair was seen to lose up to 10-20 %, whatever its build, so a
+# fixed order biases B/A. ORDER=ab runs A first always, as the shared script.
 #
 # Runs every benchmark variant against broker A and broker B alternately:
-#   round 1: v1:A v1:B  v2:A v2:B ...   round 2: v1:A v1:B ...   (PAIRS rounds)
+#   round 1: v1:A v1:B  v2:A v2:B ...   round 2: v1:B v1:A ...   (PAIRS rounds)
 # so each (A,B) pair is measured back to back under the same background noise,
 # and prints a table of medians plus the per-pair ratio B/A for every metric.
 # With only URL_A it runs PAIRS repeats of A (that is how the baseline is taken).
@@ -16,6 +19,7 @@
 #   BENCH_WARMUP [2] excluded warm-up         CONNS [400]  connections scenario size
 #   TASKS [5000]     celery tasks             MESSAGES [200000] fill-drain messages
 #   ONLY [regex]     run only variants whose label matches (grep -E)
+#   ORDER [abba]     abba: B first in even pairs; ab: A first in every pair
 #   SKIP [regex]     skip variants whose label matches
 #   CEILING [0]      1 = also measure the generator ceiling (null broker) each round
 #   OUT [results/run-<date>.jsonl]  raw JSON lines (one per run); re-summarize with
@@ -97,7 +101,7 @@ run_one() {  # label tag pair url args...
   echo "# compare.sh $(date -Is)"
   echo "# host: $(hostname)  cores: $(nproc)  mem: $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)  kernel: $(uname -r)"
   echo "# python: $("$PY" -c 'import sys,pamqp,uvloop; print(sys.version.split()[0], "pamqp", pamqp.__version__, "uvloop", uvloop.__version__)')"
-  echo "# A=$A  B=${B:-<none>}  pairs=$PAIRS  seconds=$SECS warmup=$WARMUP  out=$OUT"
+  echo "# A=$A  B=${B:-<none>}  pairs=$PAIRS  order=${ORDER:-abba}  seconds=$SECS warmup=$WARMUP  out=$OUT"
 } >&2
 
 for ((i = 1; i <= PAIRS; i++)); do
@@ -111,8 +115,13 @@ for ((i = 1; i <= PAIRS; i++)); do
   for v in "${VARIANTS[@]}"; do
     label=${v%%|*}; args=${v#*|}
     selected "$label" || continue
-    run_one "$label" A "$i" "$A" $args
-    [[ -n "$B" ]] && run_one "$label" B "$i" "$B" $args
+    if [[ -n "$B" && "${ORDER:-abba}" == abba && $((i % 2)) == 0 ]]; then
+      run_one "$label" B "$i" "$B" $args
+      run_one "$label" A "$i" "$A" $args
+    else
+      run_one "$label" A "$i" "$A" $args
+      [[ -n "$B" ]] && run_one "$label" B "$i" "$B" $args
+    fi
   done
 done
 

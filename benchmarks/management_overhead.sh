@@ -3,7 +3,7 @@
 #
 # Starts two brokers of this worktree: A with management_enabled=false, B with
 # the API on and a client polling GET /api/queues every second, then runs
-# ../shared/bench/compare.sh A B for pubsub-16 and confirms-16 (B/A >= 0.97
+# benchmarks/compare.sh A B (A and B in turn first) for pubsub-16 and confirms-16 (B/A >= 0.97
 # is the goal).  Run it under `flock /tmp/bench.lock`.
 #
 #   benchmarks/management_overhead.sh [PAIRS]
@@ -11,7 +11,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 PY="$ROOT/.venv/bin/python"
-COMPARE="${COMPARE:-$ROOT/../shared/bench/compare.sh}"
+COMPARE="${COMPARE:-$HERE/compare.sh}"
 work=$(mktemp -d)
 pids=()
 cleanup() {

@@ -5,7 +5,7 @@
 # Starts two brokers of this worktree: A with prometheus_enabled=false and
 # celery_accounting=false, B with both on and a client scraping /metrics every
 # 5 seconds (as a Prometheus server would, more often than its default 15 s),
-# then runs ../shared/bench/compare.sh A B (B/A >= 0.97 is the goal).  The
+# then runs benchmarks/compare.sh A B (A and B in turn first; B/A >= 0.97 is the goal).  The
 # variants are compare.sh's ONLY regex (first argument): the message path
 # with pubsub-16, pubsub-1k and confirms-16 (the default), the Celery
 # accounting with 'celery' (compare.sh's Celery workloads: every message a
@@ -16,7 +16,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 PY="$ROOT/.venv/bin/python"
-COMPARE="${COMPARE:-$ROOT/../shared/bench/compare.sh}"
+COMPARE="${COMPARE:-$HERE/compare.sh}"
 ONLY_VARIANTS="${1:-^(pubsub-16|pubsub-1k|confirms-16)$}"
 work=$(mktemp -d)
 pids=()
