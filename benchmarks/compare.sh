@@ -20,6 +20,9 @@
 #   TASKS [5000]     celery tasks             MESSAGES [200000] fill-drain messages
 #   ONLY [regex]     run only variants whose label matches (grep -E)
 #   ORDER [abba]     abba: B first in even pairs; ab: A first in every pair
+# The *-paced variants publish at a fixed rate below saturation: what they
+# compare is the broker CPU per message (the *_per_broker_core rows), which
+# varies far less from run to run than a saturated throughput does.
 #   SKIP [regex]     skip variants whose label matches
 #   CEILING [0]      1 = also measure the generator ceiling (null broker) each round
 #   OUT [results/run-<date>.jsonl]  raw JSON lines (one per run); re-summarize with
@@ -56,6 +59,9 @@ VARIANTS=(
   "pubsub-autoack-16|--scenario pubsub-autoack --size 16"
   "pubsub-autoack-1k|--scenario pubsub-autoack --size 1024"
   "confirms-16|--scenario confirms --size 16"
+  "pubsub-16-paced|--scenario pubsub --size 16 --rate 40000"
+  "pubsub-1k-paced|--scenario pubsub --size 1024 --rate 40000"
+  "confirms-16-paced|--scenario confirms --size 16 --rate 30000"
   "confirms-1k|--scenario confirms --size 1024"
   "fanout-16|--scenario fanout --size 16"
   "fanout-1k|--scenario fanout --size 1024"
