@@ -31,7 +31,7 @@ mkdir -p "$WORK/base"
 git -C "$ROOT" archive "$BASE" | tar -x -C "$WORK/base"
 
 start() {  # dir port name
-  (cd "$1" && exec "$PY" -m leveret broker --port "$2" --management-port 0 \
+  (cd "$1" && exec "$PY" -m leveret broker --port "$2" --management-port 0 --prometheus-port 0 \
      --data-dir "$WORK/data-$3") >"$WORK/$3.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do grep -q 'listening on' "$WORK/$3.log" && return; sleep 0.1; done

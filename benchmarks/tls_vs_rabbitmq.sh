@@ -57,7 +57,7 @@ rabbitmq-diagnostics -q listeners | grep -q 5671 || { echo "RabbitMQ has no TLS 
 
 LEVERET_TLS_CERTFILE="$WORK/server.crt" LEVERET_TLS_KEYFILE="$WORK/server.key" \
 LEVERET_TLS_PORT="$LEVERET_TLS_PORT" \
-  "$PY" -m leveret broker --port 0 --management-port 0 --data-dir "$WORK/data" \
+  "$PY" -m leveret broker --port 0 --management-port 0 --prometheus-port 0 --data-dir "$WORK/data" \
   >"$WORK/leveret.log" 2>&1 &
 LEVERET_PID=$!
 for _ in $(seq 100); do grep -q 'for TLS on' "$WORK/leveret.log" && break; sleep 0.1; done
