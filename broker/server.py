@@ -22,6 +22,7 @@ from typing import Any
 from . import __version__, definitions, rabbit_definitions, recovery
 from .auth import Permission, Users, check_password, hash_password
 from .config import Settings
+from .gc_policy import CollectionPolicy
 from .loop_clock import LoopClock
 from .metrics.exporter import Exporter
 from .metrics.families import Host
@@ -94,6 +95,7 @@ class Broker:
         self.users.listener = self.recorder
         self.memory = MemoryMonitor(settings.memory_high_watermark or default_high_watermark())
         self.resident = ResidentWatch(self.memory, self.clock)
+        self.collection_policy = CollectionPolicy()
         #: Connections, channels and queues created and closed, broker-wide.
         self.churn = ChurnCounters()
         self._server: asyncio.base_events.Server | None = None
@@ -362,6 +364,7 @@ class Broker:
             # are imported only now, after recovery froze what it loaded: freeze
             # them too, or every full collection of the cyclic GC rescans them.
             gc.freeze()
+        self.collection_policy.install()
         where = []
         if self._server is not None:
             where.append(f'listening on {settings.host}:{self.port}')
@@ -393,6 +396,7 @@ class Broker:
         self.history.stop()
         self.memory.stop_trimming()
         self.resident.stop()
+        self.collection_policy.uninstall()
         self.sessions.connection_log.flush()
         self.store.close()
         log.info('Leveret stopped')
