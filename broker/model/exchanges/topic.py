@@ -1,13 +1,16 @@
 """Topic exchange: dot-separated words, ``*`` matches one, ``#`` zero or more.
 
-Binding keys are kept in a trie of words.  A routing key is matched by
-walking the trie with the set of nodes reached so far, one word at a time
-(an NFA simulation): a node reached through ``#`` stays in the set while
-words go by, and each node is in a word's set at most once.  The cost is
-at most trie nodes x words, whatever the number of ``#`` (trying every
-split point for each ``#`` was exponential: ``#.#.#.#.#.z`` and a 100-word
-key took seconds).  Results are cached per routing key until the bindings
-change (Celery publishes the same few keys over and over).
+Binding keys are kept in a trie of words.  A routing key is matched by a
+walk of the trie that follows only the children its words name (and ``*``),
+as the straightforward recursion does; a ``#`` node is tried at every word
+position from where it is reached to the end.  That recursion alone is
+exponential in the number of ``#`` (``#.#.#.#.#.z`` and a 100-word key took
+seconds); here each ``#`` node remembers the first position it was tried
+from, and the positions after it are never tried twice: ``(node, position)``
+is visited at most once, so a match costs at most trie nodes x words
+whatever the number of ``#``, and an ordinary key costs what the plain walk
+costs.  Results are cached per routing key until the bindings change (Celery
+publishes the same few keys over and over).
 """
 
 from __future__ import annotations
@@ -20,13 +23,11 @@ _CACHE_LIMIT = 4096
 
 
 class _Node:
-    __slots__ = ('children', 'destinations', 'is_hash')
+    __slots__ = ('children', 'destinations')
 
-    def __init__(self, is_hash: bool = False) -> None:
+    def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.destinations: dict[Destination, int] = {}
-        #: Reached through a ``#``: it matches any number of further words.
-        self.is_hash = is_hash
 
 
 class TopicExchange(Exchange):
@@ -40,7 +41,10 @@ class TopicExchange(Exchange):
     def route(self, routing_key: str, message: Any) -> Any:
         found = self._cache.get(routing_key)
         if found is None:
-            found = _match(self._root, routing_key.split('.'))
+            out: dict[Destination, None] = {}
+            words = routing_key.split('.')
+            _match(self._root, words, 0, len(words), out, {})
+            found = tuple(out)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[routing_key] = found
@@ -52,7 +56,7 @@ class TopicExchange(Exchange):
         for word in routing_key.split('.'):
             child = node.children.get(word)
             if child is None:
-                child = node.children[word] = _Node(is_hash=word == '#')
+                child = node.children[word] = _Node()
             node = child
         add_count(node.destinations, destination)
         self._cache.clear()
@@ -76,40 +80,29 @@ class TopicExchange(Exchange):
         self._cache.clear()
 
 
-def _match(root: _Node, words: list[str]) -> tuple[Destination, ...]:
-    """The destinations of every binding that matches ``words``."""
-    current: list[_Node] = []
-    _reach(root, current)
-    for word in words:
-        following: list[_Node] = []
-        for node in current:
-            if node.is_hash:            # '#' takes this word too
-                following.append(node)
-            children = node.children
-            if children:
-                child = children.get(word)
-                if child is not None:
-                    _reach(child, following)
-                if word != '*':
-                    star = children.get('*')
-                    if star is not None:
-                        _reach(star, following)
-        if not following:
-            return ()
-        # Each node once per word: the cost stays nodes x words.
-        current = list(dict.fromkeys(following)) if len(following) > 1 else following
-    out: dict[Destination, None] = {}
-    for node in current:
+def _match(node: _Node, words: list[str], i: int, n: int, out: dict[Destination, None],
+           tried: dict[_Node, int]) -> None:
+    """Collect into ``out`` the destinations of every binding under ``node``
+    that matches ``words[i:]``.  ``tried``: for each ``#`` node, the first
+    position it was tried from (every later one was tried then too)."""
+    children = node.children
+    hash_node = children.get('#')
+    if hash_node is not None:
+        # '#' takes zero or more words: try it from every position not tried yet.
+        stop = tried.get(hash_node, n + 1)
+        if i < stop:
+            tried[hash_node] = i
+            for j in range(i, stop):
+                _match(hash_node, words, j, n, out, tried)
+    if i == n:
         for destination in node.destinations:
             out[destination] = None
-    return tuple(out)
-
-
-def _reach(node: _Node, nodes: list[_Node]) -> None:
-    """Add ``node`` and the ``#`` nodes under it (which match no word)."""
-    nodes.append(node)
-    children = node.children
-    while '#' in children:
-        node = children['#']
-        nodes.append(node)
-        children = node.children
+        return
+    word = words[i]
+    child = children.get(word)
+    if child is not None:
+        _match(child, words, i + 1, n, out, tried)
+    if word != '*':
+        star = children.get('*')
+        if star is not None:
+            _match(star, words, i + 1, n, out, tried)
