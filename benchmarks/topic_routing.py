@@ -31,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC = 'broker/model/exchanges/topic.py'
-BEFORE = '5199772^'   # the exponential matcher; the set-of-nodes walk (fe1d9df) was 1.4x slower on ordinary keys
+# The exponential matcher (the set-of-nodes walk, fe1d9df, was 1.4x slower on ordinary keys).
+BEFORE = '5199772^'
 
 
 def load(source: str, name: str):  # type: ignore[no-untyped-def]
