@@ -83,7 +83,7 @@ CLOSE_OK_FRAME = pframe.marshal(C.Connection.CloseOk(), 0)
 
 def log(*args):
     if VERBOSE:
-        print('[%.3f %d]' % (time.monotonic(), os.getpid()), *args, file=sys.stderr, flush=True)
+        print(f'[{time.monotonic():.3f} {os.getpid()}]', *args, file=sys.stderr, flush=True)
 
 
 def warn(*args):
@@ -564,8 +564,9 @@ class Conn(asyncio.Protocol):
             self._write_method(ch, method)
         try:
             return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f'timeout ({timeout}s) waiting for {[t.name for t in types]} on ch {ch}') from None
+        except TimeoutError:
+            raise TimeoutError(f'timeout ({timeout}s) waiting for {[t.name for t in types]} '
+                               f'on ch {ch}') from None
 
     async def handshake(self, ui, timeout, name):
         t_end = time.monotonic() + timeout
@@ -583,7 +584,8 @@ class Conn(asyncio.Protocol):
         self.channel_max = tune.channel_max or 2047
         self._write_method(0, C.Connection.TuneOk(channel_max=self.channel_max,
                                                   frame_max=self.frame_max, heartbeat=0))
-        await self.rpc(0, C.Connection.Open(virtual_host=ui['vhost']), (C.Connection.OpenOk,), rem())
+        await self.rpc(0, C.Connection.Open(virtual_host=ui['vhost']), (C.Connection.OpenOk,),
+                       rem())
 
     async def open_channel(self, ch=None, timeout=30.0):
         if ch is None:
@@ -602,7 +604,8 @@ class Conn(asyncio.Protocol):
         except BaseException:  # noqa: BLE001 - timeout/lost: just drop it
             pass
         if not self.transport.is_closing():
-            self.transport.abort() if self.transport.get_write_buffer_size() else self.transport.close()
+            (self.transport.abort() if self.transport.get_write_buffer_size()
+             else self.transport.close())
 
 
 async def connect(ui, timeout=15.0, name='amqp-bench'):
@@ -744,7 +747,7 @@ async def role_publisher(P, pipe):
                 c.cwaiter = loop.create_future()
                 try:
                     await asyncio.wait_for(c.cwaiter, 1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
     S.done = True
     S.samples.append((time.monotonic(), time.process_time()) + fn())
@@ -794,7 +797,7 @@ async def role_consumer(P, pipe):
         await consume(c, q)
         try:
             await asyncio.wait_for(c.target_fut, P['timeout'])
-        except asyncio.TimeoutError:
+        except TimeoutError:
             c.error = c.error or f'drain timeout: got {c.delivered}/{c.target}'
         if not P['no_ack'] and c.last_tag and not c.transport.is_closing():
             c.transport.write(ACKF.pack(1, 1, 13, 60, 80, c.last_tag, 1, FRAME_END))
@@ -860,7 +863,8 @@ class Children:
     def recv(self, idx, expect, timeout):
         it = self.items[idx]
         if not it['pipe'].poll(timeout):
-            raise TimeoutError(f'{it["role"]} child did not answer "{expect}" within {timeout:.0f}s')
+            raise TimeoutError(f'{it["role"]} child did not answer "{expect}" '
+                               f'within {timeout:.0f}s')
         kind, payload = it['pipe'].recv()
         if kind == 'error':
             raise RuntimeError(payload)
@@ -1018,7 +1022,8 @@ def run_flow(a, ui, probe, out):
         time.sleep(max(0.0, w1 - time.monotonic()))
         s1 = probe.snap(procs=True)
         mine = [os.getpid()] + [it['proc'].pid for it in kids.items] + probe.pids
-        res = {idx: kids.recv(idx, 'result', a.seconds + a.warmup + 60) for idx in cons_idx + pub_idx}
+        res = {idx: kids.recv(idx, 'result', a.seconds + a.warmup + 60)
+               for idx in cons_idx + pub_idx}
     finally:
         kids.reap()
         teardown(ui, queues, exchanges)
@@ -1049,7 +1054,8 @@ def run_flow(a, ui, probe, out):
         primary = 'delivery_rate'
     elif scen == 'latency':
         lo, hi = int(w0 * 1e9), int(w1 * 1e9)
-        lat = sorted(v for r in conss for ts, v in zip(r['lat_ts'], r['lat_val']) if lo <= ts < hi)
+        lat = sorted(v for r in conss
+                     for ts, v in zip(r['lat_ts'], r['lat_val'], strict=False) if lo <= ts < hi)
         ms = lambda ns: r1(ns / 1e6, 3) if ns is not None else None  # noqa: E731
         m['p50_ms'] = ms(pct(lat, 0.50))
         m['p90_ms'] = ms(pct(lat, 0.90))
@@ -1069,8 +1075,8 @@ def run_flow(a, ui, probe, out):
     out['cpu'] = dict(broker_cores=Probe.cores(s0, s1), generator_cores=r1(gen_cpu, 3),
                       host_busy_cores=Probe.cores(s0, s1, 'host'))
     if out['cpu']['host_busy_cores'] is not None:
-        out['cpu']['others_cores'] = r1(out['cpu']['host_busy_cores'] - (out['cpu']['broker_cores'] or 0)
-                                        - gen_cpu, 3)
+        out['cpu']['others_cores'] = r1(out['cpu']['host_busy_cores']
+                                        - (out['cpu']['broker_cores'] or 0) - gen_cpu, 3)
     out['cpu']['other_procs_cores'] = Probe.other_procs_cores(s0, s1, mine)
     out['broker_rss_mb'] = s1['rss']
     out['blocked_events'] = sum(r.get('blocked', 0) for r in pubs + conss)
@@ -1086,7 +1092,8 @@ def run_fill_drain(a, ui, probe, out):
 
     async def setup(c, ch):
         ch = await delete_objects(c, ch, [q])
-        await c.rpc(ch, C.Queue.Declare(queue=q, durable=False, auto_delete=False), (C.Queue.DeclareOk,))
+        await c.rpc(ch, C.Queue.Declare(queue=q, durable=False, auto_delete=False),
+                    (C.Queue.DeclareOk,))
     run_async(with_control(ui, setup))
     kids = Children()
     m = {}
@@ -1112,7 +1119,8 @@ def run_fill_drain(a, ui, probe, out):
             t_end = time.monotonic() + a.phase_timeout
             try:
                 while True:
-                    ok = await c.rpc(ch, C.Queue.Declare(queue=q, passive=True), (C.Queue.DeclareOk,))
+                    ok = await c.rpc(ch, C.Queue.Declare(queue=q, passive=True),
+                                     (C.Queue.DeclareOk,))
                     now = time.monotonic()
                     rss = probe.rss()
                     if rss:
@@ -1144,7 +1152,8 @@ def run_fill_drain(a, ui, probe, out):
         teardown(ui, [q])
     fill_s = t_filled - t0
     m['fill_rate'] = r1(N / fill_s)
-    m['publish_write_rate'] = r1(N / (pres['t_last'] - pres['t_first'])) if pres['t_last'] > pres['t_first'] else None
+    m['publish_write_rate'] = (r1(N / (pres['t_last'] - pres['t_first']))
+                               if pres['t_last'] > pres['t_first'] else None)
     if cres.get('t_done'):
         drain_s = cres['t_done'] - cres['t_consume']
         m['drain_rate'] = r1(N / drain_s)
@@ -1179,8 +1188,9 @@ def run_connections(a, ui, probe, out):
         out['broker_fds'] = dict(limit=fds[0], used_before=fds[1], safe_extra=fds[2])
         if N > fds[2] and not a.unsafe_conns:
             raise RuntimeError(
-                f'refusing to open {N} connections: broker fd limit {fds[0]}, {fds[1]} in use, safe '
-                f'headroom {fds[2]} (exhausting a broker\'s fds can crash it; --unsafe-conns overrides)')
+                f'refusing to open {N} connections: broker fd limit {fds[0]}, {fds[1]} in use, '
+                f'safe headroom {fds[2]} (exhausting a broker\'s fds can crash it; '
+                '--unsafe-conns overrides)')
     elif not a.unsafe_conns and N > 500:
         raise RuntimeError(f'refusing to open {N} connections: cannot read the broker fd limit '
                            f'(give --broker-pid, or --unsafe-conns)')
@@ -1207,7 +1217,7 @@ def run_connections(a, ui, probe, out):
                     c = await asyncio.wait_for(open_one(i), a.conn_timeout)
                     conns.append(c)
                     state['t_last_ok'] = time.monotonic()
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     errors['timeout'] += 1
                 except Exception as e:  # noqa: BLE001
                     errors[f'{type(e).__name__}: {str(e)[:80]}'] += 1
@@ -1216,7 +1226,8 @@ def run_connections(a, ui, probe, out):
         await asyncio.gather(*(one(i) for i in range(N)))
         t1 = time.monotonic()
         s1 = probe.snap()
-        await asyncio.gather(*(c.close(timeout=a.conn_timeout) for c in conns), return_exceptions=True)
+        await asyncio.gather(*(c.close(timeout=a.conn_timeout) for c in conns),
+                             return_exceptions=True)
         t2 = time.monotonic()
         return dict(ok=len(conns), errors=dict(errors), open_s=t1 - t0,
                     last_ok_s=(state['t_last_ok'] - t0) if state['t_last_ok'] else None,
@@ -1282,7 +1293,7 @@ def run_celery(a, ui, probe, out):
     try:
         import celery  # noqa: F401
     except ImportError:
-        raise SystemExit('celery scenario needs celery installed in this python')
+        raise SystemExit('celery scenario needs celery installed in this python') from None
     pid = os.getpid()
     q = f'bench.celery.{pid}'
     tmp = tempfile.mkdtemp(prefix='bench-celery-')
@@ -1303,7 +1314,8 @@ def run_celery(a, ui, probe, out):
     if a.celery_pool == 'prefork':
         cmd.append(f'--concurrency={a.celery_concurrency}')
     N = a.tasks
-    out['params'] = dict(pool=a.celery_pool, concurrency=a.celery_concurrency if a.celery_pool == 'prefork' else 1,
+    out['params'] = dict(pool=a.celery_pool,
+                         concurrency=a.celery_concurrency if a.celery_pool == 'prefork' else 1,
                          results=a.celery_results, tasks=N, celery=celery.__version__,
                          prefetch_multiplier=a.celery_prefetch or None)
     logf = open(os.path.join(tmp, 'worker.log'), 'w+')
@@ -1355,7 +1367,8 @@ def run_celery(a, ui, probe, out):
                 t_end = t_a + a.phase_timeout
                 while count() < base + n:
                     if time.monotonic() > t_end:
-                        raise TimeoutError(f'celery: {count() - base}/{n} tasks done after {a.phase_timeout}s')
+                        raise TimeoutError(f'celery: {count() - base}/{n} tasks done '
+                                           f'after {a.phase_timeout}s')
                     if worker.poll() is not None:
                         raise RuntimeError('celery worker died')
                     time.sleep(0.002)
@@ -1370,7 +1383,8 @@ def run_celery(a, ui, probe, out):
         m['tasks_per_s'] = r1(N / (t_c - t_a))
         m['send_rate'] = r1(N / (t_b - t_a))
         m['total_s'] = r1(t_c - t_a, 3)
-        out['cpu'] = dict(broker_cores=Probe.cores(s0, s1), host_busy_cores=Probe.cores(s0, s1, 'host'),
+        out['cpu'] = dict(broker_cores=Probe.cores(s0, s1),
+                          host_busy_cores=Probe.cores(s0, s1, 'host'),
                           worker_cores=r1((wcpu1 - wcpu0) / (t_c - t_a), 3)
                           if wcpu0 is not None and wcpu1 is not None else None)
         out['broker_rss_mb'] = s1['rss']
@@ -1584,8 +1598,9 @@ def serve_null(port, size):
 
 
 def start_null_broker(size):
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), '--serve-null', '--port', '0',
-                             '--size', str(size)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), '--serve-null',
+                             '--port', '0', '--size', str(size)],
+                            stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith('PORT '):
         proc.kill()
@@ -1603,7 +1618,8 @@ SKIP_METRICS = ('publish_batch', 'samples', 'all_ok', 'rss_before_mb')
 
 
 def better_of(metric):
-    return 'lower' if any(metric.endswith(s) or metric.startswith(s) for s in LOWER_BETTER) else 'higher'
+    return ('lower' if any(metric.endswith(s) or metric.startswith(s) for s in LOWER_BETTER)
+            else 'higher')
 
 
 def fmt(v):
@@ -1641,7 +1657,8 @@ def summarize(files):
     order, groups = [], collections.defaultdict(list)
     for r in rows:
         # derived, noise-robust efficiency: primary rate per broker CPU core-second
-        m, p, bc = r.get('metrics') or {}, r.get('primary'), (r.get('cpu') or {}).get('broker_cores')
+        m, p = r.get('metrics') or {}, r.get('primary')
+        bc = (r.get('cpu') or {}).get('broker_cores')
         if p and _num(m.get(p)) and better_of(p) == 'higher' and _num(bc) and bc > 0.05 \
                 and r.get('tag') != 'null':
             m[f'{p}_per_broker_core'] = round(m[p] / bc, 1)
@@ -1675,7 +1692,8 @@ def summarize(files):
                 va, vb = list(byt['A'].values()), list(byt['B'].values())
                 ma = statistics.median(va) if va else None
                 mb = statistics.median(vb) if vb else None
-                ratios = [byt['B'][p] / byt['A'][p] for p in byt['A'] if p in byt['B'] and byt['A'][p]]
+                ratios = [byt['B'][p] / byt['A'][p]
+                          for p in byt['A'] if p in byt['B'] and byt['A'][p]]
                 rmed = statistics.median(ratios) if ratios else None
                 pair_lines.append(f'| {shown} | {kname} | {better} | {fmt(ma)} | {fmt(mb)} | '
                                   f'{fmt(rmed)} | {" ".join(f"{x:.2f}" for x in ratios)} | '
@@ -1685,7 +1703,8 @@ def summarize(files):
                 vals = [v for v in vals if _num(v)]
                 if not vals:
                     continue
-                single_lines.append(f'| {shown} | {kname} | {better} | {fmt(statistics.median(vals))} | '
+                single_lines.append(f'| {shown} | {kname} | {better} | '
+                                    f'{fmt(statistics.median(vals))} | '
                                     f'{fmt(min(vals))} | {fmt(max(vals))} | {len(vals)} | '
                                     f'{" / ".join(fmt(v) for v in vals)} |')
         for r in rs:
@@ -1700,9 +1719,11 @@ def summarize(files):
             vals[name] = v
         if vals['broker_cores'] or vals['other_procs_cores']:
             med = lambda v: fmt(statistics.median(v)) if v else '-'  # noqa: E731
-            noise.append(f'| {shown} | {med(vals["broker_cores"])} | {med(vals["generator_cores"])} | '
+            other_max = fmt(max(vals['other_procs_cores'])) if vals['other_procs_cores'] else '-'
+            noise.append(f'| {shown} | {med(vals["broker_cores"])} | '
+                         f'{med(vals["generator_cores"])} | '
                          f'{med(vals["others_cores"])} | {med(vals["other_procs_cores"])} | '
-                         f'{fmt(max(vals["other_procs_cores"])) if vals["other_procs_cores"] else "-"} |')
+                         f'{other_max} |')
     if pair_lines:
         print('| variant | metric | better | A median | B median | B/A (median of per-pair ratios) '
               '| per-pair B/A | n A/B |')
@@ -1718,7 +1739,8 @@ def summarize(files):
         print('CPU during the steady-state window (cores, medians over all runs of the variant; '
               '"residual" = host busy - broker - generator, includes loopback softirq; '
               '"other procs" = CPU of processes that are neither broker nor harness = noise):\n')
-        print('| variant | broker | generator | residual | other procs (median) | other procs (max) |')
+        print('| variant | broker | generator | residual | other procs (median) '
+              '| other procs (max) |')
         print('|---|---:|---:|---:|---:|---:|')
         print('\n'.join(noise))
 
@@ -1733,7 +1755,8 @@ SCENARIOS = ('pubsub', 'pubsub-autoack', 'confirms', 'fanout', 'latency', 'fill-
 
 def main(argv=None):
     global VERBOSE
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--url', default='amqp://guest:guest@127.0.0.1:5672/')
     ap.add_argument('--scenario', choices=SCENARIOS)
     ap.add_argument('--seconds', type=float, default=10.0, help='steady-state measurement window')
@@ -1742,18 +1765,27 @@ def main(argv=None):
     ap.add_argument('--publishers', type=int, default=1)
     ap.add_argument('--consumers', type=int, default=None,
                     help='consumer connections (default: 1; fanout: one per queue; confirms: 0)')
-    ap.add_argument('--consumer-procs', type=int, default=1, help='processes the consumers are spread over')
+    ap.add_argument('--consumer-procs', type=int, default=1,
+                    help='processes the consumers are spread over')
     ap.add_argument('--prefetch', type=int, default=1000)
-    ap.add_argument('--ack-every', type=int, default=100, help='basic.ack multiple=True every N tags')
-    ap.add_argument('--no-ack', action='store_true', help='consume with no_ack (implied by pubsub-autoack)')
-    ap.add_argument('--confirm', action='store_true', help='publisher confirms in any flow scenario')
-    ap.add_argument('--transient', action='store_true', help='confirms: delivery_mode 1 instead of 2')
-    ap.add_argument('--window', type=int, default=1000, help='max outstanding unconfirmed publishes')
-    ap.add_argument('--batch', type=int, default=0, help='messages per write (0 = auto, ~128 KiB)')
-    ap.add_argument('--rate', type=float, default=0, help='paced publish rate msg/s (latency default 1000)')
+    ap.add_argument('--ack-every', type=int, default=100,
+                    help='basic.ack multiple=True every N tags')
+    ap.add_argument('--no-ack', action='store_true',
+                    help='consume with no_ack (implied by pubsub-autoack)')
+    ap.add_argument('--confirm', action='store_true',
+                    help='publisher confirms in any flow scenario')
+    ap.add_argument('--transient', action='store_true',
+                    help='confirms: delivery_mode 1 instead of 2')
+    ap.add_argument('--window', type=int, default=1000,
+                    help='max outstanding unconfirmed publishes')
+    ap.add_argument('--batch', type=int, default=0,
+                    help='messages per write (0 = auto, ~128 KiB)')
+    ap.add_argument('--rate', type=float, default=0,
+                    help='paced publish rate msg/s (latency default 1000)')
     ap.add_argument('--fanout-queues', type=int, default=4)
     ap.add_argument('--messages', type=int, default=200000, help='fill-drain message count')
-    ap.add_argument('--phase-timeout', type=float, default=240.0, help='fill/drain/celery phase timeout')
+    ap.add_argument('--phase-timeout', type=float, default=240.0,
+                    help='fill/drain/celery phase timeout')
     ap.add_argument('--conns', type=int, default=1000,
                     help='connections to open (guarded by the broker fd headroom)')
     ap.add_argument('--conn-concurrency', type=int, default=200)
@@ -1766,8 +1798,9 @@ def main(argv=None):
     ap.add_argument('--celery-results', choices=('none', 'rpc'), default='none')
     ap.add_argument('--celery-prefetch', type=int, default=0,
                     help='worker_prefetch_multiplier (0 = Celery default, 4)')
-    ap.add_argument('--broker-pid', default='', help='comma-separated pids to sample (default: auto, '
-                    'processes holding the LISTEN socket of the URL port)')
+    ap.add_argument('--broker-pid', default='',
+                    help='comma-separated pids to sample (default: auto, '
+                         'processes holding the LISTEN socket of the URL port)')
     ap.add_argument('--null-broker', action='store_true',
                     help='run the scenario against the built-in null broker (generator ceiling)')
     ap.add_argument('--headers', choices=('none', 'celery'), default=None,
@@ -1778,7 +1811,8 @@ def main(argv=None):
     ap.add_argument('--pair', type=int, default=0)
     ap.add_argument('--max-time', type=float, default=0, help='watchdog (s); 0 = automatic')
     ap.add_argument('--verbose', action='store_true')
-    ap.add_argument('--summarize', nargs='+', metavar='JSONL', help='print tables for result files')
+    ap.add_argument('--summarize', nargs='+', metavar='JSONL',
+                    help='print tables for result files')
     ap.add_argument('--serve-null', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--port', type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -1796,14 +1830,16 @@ def main(argv=None):
         ap.error('--scenario is required')
 
     out = dict(scenario=a.scenario, label=a.label or None, tag=a.tag or None, pair=a.pair or None,
-               url=redact(a.url), seconds=a.seconds, warmup=a.warmup, harness_version=HARNESS_VERSION,
+               url=redact(a.url), seconds=a.seconds, warmup=a.warmup,
+               harness_version=HARNESS_VERSION,
                started=datetime.datetime.now().isoformat(timespec='seconds'),
                loadavg=os.getloadavg()[0], better='higher')
     null_proc = None
     rc = 0
-    max_time = a.max_time or {'fill-drain': 2 * a.phase_timeout + 120, 'celery': 3 * a.phase_timeout + 150,
-                              'connections': 3 * a.conn_timeout + 240}.get(a.scenario,
-                                                                           a.seconds + a.warmup + 150)
+    max_time = a.max_time or {'fill-drain': 2 * a.phase_timeout + 120,
+                              'celery': 3 * a.phase_timeout + 150,
+                              'connections': 3 * a.conn_timeout + 240,
+                              }.get(a.scenario, a.seconds + a.warmup + 150)
 
     def on_alarm(_s, _f):
         raise TimeoutError(f'watchdog: scenario exceeded {max_time:.0f}s')
@@ -1821,7 +1857,8 @@ def main(argv=None):
             pids = [int(x) for x in a.broker_pid.split(',') if x]
         else:
             ui0 = parse_url(a.url)
-            pids = find_listener_pids(ui0['port']) if ui0['host'] in ('127.0.0.1', 'localhost', '::1') else []
+            pids = (find_listener_pids(ui0['port'])
+                    if ui0['host'] in ('127.0.0.1', 'localhost', '::1') else [])
         ui = parse_url(a.url)
         out['broker_pids'] = pids
         probe = Probe(pids)
@@ -1836,7 +1873,8 @@ def main(argv=None):
     except BaseException as e:  # noqa: BLE001
         if isinstance(e, SystemExit) and not isinstance(e.code, str):
             raise
-        out['error'] = (out.get('error') + '; ' if out.get('error') else '') + f'{type(e).__name__}: {e}'
+        out['error'] = ((out.get('error') + '; ' if out.get('error') else '')
+                        + f'{type(e).__name__}: {e}')
         if VERBOSE:
             traceback.print_exc()
         rc = 2

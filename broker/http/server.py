@@ -2,8 +2,9 @@
 
 aiohttp's ``AppRunner`` and ``SockSite`` start it without touching signal
 handlers (the broker owns SIGTERM, SIGINT and SIGHUP); HTTPS is a second
-site with the broker's reloadable TLS context.  The server also runs the counters' :class:`~..model.counters.Sampler`
-every :data:`~..model.counters.SAMPLE_INTERVAL` seconds.
+site with the broker's reloadable TLS context.  The server also runs the
+counters' :class:`~..model.counters.Sampler` every
+:data:`~..model.counters.SAMPLE_INTERVAL` seconds.
 """
 
 from __future__ import annotations

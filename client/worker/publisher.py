@@ -21,8 +21,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
-from ..serialization import JSON, UTF8, dumps
 from .. import tls
+from ..serialization import JSON, UTF8, dumps
 from ..transport import RETRYABLE, normalize_url
 
 log = logging.getLogger(__name__)

@@ -68,7 +68,7 @@ def test_many_consumers_on_one_channel_take_turns_and_go_with_it(amqp_url, uniqu
         for i in range(500):
             cch.basic_consume(unique, lambda c, m, p, b: got.__setitem__(
                 m.consumer_tag, got.get(m.consumer_tag, 0) + 1), consumer_tag=f'c{i}')
-        for i in range(500):
+        for _i in range(500):
             ch.basic_publish('', unique, b'm')
         drain(consumers, lambda: sum(got.values()) == 500, timeout=30)
         assert sorted(got.values()) == [1] * 500        # one each: nobody skipped

@@ -15,17 +15,17 @@ pytest tests/broker/test_fuzz.py``.
 from __future__ import annotations
 
 import os
-from decimal import Decimal
 import random
 import socket
 import struct
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
+from pamqp import body as pbody
 from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
-from pamqp import body as pbody
 
 from ..helpers import pika_connection
 
@@ -145,7 +145,8 @@ def quick_connection(port: int) -> None:
             C.Connection.TuneOk(channel_max=16, frame_max=131072, heartbeat=0),
             C.Connection.Open(virtual_host='/'))) + marshal(1, C.Channel.Open())
             + marshal(1, C.Queue.Declare(queue='', exclusive=True))
-            + marshal(0, C.Connection.Close(reply_code=200, reply_text='', class_id=0, method_id=0)))
+            + marshal(0, C.Connection.Close(reply_code=200, reply_text='', class_id=0,
+                                            method_id=0)))
         while sock.recv(65536):
             pass
     finally:

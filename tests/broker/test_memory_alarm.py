@@ -91,7 +91,7 @@ def test_bodies_still_arriving_are_counted(small_broker):
     publishers = []
     size = 64 << 20                        # announced; half of it is sent
     chunk = b'x' * (128 << 10)
-    for i in range(4):
+    for _i in range(4):
         client = RawClient(small_broker.port)
         client.handshake()
         client.open_channel(1)

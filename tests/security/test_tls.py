@@ -21,7 +21,7 @@ from pamqp import commands as C
 
 from ..conftest import ROOT, BrokerProcess
 from ..processes import wait_until
-from ..rawamqp import PROTOCOL_HEADER, Closed, RawClient
+from ..rawamqp import PROTOCOL_HEADER, RawClient
 from .conftest import Api
 from .pki import Pki, broker_env
 
@@ -37,7 +37,8 @@ def tls_broker(broker_factory, pki: Pki, **settings: str) -> BrokerProcess:
 
 
 def pika_params(broker: BrokerProcess, context: ssl.SSLContext,
-                credentials: pika.credentials.VALID_TYPES | None = None) -> pika.ConnectionParameters:
+                credentials: pika.credentials.VALID_TYPES | None = None,
+                ) -> pika.ConnectionParameters:
     return pika.ConnectionParameters(
         host='127.0.0.1', port=broker.tls_port,
         credentials=credentials or pika.PlainCredentials('guest', 'guest'),
