@@ -131,6 +131,8 @@ class Queue(QueueCounters):
         #: A big requeue's messages not back in :attr:`ready` yet, by seq;
         #: each slice takes the oldest (they go in at their place).
         self.returning: list[Message] = []
+        #: Whether :attr:`returning` is in delivery order yet.
+        self._returning_sorted = True
         #: Messages of a big purge or deletion not settled yet.
         self._settling: list[Message] = []
         self._slice_timer: TimerHandle | None = None
@@ -411,12 +413,11 @@ class Queue(QueueCounters):
             self._settle_all(messages)
             return
         if len(messages) > SLICE:
-            # Kept in delivery order (the ready container's), so that each
-            # slice goes back whole before the messages it precedes.
-            key = self.ready.order_key
-            messages = sorted(messages, key=key)
-            self.returning = (sorted(self.returning + messages, key=key) if self.returning
-                              else messages)
+            # Counted at once; sorted into delivery order (the ready
+            # container's) in a loop turn of its own, so that each slice then
+            # goes back whole before the messages it precedes.
+            self.returning = self.returning + messages if self.returning else list(messages)
+            self._returning_sorted = False
             self._schedule_slice()
             return
         self._requeue_now(messages)
@@ -489,12 +490,21 @@ class Queue(QueueCounters):
             for message in part:
                 self.settle(message)
         elif self.returning:
-            self._return_slice()
-            self.drain()
+            if self._returning_sorted:
+                self._return_slice()
+                self.drain()
+            else:
+                self._sort_returning()
         if self._settling or self.returning:
             self._schedule_slice()
 
+    def _sort_returning(self) -> None:
+        if not self._returning_sorted:
+            self.returning.sort(key=self.ready.order_key)
+            self._returning_sorted = True
+
     def _return_slice(self) -> None:
+        self._sort_returning()
         part = self.returning[:SLICE]
         del self.returning[:SLICE]
         self._requeue_now(part, drain=False)
@@ -502,6 +512,7 @@ class Queue(QueueCounters):
     def _return_in_order(self) -> None:
         """Before taking a message during a big requeue: bring back the
         oldest slice now if it goes before the ready head."""
+        self._sort_returning()
         ready = self.ready
         key = ready.order_key
         while self.returning and (not ready or key(ready.peek()) > key(self.returning[0])):
