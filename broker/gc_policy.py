@@ -23,7 +23,7 @@ from typing import Any
 #: Survivors of a full collection above which they are frozen (a walk of
 #: this many objects takes some 25-35 ms on the reference machine).
 FREEZE_AT = 100_000
-#: Unfreeze when fewer than this many objects are frozen and not tracked...
+#: Unfreeze when the frozen objects and the survivors together are fewer...
 SCAN_CHEAP = 200_000
 #: ...and at most this share of what the last freeze left is still frozen.
 UNFREEZE_SHARE = 0.5

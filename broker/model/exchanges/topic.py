@@ -6,10 +6,10 @@ as the straightforward recursion does; a ``#`` node is tried at every word
 position from where it is reached to the end.  That recursion alone is
 exponential in the number of ``#`` (``#.#.#.#.#.z`` and a 100-word key took
 seconds); here each ``#`` node remembers the first position it was tried
-from, and the positions after it are never tried twice: ``(node, position)``
-is visited at most once, so a match costs at most trie nodes x words
-whatever the number of ``#``, and an ordinary key costs what the plain walk
-costs.  Results are cached per routing key until the bindings change (Celery
+from, and the positions after it are never tried twice: a ``#`` node is
+tried from each position at most once, so a match stays polynomial in trie
+nodes x words whatever the number of ``#``, and an ordinary key costs what
+the plain walk costs.  Results are cached per routing key until the bindings change (Celery
 publishes the same few keys over and over).
 """
 
