@@ -67,5 +67,5 @@ while True:
 PY
 pids+=($!)
 
-PAIRS="${1:-3}" ONLY='^(pubsub-16|confirms-16)$' \
+PAIRS="${1:-3}" ONLY="${ONLY:-^(pubsub-16|confirms-16)$}" \
   bash "$COMPARE" "amqp://guest:guest@127.0.0.1:$A_AMQP/" "amqp://guest:guest@127.0.0.1:$B_AMQP/"
