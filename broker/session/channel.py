@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from collections.abc import Iterable
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -384,17 +385,14 @@ class Channel(ChannelCounters):
         busy asks only those).  A global prefetch gives credit to every
         consumer of this channel: then each queue is told about those on it."""
         hints: dict[Queue, list[Consumer]] = {queue: [] for queue in self._consumed}
-        if self.global_prefetch:
-            for consumer in self.consumers.values():
+        credited: Iterable[Consumer | None] = (
+            self.consumers.values() if self.global_prefetch
+            else (consumer for _, (_message, _queue, consumer) in taken))
+        for consumer in credited:
+            if consumer is not None:
                 listed = hints.get(consumer.queue)
                 if listed is not None:
                     listed.append(consumer)
-        else:
-            for _, (_message, _queue, consumer) in taken:
-                if consumer is not None:
-                    listed = hints.get(consumer.queue)
-                    if listed is not None:
-                        listed.append(consumer)
         for queue, consumers in hints.items():
             queue.drain(consumers)      # type: ignore[arg-type]
 
