@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 def message_from_record(published: Published, queue: Queue, now_monotonic: float) -> Message:
     """The message a stored record becomes.
 
-    Its content header is checked as at the door (:func:`properties.scan`):
-    data written by an older version may hold headers this one refuses.
+    Its content header is scanned as at the door (:func:`properties.scan`):
+    a bad disk, or an older version, may have left one this version refuses.
     Raises ``ValueError`` (``InvalidProperties``), ``IndexError`` or
     ``struct.error`` for such a record.
     """

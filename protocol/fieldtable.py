@@ -13,12 +13,13 @@ Two bounds hold for every table, and anything past them is refused
 * size: at most :data:`MAX_VALUES` values in one table, nested values
   included.
 
-:func:`check_table` walks a table without building anything (the broker calls
-it on every content header that carries headers); :func:`decode_table` only
-ever decodes what :func:`check_table` accepted, so a table that passed the
-check always decodes, and :func:`encode_table` encodes everything the decoder
-produces, so a rewrite (``x-death``, ``x-delivery-count``) can never fail on a
-table the broker once accepted.
+:func:`check_table` walks a table without building anything;
+:func:`decode_table` only ever decodes what :func:`check_table` accepted, so
+a table that passed the check always decodes, and :func:`encode_table`
+encodes everything the decoder produces.  A message's headers are not
+checked when it arrives: a rewrite (``x-death``, ``x-delivery-count``) works
+on the entries :func:`readable_from` finds, and keeps what it cannot read
+byte for byte.
 
 Values decode as follows (``encode_value`` takes the same types back):
 
@@ -293,9 +294,10 @@ def encode_table(table: dict[str, Any] | None) -> bytes:
     return _U32.pack(len(content)) + content
 
 
-def encode_entries(entries: dict[str, bytes]) -> bytes:
-    """A table from already encoded values (type octet included), with its length."""
-    content = b''.join(_key(key) + value for key, value in entries.items())
+def encode_entries(entries: dict[str, bytes], prefix: bytes = b'') -> bytes:
+    """A table from already encoded values (type octet included), with its
+    length; ``prefix`` is content kept as it is, before them."""
+    content = prefix + b''.join(_key(key) + value for key, value in entries.items())
     return _U32.pack(len(content)) + content
 
 
@@ -395,3 +397,35 @@ def entries(data: bytes | memoryview, start: int, end: int) -> dict[str, tuple[i
 def decode_value(data: bytes | memoryview, start: int) -> Any:
     """The value (type octet first) at ``start`` of a checked table."""
     return _value(data, start)[0]
+
+
+def readable_from(data: bytes, start: int, end: int, keys: tuple[str, ...]) -> int:
+    """Where the entries a rewrite can work on begin in ``data[start:end]``.
+
+    ``start`` when the whole table is well formed.  Otherwise a rewrite
+    keeps the content it cannot read byte for byte and appends its own
+    entries after it (see :mod:`.properties`); this finds them again: the
+    leftmost entry named one of ``keys`` from which the rest of the table is
+    well formed, or ``end`` when there is none.
+
+    Candidates are taken right to left, each checked only up to the one
+    after it, and the search stops at the first that is not an entry: one
+    linear pass over the table at most.
+    """
+    try:
+        check_table(data, start, end)
+        return start
+    except TableError:
+        pass
+    encoded = [_key(key) for key in keys]
+    found = end
+    limit = end
+    while True:
+        candidate = max(data.rfind(key, start, limit) for key in encoded)
+        if candidate < 0:
+            return found
+        try:
+            check_table(data, candidate, found)
+        except TableError:
+            return found
+        found = limit = candidate

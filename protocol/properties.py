@@ -4,15 +4,18 @@ Messages keep the publisher's content-header payload as raw bytes; only the
 few properties the broker acts on (delivery mode, priority, expiration,
 user id) are scanned, without decoding the rest.
 
-Decided at the door: :func:`scan` runs on every published message and, when
-the headers flag is set, checks the headers table in one pass
-(:func:`~.fieldtable.check_table`, bounded in depth and size, building
-nothing).  A message whose headers the broker could not decode later is
-refused when it arrives, so every later rewrite (``x-delivery-count`` on a
-requeue, ``x-death`` when dead-lettered, recovery) works on a table that is
-known to be well formed.  Those rewrites change the bytes of one or two
-fields of the table and splice them in: every other property and every
-other header stays byte for byte as the publisher sent it.
+The headers table is relayed unread: :func:`scan` checks only that it lies
+within the content header, so a message costs the same whatever its
+headers hold.  A rewrite (``x-delivery-count`` on a requeue, ``x-death``
+when dead-lettered, recovery) changes the bytes of one or two fields and
+splices them in: every other property and every other header stays byte for
+byte as the publisher sent it.  A table the broker cannot read (an unknown
+field type, nesting past :data:`~.fieldtable.MAX_DEPTH`, a length that runs
+past its end) is kept whole too, and the rewritten fields are appended after
+it, where a later rewrite finds them again
+(:func:`~.fieldtable.readable_from`): such a message is requeued,
+dead-lettered, expired and recovered like any other, and never fails a
+rewrite.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def scan(header: bytes) -> Scan:
 
     ``header`` is a whole content-header payload (class id, weight, body
     size, flags, properties).  Absent properties read as 0 or None.  The
-    headers table, when present, is checked.  Raises
+    headers table, when present, is only skipped.  Raises
     :class:`InvalidProperties` (a :class:`ValueError`), ``IndexError`` or
     ``struct.error`` on a malformed header.
     """
@@ -79,10 +82,6 @@ def scan(header: bytes) -> Scan:
         end = p + 4 + _U32.unpack_from(header, p)[0]
         if end > len(header):
             raise InvalidProperties('headers table runs past the end of the content header')
-        try:
-            fieldtable.check_table(header, p + 4, end)
-        except fieldtable.TableError as exc:
-            raise InvalidProperties(f'headers: {exc}') from None
         p = end
     delivery_mode = priority = 0
     if flags & DELIVERY_MODE:
@@ -148,22 +147,48 @@ class _Layout:
             self.expiration_end = p + 1 + header[p]
 
 
-def headers(header: bytes) -> dict[str, Any]:
-    """The decoded headers table of a scanned content header ({} when absent)."""
-    flags = _U16.unpack_from(header, 12)[0]
-    if not flags & HEADERS:
-        return {}
+#: The fields rewrites write: where they look for their own entries after
+#: a table they could not read.
+REWRITTEN = ('x-delivery-count', 'x-death', 'x-first-death-reason', 'x-first-death-queue',
+             'x-first-death-exchange')
+
+
+def _readable(header: bytes, layout: _Layout,
+              keys: tuple[str, ...]) -> tuple[int, dict[str, tuple[int, int]]]:
+    """Where the readable entries of the headers table begin, and those
+    entries ({} when there is no table)."""
+    if not layout.flags & HEADERS:
+        return layout.headers_end, {}
+    start, end = layout.headers_start + 4, layout.headers_end
+    split = fieldtable.readable_from(header, start, end, keys + REWRITTEN)
+    return split, fieldtable.entries(header, split, end)
+
+
+def check_headers(header: bytes) -> None:
+    """Raise :class:`InvalidProperties` unless the headers table of a scanned
+    content header (if any) is well formed."""
     layout = _Layout(header)
-    return fieldtable.decode_table(header[layout.headers_start:layout.headers_end])
+    if layout.flags & HEADERS:
+        try:
+            fieldtable.check_table(header, layout.headers_start + 4, layout.headers_end)
+        except fieldtable.TableError as exc:
+            raise InvalidProperties(f'headers: {exc}') from None
+
+
+def headers(header: bytes) -> dict[str, Any]:
+    """The decoded headers table of a scanned content header ({} when
+    absent); of a table the broker cannot read, the fields rewrites
+    appended after it."""
+    layout = _Layout(header)
+    found = _readable(header, layout, ())[1]
+    return {key: fieldtable.decode_value(header, value_start)
+            for key, (value_start, _end) in found.items()}
 
 
 def header_value(header: bytes, key: str) -> Any:
     """One entry of the headers table of a scanned content header, or None."""
-    flags = _U16.unpack_from(header, 12)[0]
-    if not flags & HEADERS:
-        return None
     layout = _Layout(header)
-    found = fieldtable.entries(header, layout.headers_start + 4, layout.headers_end).get(key)
+    found = _readable(header, layout, (key,))[1].get(key)
     return None if found is None else fieldtable.decode_value(header, found[0])
 
 
@@ -173,20 +198,23 @@ def with_headers(header: bytes, values: dict[str, Any], keep: tuple[str, ...] = 
 
     Entries named in ``keep`` are set only when absent; every other entry
     and every other property is copied byte for byte.  ``drop_expiration``
-    removes the ``expiration`` property (dead-lettering does).
+    removes the ``expiration`` property (dead-lettering does).  Of a table
+    the broker cannot read, the unreadable part is kept as it is and the
+    entries set follow it.
     """
     layout = _Layout(header)
     flags = layout.flags
     start, end = layout.headers_start, layout.headers_end
-    existing = (fieldtable.entries(header, start + 4, end) if flags & HEADERS else {})
+    split, existing = _readable(header, layout, tuple(values))
     updates = {key: fieldtable.encode_value(value) for key, value in values.items()
                if key not in keep or key not in existing}
     table: dict[str, bytes] = {}
     for key, (value_start, value_end) in existing.items():
         table[key] = updates.pop(key) if key in updates else header[value_start:value_end]
     table.update(updates)
+    unreadable = header[start + 4:split] if flags & HEADERS else b''
     parts = [header[:12], _U16.pack(flags | HEADERS), header[14:start],
-             fieldtable.encode_entries(table)]
+             fieldtable.encode_entries(table, unreadable)]
     if drop_expiration and flags & EXPIRATION:
         parts[1] = _U16.pack((flags | HEADERS) & ~EXPIRATION)
         parts += (header[end:layout.expiration_start], header[layout.expiration_end:])
@@ -198,6 +226,15 @@ def with_headers(header: bytes, values: dict[str, Any], keep: tuple[str, ...] = 
 def with_header(header: bytes, key: str, value: Any) -> bytes:
     """A copy of a scanned content header with one entry of ``headers`` set."""
     return with_headers(header, {key: value})
+
+
+def without_headers(header: bytes) -> bytes:
+    """A copy of a content header without its headers table."""
+    layout = _Layout(header)
+    if not layout.flags & HEADERS:
+        return header
+    return b''.join((header[:12], _U16.pack(layout.flags & ~HEADERS),
+                     header[14:layout.headers_start], header[layout.headers_end:]))
 
 
 def decode(header: bytes) -> commands.Basic.Properties:

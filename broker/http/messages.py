@@ -30,7 +30,11 @@ _INT_LIMITS = {'delivery_mode': 255, 'priority': 255, 'timestamp': 2 ** 63 - 1}
 
 
 def properties_json(header: bytes) -> dict[str, Any] | list[Any]:
-    decoded = props_codec.decode(header)
+    # The headers with the broker's own decoder, which reads any table a
+    # message can carry (pamqp's raises on some); the rest with pamqp.
+    decoded = props_codec.decode(props_codec.without_headers(header))
+    if header[12] & props_codec.HEADERS >> 8:
+        decoded.headers = props_codec.headers(header)
     out: dict[str, Any] = {}
     for name in reversed(PROPERTY_NAMES):
         value = getattr(decoded, name, None)

@@ -50,8 +50,9 @@ def _dead_lettered_copy(message: Message, queue: 'Queue', reason: str, dlx: str,
 
     Only ``x-death`` and the ``x-first-death-*`` headers are written and the
     ``expiration`` property removed; every other property and header stays
-    as the publisher sent it (the header was checked when it arrived, so
-    this cannot fail on it).
+    as the publisher sent it.  Of a headers table the broker cannot read,
+    the deaths counted are those earlier dead-letterings appended after it
+    (see :mod:`leveret.protocol.properties`).
     """
     old = properties.header_value(message.header, 'x-death')
     deaths = [dict(d) for d in old if isinstance(d, dict)] if isinstance(old, list) else []

@@ -437,8 +437,8 @@ class Queue(QueueCounters):
                     self._memory.held += message.set_header(with_header(
                         message.header, 'x-delivery-count', message.delivery_count))
                 except (ValueError, IndexError, struct.error) as exc:
-                    # Headers are checked when a message arrives, so this is
-                    # a bug: the message goes back all the same, uncounted.
+                    # Rewrites work on any headers table the door let in, so
+                    # this is a bug: the message goes back all the same, uncounted.
                     log.error('queue %r: cannot set x-delivery-count: %s', self.name, exc)
                 back.append(message)
         if over:

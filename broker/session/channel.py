@@ -224,6 +224,14 @@ class Channel(ChannelCounters):
         except (IndexError, ValueError, struct.error):
             raise PreconditionFailed(
                 'invalid content header properties: truncated') from None
+        if (exchange is not None and exchange.kind == 'headers'
+                and header[12] & HEADERS_BIT):
+            # Only this exchange reads the table on the way in: a publisher
+            # is told when it cannot, rather than routed on a guess.
+            try:
+                properties.check_headers(header)
+            except properties.InvalidProperties as exc:
+                raise PreconditionFailed(f'invalid content header properties: {exc}') from None
         if (user_id is not None and user_id != self.conn.username
                 and not self.access.impersonator):
             raise PreconditionFailed(

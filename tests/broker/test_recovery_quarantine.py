@@ -3,7 +3,7 @@ quarantine file beside the log with one log line, everything else comes
 back, and the broker starts (after a clean stop and after kill -9 alike).
 
 The bad records are written as an older version (or a bad disk) could have
-left them: a headers table this version refuses, an exchange name that is
+left them: a headers table longer than its content header, an exchange name that is
 not UTF-8, a segment file that cannot be read at all.
 """
 
@@ -50,8 +50,9 @@ def append_record(data_dir, exchange_and_key: bytes, header: bytes, body: bytes)
 
 
 def bad_headers_header(size: int) -> bytes:
-    table = b'\x01ko'
-    return (struct.pack('>HHQH', 60, 0, size, 0x3000) + struct.pack('>I', len(table)) + table
+    """A content header whose headers table claims more bytes than it has."""
+    table = b'\x01kt\x01'
+    return (struct.pack('>HHQH', 60, 0, size, 0x3000) + struct.pack('>I', 500) + table
             + b'\x02')
 
 
@@ -71,7 +72,7 @@ def test_an_unreadable_record_is_quarantined_and_the_rest_recovered(fresh_broker
     fill(fresh_broker, stop_signal)
     if bad == 'headers-refused':
         record = append_record(fresh_broker.data_dir, b'\x00\x01q', bad_headers_header(3), b'bad')
-        reason = "unknown field type 'o'"
+        reason = 'runs past the end of the content header'
     else:
         record = append_record(fresh_broker.data_dir, b'\x02\xff\xfe\x01q', GOOD_HEADER, b'bad')
         reason = 'unreadable record'
