@@ -240,8 +240,10 @@ def without_headers(header: bytes) -> bytes:
 def decode(header: bytes) -> commands.Basic.Properties:
     """Decode every property of a content-header payload with pamqp.
 
-    The broker never calls this on a message (see the module docstring);
-    it is the reference the tests compare :func:`scan` and the rewrites with.
+    The message path never calls it (see the module docstring).  The
+    management API does, on a header :func:`without_headers` (pamqp raises
+    on some tables a message can carry), and the tests compare :func:`scan`
+    and the rewrites with it.
     """
     content = ContentHeader()
     content.unmarshal(header)
