@@ -171,7 +171,9 @@ def run_one(kind: str, mode: str, url: str, tasks: int, concurrency: int, pool: 
             if time.perf_counter() > deadline or worker.poll() is not None:
                 raise RuntimeError(f'{kind} worker did not finish: '
                                    f'{(workdir / f"{queue}.log").read_text()[-2000:]}')
-            time.sleep(0.005)
+            # Every 20 ms: polling more often took a tenth of a core from the
+            # workers measured (0.3 % of a 7-second run at most is late).
+            time.sleep(0.02)
         elapsed = time.perf_counter() - started
     finally:
         worker.send_signal(signal.SIGTERM)
