@@ -10,35 +10,11 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-PY="$ROOT/.venv/bin/python"
 COMPARE="${COMPARE:-$HERE/compare.sh}"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start() {   # start NAME EXTRA_ENV... ; sets PORT (AMQP) and API (0: none)
-  # Runs in this shell (not in a $(...) subshell), so that its pid reaches
-  # `pids` and the trap stops the broker: a broker left running would keep
-  # holding /tmp/bench.lock, inherited from flock.
-  local name=$1; shift
-  env "$@" "$PY" -m leveret broker --port 0 --management-port 0 --prometheus-port 0 \
-      --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    if grep -q 'listening on' "$work/$name.log"; then break; fi
-    sleep 0.1
-  done
-  PORT=$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log")
-  API=$(grep -oP 'management API at http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)
-}
+source "$HERE/brokers.sh"
 
 # ON_FIRST=1 starts the broker with the API first (the broker started second
-# was seen to lose 1-2 % whatever its build).
+# was seen to lose up to 4-5 % whatever its build: benchmarks/two_brokers.sh).
 if [[ "${ON_FIRST:-0}" == 1 ]]; then
   start on LEVERET_MANAGEMENT_ENABLED=true
   B_AMQP=$PORT

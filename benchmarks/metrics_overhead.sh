@@ -15,45 +15,23 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-PY="$ROOT/.venv/bin/python"
 COMPARE="${COMPARE:-$HERE/compare.sh}"
 ONLY_VARIANTS="${1:-^(pubsub-16|pubsub-1k|confirms-16)$}"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start() {   # start NAME EXTRA_ENV... ; sets PORTS="<amqp port> <metrics port or 0>"
-  # Run in this shell (not in a subshell), so that the trap stops the broker.
-  local name=$1; shift
-  env "$@" "$PY" -m leveret broker --port 0 --prometheus-port 0 --management-port 0 \
-      --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    if grep -q 'listening on' "$work/$name.log"; then break; fi
-    sleep 0.1
-  done
-  PORTS="$(grep -oP 'Leveret \S+ listening on [^\s]+:\K\d+' "$work/$name.log") \
-$(grep -oP 'Prometheus metrics on http://[^\s]+:\K\d+' "$work/$name.log" || echo 0)"
-}
+source "$HERE/brokers.sh"
 
 # ON_FIRST=1 starts the broker with metrics and accounting first: the broker
 # started second was seen to lose up to 4-5 % whatever its build (an A/A run
 # of two identical brokers gave 0.955 on pubsub-16).
 if [[ "${ON_FIRST:-0}" == 1 ]]; then
   start on LEVERET_PROMETHEUS_ENABLED=true LEVERET_CELERY_ACCOUNTING=true
-  read -r B_AMQP B_METRICS <<<"$PORTS"
+  B_AMQP=$PORT B_METRICS=$METRICS
   start off LEVERET_PROMETHEUS_ENABLED=false LEVERET_CELERY_ACCOUNTING=false
-  read -r A_AMQP _ <<<"$PORTS"
+  A_AMQP=$PORT
 else
   start off LEVERET_PROMETHEUS_ENABLED=false LEVERET_CELERY_ACCOUNTING=false
-  read -r A_AMQP _ <<<"$PORTS"
+  A_AMQP=$PORT
   start on LEVERET_PROMETHEUS_ENABLED=true LEVERET_CELERY_ACCOUNTING=true
-  read -r B_AMQP B_METRICS <<<"$PORTS"
+  B_AMQP=$PORT B_METRICS=$METRICS
 fi
 echo "A (metrics and accounting off): amqp $A_AMQP   B (on, scraped): amqp $B_AMQP" \
      "metrics $B_METRICS" >&2
