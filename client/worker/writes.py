@@ -11,6 +11,7 @@ the broker has requeued it already.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pamqp import commands as spec
@@ -23,9 +24,11 @@ from .request import TaskRequest
 
 
 class BrokerWrites:
-    def __init__(self, publisher: Publisher, outbox: Outbox) -> None:
+    def __init__(self, publisher: Publisher, outbox: Outbox, window: Callable[[], int]) -> None:
         self.publisher = publisher
         self.outbox = outbox
+        #: The prefetch count now (0: unlimited), which pending acks must not starve.
+        self.window = window
         #: The current consumer connection (tasks come on it; their acks go back on it).
         self.connection: ConsumerConnection | None = None
         self.settler: Settler | None = None
@@ -35,7 +38,7 @@ class BrokerWrites:
     def attach_consumer(self, connection: ConsumerConnection) -> None:
         """Deliveries come on ``connection`` from now on (a new connection)."""
         self.connection = connection
-        self.settler = Settler(connection)
+        self.settler = Settler(connection, self.window)
 
     def attach_results(self, channel: Any) -> None:
         """Results go to ``channel`` (an aiormq channel) from now on."""

@@ -101,7 +101,8 @@ class Parts:
         self.events = EventDispatcher(self.publisher, self.outbox, HOSTNAME,  # type: ignore
                                       LamportClock(), task_events)
         self.state = WorkerState(prefetch)
-        self.writes = BrokerWrites(self.publisher, self.outbox)  # type: ignore[arg-type]
+        self.writes = BrokerWrites(self.publisher, self.outbox,  # type: ignore[arg-type]
+                                   lambda: self.state.prefetch.value)
         self.connection = FakeConsumerConnection()
         self.writes.attach_consumer(self.connection)  # type: ignore[arg-type]
         self.channel = FakeChannel()

@@ -96,3 +96,45 @@ def test_rejected_and_single_acked_deliveries_do_not_block_the_prefix():
                     ('ack', 2), ('reject', 3, True), ('ack', 1), ('ack', 4)])
     # 2 alone (1 was held), then 3 rejected; then 1 and 4 close the prefix.
     assert sent == [('ack', 2, False), ('reject', 3, True), ('ack', 4, True)]
+
+
+def test_acks_wait_for_others_then_go_as_one():
+    async def run():
+        writer = Recorder()
+        settler = frames.Settler(writer, lambda: 8)  # type: ignore[arg-type]
+        for tag in (1, 2, 3):
+            settler.delivered(tag)
+        settler.ack(1)
+        await asyncio.sleep(0)
+        held = list(writer.sent)  # a loop turn later: still waiting for company
+        settler.ack(2)
+        await asyncio.sleep(settler.ACK_DELAY * 5)
+        return held, writer.sent
+    held, sent = asyncio.run(run())
+    assert held == []
+    assert sent == [('ack', 2, True)]
+
+
+def test_acks_holding_half_the_prefetch_window_go_at_once():
+    async def run():
+        writer = Recorder()
+        settler = frames.Settler(writer, lambda: 4)  # type: ignore[arg-type]
+        for tag in (1, 2, 3, 4):
+            settler.delivered(tag)
+        settler.ack(1)
+        first = list(writer.sent)
+        settler.ack(2)  # two of a window of four: the broker must not wait on them
+        return first, list(writer.sent)
+    first, sent = asyncio.run(run())
+    assert first == []
+    assert sent == [('ack', 2, True)]
+
+
+def test_with_a_prefetch_of_one_every_ack_goes_at_once():
+    async def run():
+        writer = Recorder()
+        settler = frames.Settler(writer, lambda: 1)  # type: ignore[arg-type]
+        settler.delivered(1)
+        settler.ack(1)
+        return list(writer.sent)
+    assert asyncio.run(run()) == [('ack', 1, True)]
