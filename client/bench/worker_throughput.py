@@ -3,7 +3,7 @@ same broker, same concurrency, in one run. A benchmark, not a test.
 
     python -m leveret.client.bench.worker_throughput [--tasks 10000] [--concurrency 2]
         [--broker-url URL] [--leveret-pool prefork] [--modes ignore,rpc,redis]
-        [--redis-url URL]
+        [--redis-url URL] [--rounds 1]
 
 Without ``--broker-url`` it starts a Leveret broker of its own. For each
 worker and each mode (results ignored; results sent back in the rpc://
@@ -19,6 +19,12 @@ backend a Redis database emptied before each run): Celery's prefork worker,
 and the Leveret worker storing through Celery's Redis backend from its pool
 processes. Without ``--redis-url`` a ``redis-server`` of its own is started.
 Both workers log at WARNING level, task events off (the defaults of both).
+
+With ``--rounds N`` each mode is run N times, the two workers taking turns
+to go first (Leveret then Celery, Celery then Leveret, ...): the ratio of
+each round is of two runs next to each other in time, and the figure given
+is their median, so that the machine speeding up or slowing down during the
+run (it does, by as much as a tenth) favours neither worker.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--modes', default='ignore,rpc,redis',
                         help='comma-separated: ignore, rpc, redis')
     parser.add_argument('--redis-url', help='redis mode: default, start a redis-server')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='runs of each mode, the workers taking turns to go first')
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error('--rounds must be at least 1')
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
     with tempfile.TemporaryDirectory(prefix='leveret-bench-') as tmp:
         workdir = Path(tmp)
@@ -212,14 +223,18 @@ def main(argv: list[str] | None = None) -> int:
         if 'redis' in modes and redis_url is None:
             redis_proc, redis_url = start_redis(workdir)
         try:
-            rates: dict[str, dict[str, float]] = {}
+            #: mode -> worker -> its rate in each round.
+            rates: dict[str, dict[str, list[float]]] = {}
             for mode in modes:
-                for kind in ('leveret', 'celery'):
-                    rate = run_one(kind, mode, url, args.tasks, args.concurrency,
-                                   args.leveret_pool, workdir, args.events, redis_url)
-                    rates.setdefault(mode, {})[kind] = rate
-                    print(f'{mode:>6} results  {kind:>8} worker: {rate:8.0f} tasks/s',
-                          flush=True)
+                by_kind = rates[mode] = {'leveret': [], 'celery': []}
+                for round_ in range(args.rounds):
+                    order = ('leveret', 'celery') if round_ % 2 == 0 else ('celery', 'leveret')
+                    for kind in order:
+                        rate = run_one(kind, mode, url, args.tasks, args.concurrency,
+                                       args.leveret_pool, workdir, args.events, redis_url)
+                        by_kind[kind].append(rate)
+                        print(f'{mode:>6} results  {kind:>8} worker: {rate:8.0f} tasks/s',
+                              flush=True)
         finally:
             if broker is not None:
                 broker.send_signal(signal.SIGTERM)
@@ -227,11 +242,16 @@ def main(argv: list[str] | None = None) -> int:
             if redis_proc is not None:
                 redis_proc.terminate()
                 redis_proc.wait(30)
-    for mode, by_kind in rates.items():
-        print(f'{mode:>6} results: Leveret/Celery = {by_kind["leveret"] / by_kind["celery"]:.2f}x')
+    ratios = {mode: [lev / cel for lev, cel in
+                     zip(by_kind['leveret'], by_kind['celery'], strict=True)]
+              for mode, by_kind in rates.items()}
+    for mode, each in ratios.items():
+        rounds = f' (median of {len(each)}: {" ".join(f"{r:.2f}" for r in each)})' \
+            if len(each) > 1 else ''
+        print(f'{mode:>6} results: Leveret/Celery = {statistics.median(each):.2f}x{rounds}')
     print(json.dumps({'tasks': args.tasks, 'concurrency': args.concurrency,
                       'leveret_pool': args.leveret_pool, 'events': args.events,
-                      'rates': rates}))
+                      'rounds': args.rounds, 'rates': rates, 'ratios': ratios}))
     return 0
 
 
