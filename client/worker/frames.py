@@ -141,30 +141,33 @@ class Settler:
     ``ack(multiple=True)``; an ack behind a delivery still held (an eta task,
     a late-acked task still running) goes out on its own.
 
-    An ack waits up to :attr:`ACK_DELAY` for others to go out with it, in
-    one multiple ack (the batching RabbitMQ's guide to acknowledgements
-    describes): each write wakes the broker, which answers with the next
-    deliveries, so coalescing saves both processes a wake-up per task.
-    Acks go at once when they hold half the prefetch window (``window()``,
-    0 for none), so the broker never waits on them to deliver: with a
-    prefetch of 1 every ack goes at once.
-    A reject, and the worker's shutdown, send the pending acks first.
+    Acks of one loop turn go out together. They wait longer, up to
+    :attr:`ACK_DELAY`, for others to go out with them in one multiple ack
+    (the batching RabbitMQ's guide to acknowledgements describes) when
+    ``may_wait(pending)`` allows: each write wakes the broker, which answers
+    with the next deliveries, so that saves both processes a wake-up per
+    task while the worker has tasks ready to start and does not need those
+    deliveries yet. A reject, and the worker's shutdown, send the pending
+    acks first.
     """
 
-    #: Seconds an ack waits for others (a task's ack reaches the broker this late at most).
+    #: Seconds acks may wait for others (a task's ack reaches the broker this late at most).
     ACK_DELAY = 0.001
 
     #: Rebuild the outstanding list when it gets this long (held deliveries
     #: at its front keep everything after them in it).
     COMPACT_AT = 10000
 
-    def __init__(self, writer: AckWriter, window: Callable[[], int] = lambda: 0) -> None:
+    def __init__(self, writer: AckWriter,
+                 may_wait: Callable[[int], bool] = lambda pending: False) -> None:
         self.writer = writer
-        self.window = window
+        self.may_wait = may_wait
         self.outstanding: deque[int] = deque()
         self.settled: set[int] = set()
         self._to_ack: list[int] = []
-        self._timer: asyncio.TimerHandle | None = None
+        #: The flush to come: this loop turn (a handle of call_soon) or later (a timer).
+        self._flush_handle: asyncio.Handle | None = None
+        self._waiting = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def delivered(self, delivery_tag: int) -> None:
@@ -173,12 +176,20 @@ class Settler:
     def ack(self, delivery_tag: int) -> None:
         to_ack = self._to_ack
         to_ack.append(delivery_tag)
-        if len(to_ack) * 2 >= self.window() > 0:
-            self.flush()
-        elif self._timer is None:
-            if self._loop is None:  # kept: get_running_loop() makes a system call
-                self._loop = asyncio.get_running_loop()
-            self._timer = self._loop.call_later(self.ACK_DELAY, self.flush)
+        handle = self._flush_handle
+        if handle is not None and not self._waiting:
+            return  # going out this loop turn
+        if self._loop is None:  # kept: get_running_loop() makes a system call
+            self._loop = asyncio.get_running_loop()
+        if self.may_wait(len(to_ack)):
+            if handle is None:
+                self._waiting = True
+                self._flush_handle = self._loop.call_later(self.ACK_DELAY, self.flush)
+            return
+        if handle is not None:
+            handle.cancel()
+        self._waiting = False
+        self._flush_handle = self._loop.call_soon(self.flush)
 
     def reject(self, delivery_tag: int, requeue: bool) -> None:
         self.flush()
@@ -186,9 +197,9 @@ class Settler:
         self.settled.add(delivery_tag)
 
     def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if not self._to_ack:
             return
         to_ack = set(self._to_ack)

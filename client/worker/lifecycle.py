@@ -71,7 +71,7 @@ class Worker:
         self.events = EventDispatcher(self.publisher, self.outbox, self.hostname, self.clock,
                                       options.task_events, options.heartbeat_interval)
         self.state = WorkerState(options.prefetch_count)
-        self.writes = BrokerWrites(self.publisher, self.outbox, lambda: self.state.prefetch.value)
+        self.writes = BrokerWrites(self.publisher, self.outbox, self.state.acks_may_wait)
         #: The app's own result backend, when its tasks' results go there.
         self.backend = AppBackend(registry.app, self.hostname) if registry.traced else None
         self.outcomes = Outcomes(self.state, self.writes, self.events, self.hostname,

@@ -82,6 +82,14 @@ class WorkerState:
     def next_job_id(self) -> int:
         return next(self._job_ids)
 
+    def acks_may_wait(self, pending: int) -> bool:
+        """Whether ``pending`` acks may wait to go out with later ones: while
+        tasks are ready to start here, the deliveries the broker sends for
+        the acks are not needed yet; and only while the acks hold less than
+        half the prefetch window (with a prefetch of 1 or 2, never)."""
+        window = self.prefetch.value
+        return bool(self.ready) and (window == 0 or pending * 2 < window)
+
     def revoke(self, task_id: str) -> None:
         self.revoked[task_id] = None
         while len(self.revoked) > REVOKES_MAX:

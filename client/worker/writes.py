@@ -24,11 +24,12 @@ from .request import TaskRequest
 
 
 class BrokerWrites:
-    def __init__(self, publisher: Publisher, outbox: Outbox, window: Callable[[], int]) -> None:
+    def __init__(self, publisher: Publisher, outbox: Outbox,
+                 acks_may_wait: Callable[[int], bool]) -> None:
         self.publisher = publisher
         self.outbox = outbox
-        #: The prefetch count now (0: unlimited), which pending acks must not starve.
-        self.window = window
+        #: Whether pending acks may wait for others (see :class:`~.frames.Settler`).
+        self.acks_may_wait = acks_may_wait
         #: The current consumer connection (tasks come on it; their acks go back on it).
         self.connection: ConsumerConnection | None = None
         self.settler: Settler | None = None
@@ -38,7 +39,7 @@ class BrokerWrites:
     def attach_consumer(self, connection: ConsumerConnection) -> None:
         """Deliveries come on ``connection`` from now on (a new connection)."""
         self.connection = connection
-        self.settler = Settler(connection, self.window)
+        self.settler = Settler(connection, self.acks_may_wait)
 
     def attach_results(self, channel: Any) -> None:
         """Results go to ``channel`` (an aiormq channel) from now on."""

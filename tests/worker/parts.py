@@ -102,7 +102,7 @@ class Parts:
                                       LamportClock(), task_events)
         self.state = WorkerState(prefetch)
         self.writes = BrokerWrites(self.publisher, self.outbox,  # type: ignore[arg-type]
-                                   lambda: self.state.prefetch.value)
+                                   self.state.acks_may_wait)
         self.connection = FakeConsumerConnection()
         self.writes.attach_consumer(self.connection)  # type: ignore[arg-type]
         self.channel = FakeChannel()

@@ -98,43 +98,52 @@ def test_rejected_and_single_acked_deliveries_do_not_block_the_prefix():
     assert sent == [('ack', 2, False), ('reject', 3, True), ('ack', 4, True)]
 
 
-def test_acks_wait_for_others_then_go_as_one():
+
+def _settle_waiting(may_wait, tags, acks):
+    """Acks with ``may_wait``; what was written at once, a loop turn later,
+    and once ACK_DELAY had passed."""
     async def run():
         writer = Recorder()
-        settler = frames.Settler(writer, lambda: 8)  # type: ignore[arg-type]
-        for tag in (1, 2, 3):
+        settler = frames.Settler(writer, may_wait)  # type: ignore[arg-type]
+        for tag in tags:
             settler.delivered(tag)
-        settler.ack(1)
+        seen = []
+        for tag in acks:
+            settler.ack(tag)
+        seen.append(list(writer.sent))
         await asyncio.sleep(0)
-        held = list(writer.sent)  # a loop turn later: still waiting for company
-        settler.ack(2)
+        seen.append(list(writer.sent))
         await asyncio.sleep(settler.ACK_DELAY * 5)
-        return held, writer.sent
-    held, sent = asyncio.run(run())
-    assert held == []
-    assert sent == [('ack', 2, True)]
+        seen.append(list(writer.sent))
+        return seen
+    return asyncio.run(run())
 
 
-def test_acks_holding_half_the_prefetch_window_go_at_once():
-    async def run():
-        writer = Recorder()
-        settler = frames.Settler(writer, lambda: 4)  # type: ignore[arg-type]
-        for tag in (1, 2, 3, 4):
-            settler.delivered(tag)
-        settler.ack(1)
-        first = list(writer.sent)
-        settler.ack(2)  # two of a window of four: the broker must not wait on them
-        return first, list(writer.sent)
-    first, sent = asyncio.run(run())
-    assert first == []
-    assert sent == [('ack', 2, True)]
+def test_acks_go_out_together_at_the_end_of_the_loop_turn():
+    assert _settle_waiting(lambda pending: False, (1, 2), (1, 2)) == \
+        [[], [('ack', 2, True)], [('ack', 2, True)]]
 
 
-def test_with_a_prefetch_of_one_every_ack_goes_at_once():
-    async def run():
-        writer = Recorder()
-        settler = frames.Settler(writer, lambda: 1)  # type: ignore[arg-type]
-        settler.delivered(1)
-        settler.ack(1)
-        return list(writer.sent)
-    assert asyncio.run(run()) == [('ack', 1, True)]
+def test_acks_allowed_to_wait_go_out_after_the_delay():
+    assert _settle_waiting(lambda pending: True, (1, 2, 3), (1, 2)) == \
+        [[], [], [('ack', 2, True)]]
+
+
+def test_an_ack_that_may_not_wait_takes_the_waiting_ones_along_this_turn():
+    # The first may wait, the second may not (say no task is ready any more).
+    assert _settle_waiting(lambda pending: pending < 2, (1, 2, 3), (1, 2)) == \
+        [[], [('ack', 2, True)], [('ack', 2, True)]]
+
+
+def test_acks_wait_only_while_tasks_are_ready_and_within_half_the_prefetch():
+    from leveret.client.worker.state import WorkerState
+
+    state = WorkerState(8)
+    assert not state.acks_may_wait(1)  # nothing ready: the broker's deliveries are wanted
+    state.ready.append(object())  # type: ignore[arg-type]
+    assert state.acks_may_wait(3)
+    assert not state.acks_may_wait(4)
+    assert not WorkerState(1).acks_may_wait(1)
+    unlimited = WorkerState(0)
+    unlimited.ready.append(object())  # type: ignore[arg-type]
+    assert unlimited.acks_may_wait(1000)
