@@ -24,7 +24,7 @@ With ``--rounds N`` each mode is run N times, the two workers taking turns
 to go first (Leveret then Celery, Celery then Leveret, ...): the ratio of
 each round is of two runs next to each other in time, and the figure given
 is their median, so that the machine speeding up or slowing down during the
-run (it does, by as much as a tenth) favours neither worker.
+run (it does, by a tenth and more) favours neither worker.
 """
 
 from __future__ import annotations

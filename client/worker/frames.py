@@ -200,6 +200,7 @@ class Settler:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+            self._waiting = False
         if not self._to_ack:
             return
         to_ack = set(self._to_ack)
