@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -214,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         parser.error('--rounds must be at least 1')
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
+    if unknown := sorted(set(modes) - {'ignore', 'rpc', 'redis'}):
+        parser.error(f'unknown mode(s): {", ".join(unknown)} (choose from ignore, rpc, redis)')
+    if 'redis' in modes and args.redis_url is None and shutil.which('redis-server') is None:
+        parser.error('redis mode needs redis-server on PATH, or --redis-url')
     with tempfile.TemporaryDirectory(prefix='leveret-bench-') as tmp:
         workdir = Path(tmp)
         broker = redis_proc = None

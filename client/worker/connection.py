@@ -382,15 +382,16 @@ class ConsumerConnection(asyncio.Protocol):
         self._out.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            self.loop.call_soon(self.write_queued)
 
     def _write_now(self, data: bytes) -> None:
-        self._flush()
+        self.write_queued()
         if self.transport is not None:
             self.transport.write(data)
             self._wrote = True
 
-    def _flush(self) -> None:
+    def write_queued(self) -> None:
+        """Write what is queued now, not at the end of the loop turn."""
         self._flush_scheduled = False
         if self._out and self.transport is not None:
             self.transport.write(b''.join(self._out))
@@ -399,7 +400,7 @@ class ConsumerConnection(asyncio.Protocol):
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Write what is queued and wait (up to ``timeout``) until the socket took it."""
-        self._flush()
+        self.write_queued()
         deadline = self.loop.time() + timeout
         while self.transport is not None and self.transport.get_write_buffer_size() \
                 and self.loop.time() < deadline:

@@ -41,6 +41,9 @@ class FakeConsumerConnection:
     def qos(self, prefetch_count: int, global_: bool = True) -> None:
         self.sent.append(('qos', prefetch_count))
 
+    def write_queued(self) -> None:
+        """Nothing is buffered here: every write is recorded at once."""
+
     async def flush(self) -> None:
         """Nothing is buffered here: every write is recorded at once."""
 

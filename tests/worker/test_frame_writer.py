@@ -57,16 +57,22 @@ def test_result_properties_carry_celerys_flags():
 
 
 class Recorder:
-    """Stands in for the FrameWriter: records what would be written."""
+    """Stands in for the consumer connection: what was queued, and what was
+    handed to the socket (``sent``)."""
 
     def __init__(self) -> None:
+        self.queued: list[tuple] = []
         self.sent: list[tuple] = []
 
     def ack(self, tag, multiple=False):
-        self.sent.append(('ack', tag, multiple))
+        self.queued.append(('ack', tag, multiple))
 
     def reject(self, tag, requeue):
-        self.sent.append(('reject', tag, requeue))
+        self.queued.append(('reject', tag, requeue))
+
+    def write_queued(self):
+        self.sent += self.queued
+        self.queued = []
 
 
 def _settle(operations):
@@ -76,6 +82,7 @@ def _settle(operations):
         for op, *args in operations:
             getattr(settler, op)(*args)
         settler.flush()
+        writer.write_queued()  # the reject's turn
         return writer.sent
     return asyncio.run(run())
 
