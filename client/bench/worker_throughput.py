@@ -52,6 +52,10 @@ from leveret.client import App
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: Results ignored, rpc:// results, a Redis result backend.
+MODES = ('ignore', 'rpc', 'redis')
+
+
 def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     log_path = workdir / 'broker.log'
     proc = subprocess.Popen(
@@ -206,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                         choices=('prefork', 'threads', 'asyncio', 'solo'))
     parser.add_argument('--events', action='store_true',
                         help='both workers send task events (-E), as with Flower')
-    parser.add_argument('--modes', default='ignore,rpc,redis',
-                        help='comma-separated: ignore, rpc, redis')
+    parser.add_argument('--modes', default=','.join(MODES),
+                        help=f'comma-separated: {", ".join(MODES)}')
     parser.add_argument('--redis-url', help='redis mode: default, start a redis-server')
     parser.add_argument('--rounds', type=int, default=1,
                         help='runs of each mode, the workers taking turns to go first')
@@ -215,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         parser.error('--rounds must be at least 1')
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
-    if unknown := sorted(set(modes) - {'ignore', 'rpc', 'redis'}):
-        parser.error(f'unknown mode(s): {", ".join(unknown)} (choose from ignore, rpc, redis)')
+    if unknown := sorted(set(modes) - set(MODES)):
+        parser.error(f'unknown mode(s): {", ".join(unknown)} (choose from {", ".join(MODES)})')
     if 'redis' in modes and args.redis_url is None and shutil.which('redis-server') is None:
         parser.error('redis mode needs redis-server on PATH, or --redis-url')
     with tempfile.TemporaryDirectory(prefix='leveret-bench-') as tmp:

@@ -82,7 +82,7 @@ def _settle(operations):
         for op, *args in operations:
             getattr(settler, op)(*args)
         settler.flush()
-        writer.write_queued()  # the reject's turn
+        writer.write_queued()  # the end of the loop turn: a reject goes out then
         return writer.sent
     return asyncio.run(run())
 
