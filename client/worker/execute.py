@@ -105,12 +105,12 @@ class Job:
         if raw is None:
             return
         headers = decode_table(raw.headers, 0)[0]
-        message = TaskMessage.from_wire(headers, raw.properties, raw.body)
-        if message.name != self.name:
-            raise ValueError(f'task name {message.name!r}, expected {self.name!r}')
-        self.headers, self.args, self.kwargs = headers, message.args, message.kwargs
-        self.wants_value = bool(message.embed.chain or message.embed.callbacks)
-        self.embed = message.embed.model_dump()
+        name, args, kwargs, embed = TaskMessage.read_parts(headers, raw.properties, raw.body)
+        if name != self.name:
+            raise ValueError(f'task name {name!r}, expected {self.name!r}')
+        self.headers, self.args, self.kwargs = headers, args, kwargs
+        self.wants_value = bool(embed['chain'] or embed['callbacks'])
+        self.embed = embed
         self.properties = raw.properties
         self.raw = None
         self._request = None

@@ -200,3 +200,103 @@ def test_make_task_message_converts_countdown_and_expires():
     assert past.properties.expiration == '0'
     with pytest.raises(TypeError):
         make_task_message('t', args='not a list')  # type: ignore[arg-type]
+
+
+# --- the pool process's reading: read_parts agrees with from_wire ----------------
+def _wire(message: TaskMessage, **header_changes):
+    """A message as the pool process gets it: the headers table through the
+    AMQP codec and back, the properties as the worker reads them."""
+    from leveret.client.worker.delivery import decode_table
+    from leveret.protocol.fieldtable import encode_table
+
+    headers = {**message.header_table(), **header_changes}
+    headers = decode_table(encode_table(headers), 0)[0]
+    return headers, message.properties.model_dump(), message.body()
+
+
+def _both(headers, properties, body):
+    """What read_parts and from_wire make of one message (or the exception type)."""
+    try:
+        parts = TaskMessage.read_parts(headers, properties, body)
+    except Exception as exc:  # noqa: BLE001 - compared below
+        parts = type(exc)
+    try:
+        message = TaskMessage.from_wire(headers, properties, body)
+        theirs = (message.name, message.args, message.kwargs, message.embed.model_dump())
+    except Exception as exc:  # noqa: BLE001 - compared below
+        theirs = type(exc)
+    return parts, theirs
+
+
+def test_the_plain_check_covers_every_field_of_the_models():
+    from leveret.client import messages
+    from leveret.client.messages import TaskEmbed, TaskHeaders, TaskProperties
+
+    assert set(messages._HEADER_TYPES) == set(TaskHeaders.model_fields)
+    assert set(messages._PROPERTY_TYPES) == set(TaskProperties.model_fields)
+    assert set(messages._EMBED_TYPES) == set(TaskEmbed.model_fields)
+
+
+def test_what_celery_and_leveret_send_is_read_without_pydantic():
+    from leveret.client.messages import _plainly_valid
+
+    message = make_task_message('proj.add', (2, 2), {'k': [1, None]}, countdown=5, expires=60,
+                                reply_to='replies', group_id='g', group_index=1,
+                                time_limit=10, soft_time_limit=5.5,
+                                headers={'tenant': 'acme', 'celery_beat_task': True})
+    message.embed.callbacks = [{'task': 'proj.cb', 'args': [], 'kwargs': {}}]
+    message.embed.chord = {'task': 'proj.body'}
+    headers, properties, body = _wire(message)
+    assert _plainly_valid(headers, properties, *serialization.loads(body))
+    parts, theirs = _both(headers, properties, body)
+    assert parts == theirs
+    assert parts[0] == 'proj.add' and parts[3]['callbacks'][0]['task'] == 'proj.cb'
+
+
+@pytest.mark.parametrize('changes', [
+    {'retries': '3'},             # pydantic coerces it: accepted, by from_wire
+    {'retries': True},
+    {'retries': 'many'},          # refused
+    {'id': 7},
+    {'timelimit': ['1', None]},
+    {'timelimit': [1, 'x']},
+    {'stamped_headers': [1]},
+    {'ignore_result': 'yes'},
+    {'group_index': 2.5},
+    {'eta': b'\xff'},
+    {'lang': None},
+])
+def test_a_message_with_other_types_is_read_by_from_wire(changes):
+    from leveret.client.messages import _plainly_valid
+
+    headers, properties, body = _wire(make_task_message('proj.add', (1,)), **changes)
+    assert not _plainly_valid(headers, properties, *serialization.loads(body))
+    parts, theirs = _both(headers, properties, body)
+    assert parts == theirs
+
+
+@pytest.mark.parametrize('body', [
+    b'[[1], {}, null]', b'[[1], {}, []]', b'[[1], {}, {"chain": null, "other": 1}]',
+    b'[[1], {}, {"chain": {"not": "a list"}}]', b'[[1], {}, [1]]', b'[1, {}, {}]',
+    b'[[1], [], {}]', b'[[1], {}]', b'{"a": 1, "b": 2, "c": 3}', b'not json',
+])
+def test_odd_bodies_read_the_same_both_ways(body):
+    headers, properties, _ = _wire(make_task_message('proj.add', (1,)))
+    parts, theirs = _both(headers, properties, body)
+    assert parts == theirs
+
+
+@pytest.mark.parametrize('changes', [
+    {'priority': '5'}, {'delivery_mode': 2.0}, {'reply_to': 5}, {'content_encoding': None},
+])
+def test_odd_properties_read_the_same_both_ways(changes):
+    headers, properties, body = _wire(make_task_message('proj.add', (1,)))
+    parts, theirs = _both(headers, {**properties, **changes}, body)
+    assert parts == theirs
+
+
+def test_a_message_without_its_id_is_refused_both_ways():
+    headers, properties, body = _wire(make_task_message('proj.add', (1,)))
+    del headers['id']
+    parts, theirs = _both(headers, properties, body)
+    assert parts == theirs and isinstance(parts, type)
