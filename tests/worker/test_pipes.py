@@ -1,5 +1,5 @@
 """The prefork pool's messages round-trip every field of a job and of an
-outcome: both pickle as hand-written tuples (``__reduce__``), and a field
+outcome: both travel as hand-written tuples (``fields()``), and a field
 left out of one would be lost between the processes without a word."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from leveret.client.worker.execute import Job, Outcome, RawMessage, RetryPlan
 from leveret.client.worker.pools import pipes
 
 
-def _round_trip(kind: int, obj: object) -> object:
-    buffer = bytearray(pipes.pickled(kind, obj))
+def _round_trip(kind: int, obj: Job | Outcome) -> object:
+    buffer = bytearray(pipes.job_message(obj) if isinstance(obj, Job)
+                       else pipes.outcome_message(obj))
     [(got_kind, value)] = list(pipes.split(buffer))
     assert got_kind == kind and not buffer
     return value

@@ -244,7 +244,7 @@ class PreforkPool(Pool):
             raise RuntimeError('no pool process can take a job')
         child.jobs.append(job)
         self.running[job.job_id] = job
-        self._send(child, pipes.pickled(pipes.JOB, job))
+        self._send(child, pipes.job_message(job))
 
     def cancel_job(self, job_id: int) -> bool:
         for child in self._every_child():

@@ -73,7 +73,7 @@ def child_main(registry: Registry, job_fd: int, outcome_fd: int, siblings: list[
             _write(outcome_fd, out)
             outcome = _run(registry, job)
             outcome.pid = pid
-            out.append(pipes.pickled(pipes.OUTCOME, outcome))
+            out.append(pipes.outcome_message(outcome))
             done += 1
             if max_tasks and done >= max_tasks:
                 return
