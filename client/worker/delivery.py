@@ -210,6 +210,9 @@ def decode_table(data: bytes, p: int) -> tuple[dict[str, Any], int]:
         elif kind == 0x56:  # V: void
             table[key] = None
             p += 1
+        elif kind == 0x74:  # t: boolean
+            table[key] = bool(data[p + 1])
+            p += 2
         else:
             table[key], p = _value(data, p)
     if p != end:
@@ -217,31 +220,49 @@ def decode_table(data: bytes, p: int) -> tuple[dict[str, Any], int]:
     return table, end
 
 
-def scan_table(data: bytes, wanted: dict[bytes, str]) -> dict[str, Any]:
-    """The entries of the table ``data`` (length first) whose raw keys are in
-    ``wanted``, under the names ``wanted`` gives them; the others are skipped
+class Wanted:
+    """The table keys :func:`scan_table` picks out: raw key -> the name to
+    give it. A key of a length none of them has is skipped unread."""
+
+    __slots__ = ('names', 'lengths')
+
+    def __init__(self, names: dict[bytes, str]) -> None:
+        self.names = names
+        self.lengths = frozenset(len(key) for key in names)
+
+
+def scan_table(data: bytes, wanted: Wanted) -> dict[str, Any]:
+    """The entries of the table ``data`` (length first) whose raw keys are
+    ``wanted``, under the names it gives them; the others are skipped
     undecoded. A key found twice raises ``ValueError`` (decoded whole, the
     table would keep the last one).
     """
-    end = 4 + _U32.unpack_from(data, 0)[0]
+    unpack = _U32.unpack_from
+    end = 4 + unpack(data, 0)[0]
     if end > len(data):
         raise ValueError('field table longer than its payload')
+    names, lengths, sizes = wanted.names, wanted.lengths, _FIXED_SIZES
     p = 4
     found: dict[str, Any] = {}
     while p < end:
-        n = data[p] + p + 1
-        name = wanted.get(data[p + 1:n])
-        if name is not None:
-            if name in found:
-                raise ValueError(f'header {name!r} appears twice')
-            found[name], p = _value(data, n)
-            continue
+        size = data[p]
+        n = p + 1 + size
+        if size in lengths:
+            name = names.get(data[p + 1:n])
+            if name is not None:
+                if name in found:
+                    raise ValueError(f'header {name!r} appears twice')
+                found[name], p = _value(data, n)
+                continue
         kind = data[n]
-        size = _FIXED_SIZES.get(kind)
-        if size is not None:
-            p = n + 1 + size
+        if kind == 0x53:  # S: long string, the most common
+            p = n + 5 + unpack(data, n + 1)[0]
+            continue
+        fixed = sizes.get(kind)
+        if fixed is not None:
+            p = n + 1 + fixed
         elif kind in _SIZED_KINDS:
-            p = n + 5 + _U32.unpack_from(data, n + 1)[0]
+            p = n + 5 + unpack(data, n + 1)[0]
         else:
             raise ValueError(f'unknown field kind {kind:#04x}')
     if p != end:

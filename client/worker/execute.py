@@ -306,7 +306,8 @@ def execute(runner: Runner, job: Job) -> Outcome:
         token = runner.push(job.request)
         try:
             value = runner.call(job.args, job.kwargs)
-            if inspect.isawaitable(value):
+            # isawaitable() asks the Awaitable ABC: not for the common None.
+            if value is not None and inspect.isawaitable(value):
                 value = thread_loop().run_until_complete(_awaited(value))
         finally:
             runner.pop(token)

@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from ..messages import TaskMessage, parse_iso
-from .delivery import MALFORMED, Delivery, Properties, decode_table, scan_table
+from .delivery import MALFORMED, Delivery, Properties, Wanted, decode_table, scan_table
 from .execute import RawMessage
 from .tasks import TaskSpec
 
 #: The headers the main process reads (raw key -> name).
-HOT_HEADERS = {b'task': 'task', b'id': 'id', b'eta': 'eta', b'expires': 'expires',
-               b'timelimit': 'timelimit', b'ignore_result': 'ignore_result'}
+HOT_HEADERS = Wanted({b'task': 'task', b'id': 'id', b'eta': 'eta', b'expires': 'expires',
+                      b'timelimit': 'timelimit', b'ignore_result': 'ignore_result'})
 
 
 def scan_headers(table: bytes) -> dict[str, Any] | None:
