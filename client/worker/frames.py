@@ -158,8 +158,12 @@ class Settler:
     (measured: 9 % more tasks/s with results ignored).
     """
 
-    #: Seconds acks may wait for others (a task's ack reaches the broker this late at most).
-    ACK_DELAY = 0.001
+    #: Seconds acks may wait for others (a task's ack reaches the broker this
+    #: late at most). The acks hold slots of the prefetch window meanwhile:
+    #: 0.4 ms gave 13 % more tasks/s than 1 ms with results ignored (median
+    #: of 8 alternating pairs), the deliveries they free arriving before
+    #: the ready tasks run out.
+    ACK_DELAY = 0.0004
 
     #: Rebuild the outstanding list when it gets this long (held deliveries
     #: at its front keep everything after them in it).
