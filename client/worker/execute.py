@@ -85,10 +85,9 @@ class Job:
 
     def fields(self) -> tuple[Any, ...]:
         """Every field but the request cache (built where the job runs), as
-        plain values: what the prefork pool's pipe carries, pickled with no
-        class in it, 3 µs less per job in the busy main process than the
-        object itself. Every field must be listed: tests/worker/test_pipes.py
-        round-trips them all."""
+        plain values: what the prefork pool's pipe carries (see
+        :mod:`.pools.pipes`). Every field must be listed:
+        tests/worker/test_pipes.py round-trips them all."""
         raw = self.raw
         return (self.job_id, self.name, self.args, self.kwargs, self.headers,
                 self.delivery_info, self.reply_to, self.correlation_id, self.hostname,
